@@ -1,0 +1,1 @@
+//! The in-cluster agent: fetch → verify → render → dry-run → apply → prune, and self-heal.

@@ -1,0 +1,3 @@
+fn main() {
+    println!("gitops-agent {}", env!("CARGO_PKG_VERSION"));
+}

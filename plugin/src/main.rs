@@ -1,0 +1,3 @@
+fn main() {
+    println!("kubectl-gitops {}", env!("CARGO_PKG_VERSION"));
+}

@@ -1,0 +1,86 @@
+//! Where the renderer reads files from.
+//!
+//! Paths are relative to the source root, `/`-separated and already normalised (no `.`/`..`
+//! segments, no leading `/`); the root itself is `""`. The renderer resolves `..` itself so it
+//! can refuse anything that would leave the root before a `Source` is ever asked.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    File,
+    Dir,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: no such file or directory")]
+    NotFound { path: String },
+    #[error("{path}: symlink points outside the repository root")]
+    EscapesRoot { path: String },
+    #[error("{path}: {message}")]
+    Other { path: String, message: String },
+}
+
+/// A read-only tree of files: a directory on disk, or a Git tree at a commit.
+pub trait Source: Send + Sync {
+    fn read(&self, path: &str) -> Result<Vec<u8>, SourceError>;
+    fn kind(&self, path: &str) -> Option<EntryKind>;
+    /// Names (not paths) of the entries of a directory, sorted.
+    fn list(&self, path: &str) -> Result<Vec<String>, SourceError>;
+}
+
+/// A directory on disk. Symlinks are followed only while they stay under the root.
+pub struct FsSource {
+    root: PathBuf,
+}
+
+impl FsSource {
+    pub fn new(root: impl AsRef<Path>) -> std::io::Result<Self> {
+        Ok(Self { root: root.as_ref().canonicalize()? })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn resolve(&self, path: &str) -> Result<PathBuf, SourceError> {
+        let joined = if path.is_empty() { self.root.clone() } else { self.root.join(path) };
+        let real = joined
+            .canonicalize()
+            .map_err(|_| SourceError::NotFound { path: path.to_string() })?;
+        if !real.starts_with(&self.root) {
+            return Err(SourceError::EscapesRoot { path: path.to_string() });
+        }
+        Ok(real)
+    }
+}
+
+impl Source for FsSource {
+    fn read(&self, path: &str) -> Result<Vec<u8>, SourceError> {
+        let real = self.resolve(path)?;
+        std::fs::read(&real).map_err(|e| SourceError::Other {
+            path: path.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    fn kind(&self, path: &str) -> Option<EntryKind> {
+        let meta = std::fs::metadata(self.resolve(path).ok()?).ok()?;
+        Some(if meta.is_dir() { EntryKind::Dir } else { EntryKind::File })
+    }
+
+    fn list(&self, path: &str) -> Result<Vec<String>, SourceError> {
+        let real = self.resolve(path)?;
+        let entries = std::fs::read_dir(&real).map_err(|e| SourceError::Other {
+            path: path.to_string(),
+            message: e.to_string(),
+        })?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+}
