@@ -1,0 +1,1 @@
+//! What counts as drift: ignore rules shared by the agent and `kubectl gitops diff`, and redaction.

@@ -1,0 +1,1 @@
+//! ConfigMap and Secret generators, with kustomize's name hash.

@@ -1,0 +1,1 @@
+//! The Kustomize engine: kustomization files, resources, components, transformers, ordering.

@@ -1,0 +1,1 @@
+//! Updating references when a referenced object's name changes (prefix, suffix, hash).

@@ -1,0 +1,1 @@
+//! Strategic-merge and JSON6902 patches, and patch target selection.
