@@ -1,1 +1,14 @@
 //! The only channel between plugin and agent: labels, annotations and status on managed objects.
+//!
+//! Neither side defines a CRD; everything the plugin knows about the agent (and the reverse) is
+//! written here, so a key is never spelled twice. The README's "Protocol" section documents it.
+
+mod applyset;
+mod break_glass;
+mod keys;
+mod status;
+
+pub use applyset::{GroupKind, applyset_id, format_group_kinds, parse_group_kinds};
+pub use break_glass::{BreakGlass, BreakGlassError};
+pub use keys::*;
+pub use status::{BreakGlassEntry, HealthEntry, PruneCandidate, SyncResult, SyncStatus};

@@ -1,0 +1,57 @@
+//! Every label, annotation, field manager and name of the protocol.
+
+/// Our own annotation/label prefix.
+pub const PREFIX: &str = "kubectl-gitops.dev/";
+
+// ApplySet (KEP-3659). These four are fixed by the KEP; kubectl reads them too.
+/// Label on the parent: the set's ID (see [`super::applyset_id`]).
+pub const APPLYSET_ID_LABEL: &str = "applyset.kubernetes.io/id";
+/// Label on every member: the ID of the set it belongs to.
+pub const APPLYSET_PART_OF_LABEL: &str = "applyset.kubernetes.io/part-of";
+/// Annotation on the parent: `<tool>/<version>`.
+pub const APPLYSET_TOOLING_ANNOTATION: &str = "applyset.kubernetes.io/tooling";
+/// Annotation on the parent: sorted, comma-separated `Kind.group` of all members.
+pub const APPLYSET_GROUP_KINDS_ANNOTATION: &str = "applyset.kubernetes.io/contains-group-kinds";
+/// Tool name written into the tooling annotation.
+pub const TOOLING_NAME: &str = "kubectl-gitops";
+
+/// The parent object is a ConfigMap with this name in the managed namespace.
+pub const PARENT_NAME: &str = "kubectl-gitops";
+/// Data key of the parent ConfigMap that holds the JSON-encoded [`super::SyncStatus`].
+pub const STATUS_DATA_KEY: &str = "status.json";
+/// Mirror of the status result on the parent, for `kubectl get cm -L`.
+pub const RESULT_LABEL: &str = "kubectl-gitops.dev/result";
+
+/// On every managed object: the commit it was last applied from.
+pub const REVISION_ANNOTATION: &str = "kubectl-gitops.dev/revision";
+/// On a managed object: `disabled` keeps the agent from ever pruning it.
+pub const PRUNE_ANNOTATION: &str = "kubectl-gitops.dev/prune";
+/// The value of [`PRUNE_ANNOTATION`] that opts an object out of pruning.
+pub const PRUNE_DISABLED: &str = "disabled";
+/// On a managed object (in Git or live): comma-separated JSON pointers the agent leaves alone.
+pub const IGNORE_FIELDS_ANNOTATION: &str = "kubectl-gitops.dev/ignore-fields";
+
+// Break-glass: written by `kubectl gitops break-glass`, honoured by the agent.
+pub const BREAK_GLASS_BY_ANNOTATION: &str = "kubectl-gitops.dev/break-glass-by";
+pub const BREAK_GLASS_REASON_ANNOTATION: &str = "kubectl-gitops.dev/break-glass-reason";
+pub const BREAK_GLASS_SINCE_ANNOTATION: &str = "kubectl-gitops.dev/break-glass-since";
+pub const BREAK_GLASS_UNTIL_ANNOTATION: &str = "kubectl-gitops.dev/break-glass-until";
+
+/// Field manager of the agent's server-side applies.
+pub const AGENT_FIELD_MANAGER: &str = "gitops-agent";
+/// Field manager of changes made under break-glass, so `explain` and `diff` can tell them apart.
+pub const BREAK_GLASS_FIELD_MANAGER: &str = "kubectl-gitops-break-glass";
+/// Field manager of the plugin's server-side dry-runs (`diff`).
+pub const PLUGIN_FIELD_MANAGER: &str = "kubectl-gitops";
+
+/// Event reasons the agent records.
+pub mod event_reason {
+    pub const SYNCED: &str = "Synced";
+    pub const SYNC_FAILED: &str = "SyncFailed";
+    pub const REFUSED: &str = "Refused";
+    pub const DRIFT_CORRECTED: &str = "DriftCorrected";
+    pub const PRUNED: &str = "Pruned";
+    pub const BREAK_GLASS_STARTED: &str = "BreakGlassStarted";
+    pub const BREAK_GLASS_EXPIRED: &str = "BreakGlassExpired";
+    pub const BREAK_GLASS_ENDED: &str = "BreakGlassEnded";
+}

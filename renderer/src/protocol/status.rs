@@ -1,0 +1,128 @@
+//! The agent's status, stored as JSON in the ApplySet parent ConfigMap (data key
+//! [`super::STATUS_DATA_KEY`]). Field names are camelCase and stable: the plugin and users'
+//! scripts read them.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::BreakGlass;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum SyncResult {
+    /// The namespace matches the tracked revision.
+    Synced,
+    /// Live state differs from Git and the agent is not correcting it (self-heal off, or pending).
+    OutOfSync,
+    /// Fetch, render, dry-run or apply failed; the last good state stays applied.
+    Failed,
+    /// The revision was refused on purpose: unsigned, or it declares objects the agent may not own.
+    Refused,
+    /// Reconciliation is switched off.
+    Suspended,
+    /// Not reconciled yet.
+    #[default]
+    Pending,
+}
+
+impl SyncResult {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Synced => "Synced",
+            Self::OutOfSync => "OutOfSync",
+            Self::Failed => "Failed",
+            Self::Refused => "Refused",
+            Self::Suspended => "Suspended",
+            Self::Pending => "Pending",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    /// Repository URL (credentials never included).
+    pub repo: String,
+    /// Overlay path inside the repository.
+    pub path: String,
+    /// What the agent follows: a branch, tag, commit or semver range, as configured.
+    pub tracked_ref: String,
+    /// The commit the tracked ref resolved to at the last fetch.
+    pub resolved_commit: Option<String>,
+    /// The tag the revision resolved through, when it was a tag or a semver range.
+    pub resolved_tag: Option<String>,
+    pub last_attempted_revision: Option<String>,
+    pub last_applied_revision: Option<String>,
+    pub result: SyncResult,
+    /// Why: a render error with file:line, a denied RBAC verb, an admission rejection, a refusal.
+    pub message: String,
+    pub applied: u64,
+    pub pruned: u64,
+    pub drift_corrected: u64,
+    /// Members that would be pruned but were not (`--no-prune`, or the opt-out annotation).
+    pub prune_skipped: Vec<PruneCandidate>,
+    pub break_glass: Vec<BreakGlassEntry>,
+    pub health: Vec<HealthEntry>,
+    pub last_attempt_time: Option<Timestamp>,
+    pub last_sync_time: Option<Timestamp>,
+}
+
+/// An object named by kind and name (the namespace is the agent's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneCandidate {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakGlassEntry {
+    pub kind: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub break_glass: BreakGlass,
+    /// False once `until` has passed and the agent has reconciled the object back.
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthEntry {
+    pub kind: String,
+    pub name: String,
+    /// Healthy, Progressing, Degraded or Unknown.
+    pub state: String,
+    pub message: String,
+}
+
+impl SyncStatus {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("status serialises: no maps with non-string keys")
+    }
+
+    pub fn from_json(text: &str) -> Result<Self, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_keys_are_camel_case_and_round_trip() {
+        let status = SyncStatus {
+            tracked_ref: "v1.5.0".into(),
+            resolved_commit: Some("abc".into()),
+            result: SyncResult::Refused,
+            message: "commit abc is not signed by a trusted key".into(),
+            ..Default::default()
+        };
+        let json = status.to_json();
+        assert!(json.contains("\"trackedRef\": \"v1.5.0\""), "{json}");
+        assert!(json.contains("\"result\": \"Refused\""), "{json}");
+        assert_eq!(SyncStatus::from_json(&json).unwrap(), status);
+    }
+}
