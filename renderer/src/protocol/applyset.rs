@@ -21,7 +21,10 @@ pub struct GroupKind {
 
 impl GroupKind {
     pub fn new(group: impl Into<String>, kind: impl Into<String>) -> Self {
-        Self { group: group.into(), kind: kind.into() }
+        Self {
+            group: group.into(),
+            kind: kind.into(),
+        }
     }
 
     /// From an `apiVersion` such as `apps/v1` or `v1`.
@@ -94,9 +97,15 @@ mod tests {
             GroupKind::from_api_version("rbac.authorization.k8s.io/v1", "Role"),
         ];
         let value = format_group_kinds(&kinds);
-        assert_eq!(value, "ConfigMap,Deployment.apps,Role.rbac.authorization.k8s.io,Service");
+        assert_eq!(
+            value,
+            "ConfigMap,Deployment.apps,Role.rbac.authorization.k8s.io,Service"
+        );
         let parsed = parse_group_kinds(&value);
-        assert_eq!(parsed[2], GroupKind::new("rbac.authorization.k8s.io", "Role"));
+        assert_eq!(
+            parsed[2],
+            GroupKind::new("rbac.authorization.k8s.io", "Role")
+        );
         assert_eq!(parsed.len(), 4);
     }
 }

@@ -47,11 +47,16 @@ impl BreakGlass {
             return Ok(None);
         }
         let get = |key: &'static str| {
-            annotations.get(key).cloned().ok_or(BreakGlassError::Missing { key })
+            annotations
+                .get(key)
+                .cloned()
+                .ok_or(BreakGlassError::Missing { key })
         };
         let time = |key: &'static str| {
             let value = get(key)?;
-            value.parse::<Timestamp>().map_err(|_| BreakGlassError::BadTime { key, value })
+            value
+                .parse::<Timestamp>()
+                .map_err(|_| BreakGlassError::BadTime { key, value })
         };
         let bg = Self {
             by: get(BREAK_GLASS_BY_ANNOTATION)?,
@@ -60,7 +65,10 @@ impl BreakGlass {
             until: time(BREAK_GLASS_UNTIL_ANNOTATION)?,
         };
         if bg.until < bg.since {
-            return Err(BreakGlassError::EndsBeforeStart { since: bg.since, until: bg.until });
+            return Err(BreakGlassError::EndsBeforeStart {
+                since: bg.since,
+                until: bg.until,
+            });
         }
         Ok(Some(bg))
     }
@@ -70,7 +78,10 @@ impl BreakGlass {
         let fmt = |t: Timestamp| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
         BTreeMap::from([
             (BREAK_GLASS_BY_ANNOTATION.to_string(), self.by.clone()),
-            (BREAK_GLASS_REASON_ANNOTATION.to_string(), self.reason.clone()),
+            (
+                BREAK_GLASS_REASON_ANNOTATION.to_string(),
+                self.reason.clone(),
+            ),
             (BREAK_GLASS_SINCE_ANNOTATION.to_string(), fmt(self.since)),
             (BREAK_GLASS_UNTIL_ANNOTATION.to_string(), fmt(self.until)),
         ])
@@ -113,12 +124,17 @@ mod tests {
 
     #[test]
     fn absent_is_none_and_partial_is_an_error() {
-        assert_eq!(BreakGlass::from_annotations(&BTreeMap::new()).unwrap(), None);
+        assert_eq!(
+            BreakGlass::from_annotations(&BTreeMap::new()).unwrap(),
+            None
+        );
         let mut ann = bg().to_annotations();
         ann.remove(BREAK_GLASS_REASON_ANNOTATION);
         assert_eq!(
             BreakGlass::from_annotations(&ann),
-            Err(BreakGlassError::Missing { key: BREAK_GLASS_REASON_ANNOTATION })
+            Err(BreakGlassError::Missing {
+                key: BREAK_GLASS_REASON_ANNOTATION
+            })
         );
     }
 
@@ -127,7 +143,10 @@ mod tests {
         let mut ann = bg().to_annotations();
         ann.insert(BREAK_GLASS_UNTIL_ANNOTATION.into(), "tomorrow".into());
         let err = BreakGlass::from_annotations(&ann).unwrap_err();
-        assert!(err.to_string().contains(BREAK_GLASS_UNTIL_ANNOTATION), "{err}");
+        assert!(
+            err.to_string().contains(BREAK_GLASS_UNTIL_ANNOTATION),
+            "{err}"
+        );
     }
 
     #[test]
