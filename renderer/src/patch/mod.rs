@@ -1,1 +1,98 @@
 //! Strategic-merge and JSON6902 patches, and patch target selection.
+
+mod strategic;
+
+use serde_json::Value;
+
+use crate::schema::Schema;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PatchError {
+    #[error(
+        "strategic merge: {path}: patch and target disagree on the node kind (map, list or scalar)"
+    )]
+    KindMismatch { path: String },
+    #[error("strategic merge: {path}: unknown patch strategy '{value}'")]
+    UnknownDirective { path: String, value: String },
+}
+
+/// `patches[].options` of a kustomization.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PatchOptions {
+    pub allow_name_change: bool,
+    pub allow_kind_change: bool,
+}
+
+/// kyaml's strategic merge of `patch` into `target`, nothing more. `Ok(None)`: deleted.
+pub fn strategic_merge(
+    target: &Value,
+    patch: &Value,
+    schema: &Schema,
+) -> Result<Option<Value>, PatchError> {
+    strategic::merge(target, patch, schema)
+}
+
+/// Applies a strategic-merge patch to one resource as kustomize's PatchTransformer does:
+/// with `targeted` (the patch entry has a `target`), the patch takes the resource's
+/// apiVersion; afterwards kind and name are restored unless the options allow a change, and
+/// the namespace is always restored. `Ok(None)` means the patch deleted the resource.
+pub fn apply_strategic_merge(
+    resource: &Value,
+    patch: &Value,
+    schema: &Schema,
+    targeted: bool,
+    options: PatchOptions,
+) -> Result<Option<Value>, PatchError> {
+    let mut patch = patch.clone();
+    if targeted {
+        if let Value::Object(m) = &mut patch {
+            let kind = m
+                .get("kind")
+                .cloned()
+                .unwrap_or_else(|| Value::String(String::new()));
+            m.insert(
+                "apiVersion".into(),
+                resource.get("apiVersion").cloned().unwrap_or_default(),
+            );
+            m.insert("kind".into(), kind);
+        }
+    }
+    let Some(mut out) = strategic::merge(resource, &patch, schema)? else {
+        return Ok(None);
+    };
+    if out.as_object().is_none_or(|m| m.is_empty()) {
+        return Ok(None);
+    }
+    let name = resource.pointer("/metadata/name").cloned();
+    let namespace = resource
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    let obj = out.as_object_mut().expect("checked");
+    if !options.allow_kind_change {
+        obj.insert(
+            "kind".into(),
+            resource.get("kind").cloned().unwrap_or_default(),
+        );
+    }
+    let meta = obj
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Default::default()));
+    if let Value::Object(meta) = meta {
+        if !options.allow_name_change {
+            meta.insert(
+                "name".into(),
+                name.unwrap_or_else(|| Value::String(String::new())),
+            );
+        }
+        if namespace.is_empty() {
+            meta.shift_remove("namespace");
+        } else {
+            meta.insert("namespace".into(), Value::String(namespace.into()));
+        }
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod strategic_tests;

@@ -1,0 +1,1 @@
+//! Kustomize's built-in transformer field specs (api/konfig/builtinpluginconsts).
