@@ -2,23 +2,30 @@
 //!
 //! No tokio, no kube client, no git2: everything here is testable without a cluster.
 
-/// The plugin/agent protocol: labels, annotations and status keys (ApplySet, break-glass).
-pub mod protocol;
 /// Ignore rules and redaction: what is drift and what is never printed.
 pub mod drift;
+/// ConfigMap/Secret generators.
+pub mod generators;
+/// The Kustomize engine.
+pub mod kustomize;
+/// Name-reference updates.
+pub mod nameref;
+/// Strategic-merge and JSON6902 patches.
+pub mod patch;
+/// The plugin/agent protocol: labels, annotations and status keys (ApplySet, break-glass).
+pub mod protocol;
+/// Merge keys, patch strategies and transformer field specs of Kubernetes types.
+pub mod schema;
 /// Where files come from: a working tree, or a Git tree read by the caller.
 pub mod source;
 /// YAML parsing with positions and `kubectl kustomize`-identical output.
 pub mod yaml;
-/// The Kustomize engine.
-pub mod kustomize;
-/// Strategic-merge and JSON6902 patches.
-pub mod patch;
-/// Merge keys, patch strategies and transformer field specs of Kubernetes types.
-pub mod schema;
-/// ConfigMap/Secret generators.
-pub mod generators;
-/// Name-reference updates.
-pub mod nameref;
 
 pub use source::{EntryKind, FsSource, Source, SourceError};
+/// Where every rendered field came from.
+pub mod provenance;
+
+pub use kustomize::{
+    ErrorKind, RenderError, RenderOptions, Rendered, RenderedObject, Reorder, ResId, render,
+};
+pub use provenance::{FieldOrigin, FieldPath, Origin, Provenance, SetBy};

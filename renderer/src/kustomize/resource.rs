@@ -1,0 +1,326 @@
+//! Objects as they move through a build: value, origins of their fields, identity.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::error::{ErrorKind, RenderError};
+use crate::provenance::{Origin, SetBy, element_segment, push_key, push_segment};
+use crate::yaml::{Positions, escape_pointer};
+
+/// An origin and how many kustomizations the object had passed when it was set, so the
+/// chain of each field can be cut from the object's chain.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    pub origin: Origin,
+    pub depth: usize,
+}
+
+/// Kind, namespace and name: what must be unique in a build.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResId {
+    pub group: String,
+    pub version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ResId {
+    pub fn of(v: &Value) -> ResId {
+        let api = v.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        let (group, version) = match api.split_once('/') {
+            Some((g, ver)) => (g.to_string(), ver.to_string()),
+            None => (String::new(), api.to_string()),
+        };
+        let meta = v.get("metadata");
+        let s = |k: &str| {
+            meta.and_then(|m| m.get(k))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+        };
+        let kind = v
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let mut namespace = s("namespace").to_string();
+        // kustomize treats "default" and "" alike for namespaced kinds.
+        if namespace == "default" || !super::transform::is_namespaceable(&kind) {
+            namespace.clear();
+        }
+        ResId {
+            group,
+            version,
+            kind,
+            namespace,
+            name: s("name").to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for ResId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = if self.group.is_empty() {
+            ""
+        } else {
+            &self.group
+        };
+        write!(f, "{}", self.kind)?;
+        if !g.is_empty() {
+            write!(f, ".{g}")?;
+        }
+        write!(f, " {}", self.name)?;
+        if !self.namespace.is_empty() {
+            write!(f, " in namespace {}", self.namespace)?;
+        }
+        Ok(())
+    }
+}
+
+/// How a generated object combines with an existing one of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behavior {
+    Create,
+    Merge,
+    Replace,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resource {
+    pub value: Value,
+    /// Field path text -> where it was set.
+    pub marks: HashMap<String, Mark>,
+    /// Kustomization files the object has passed through, innermost first.
+    pub chain: Vec<Arc<str>>,
+    /// The file the object was read from (or the kustomization that generated it).
+    pub file: Arc<str>,
+    /// Names the object had before prefixes, suffixes and hashes, oldest first; name
+    /// references are rewritten from these.
+    pub previous_names: Vec<(String, String)>,
+    /// For generated ConfigMaps/Secrets: whether a content hash suffix is still to be added.
+    pub needs_hash: bool,
+    pub generated: bool,
+}
+
+impl Resource {
+    pub fn id(&self) -> ResId {
+        ResId::of(&self.value)
+    }
+    pub fn kind(&self) -> &str {
+        self.value.get("kind").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn api_version(&self) -> &str {
+        self.value
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+    pub fn name(&self) -> &str {
+        self.value
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+    pub fn namespace(&self) -> &str {
+        self.value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    }
+    pub fn depth(&self) -> usize {
+        self.chain.len()
+    }
+
+    /// Records that the field at `path` (field path text) was set at `origin`.
+    pub fn mark(&mut self, path: String, origin: Origin) {
+        let depth = self.depth();
+        self.marks.insert(path, Mark { origin, depth });
+    }
+
+    /// Marks every leaf under the value at JSON pointer-like `segments` with `origin`.
+    pub fn mark_subtree(&mut self, path: &str, origin: &Origin) {
+        let depth = self.depth();
+        let prefix = path.to_string();
+        let mut marks = Vec::new();
+        if let Some(v) = value_at_field_path(&self.value, path) {
+            let mut p = prefix.clone();
+            collect_paths(v, &mut p, &mut marks);
+        }
+        if marks.is_empty() {
+            marks.push(prefix);
+        }
+        for p in marks {
+            self.marks.insert(
+                p,
+                Mark {
+                    origin: origin.clone(),
+                    depth,
+                },
+            );
+        }
+    }
+}
+
+fn collect_paths(v: &Value, path: &mut String, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, c) in m {
+                let len = path.len();
+                push_key(path, k, path.is_empty());
+                collect_paths(c, path, out);
+                path.truncate(len);
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for i in 0..a.len() {
+                let len = path.len();
+                push_segment(path, &element_segment(a, i));
+                collect_paths(&a[i], path, out);
+                path.truncate(len);
+            }
+        }
+        _ => out.push(path.clone()),
+    }
+}
+
+/// Finds a value by field path text. Only used for marking, so a miss is harmless.
+fn value_at_field_path<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
+    let fp: crate::provenance::FieldPath = path.parse().ok()?;
+    let mut cur = v;
+    for seg in &fp.0 {
+        use crate::provenance::Segment;
+        cur = match seg {
+            Segment::Key(k) => cur.get(k)?,
+            Segment::Index(i) => cur.get(*i)?,
+            Segment::Match(k, val) => cur
+                .as_array()?
+                .iter()
+                .find(|e| e.get(k).and_then(Value::as_str) == Some(val.as_str()))?,
+        };
+    }
+    Some(cur)
+}
+
+/// Builds the marks of a freshly read object from the positions of its document.
+pub fn marks_from_positions(
+    value: &Value,
+    positions: &Positions,
+    base_pointer: &str,
+    file: &Arc<str>,
+    set_by: SetBy,
+) -> HashMap<String, Mark> {
+    let mut marks = HashMap::new();
+    let mut ptr = base_pointer.to_string();
+    let mut path = String::new();
+    walk(
+        value, positions, &mut ptr, &mut path, file, set_by, &mut marks,
+    );
+    marks
+}
+
+fn walk(
+    v: &Value,
+    positions: &Positions,
+    ptr: &mut String,
+    path: &mut String,
+    file: &Arc<str>,
+    set_by: SetBy,
+    out: &mut HashMap<String, Mark>,
+) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, c) in m {
+                let (pl, fl) = (ptr.len(), path.len());
+                ptr.push('/');
+                ptr.push_str(&escape_pointer(k));
+                push_key(path, k, path.is_empty());
+                walk(c, positions, ptr, path, file, set_by, out);
+                ptr.truncate(pl);
+                path.truncate(fl);
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for i in 0..a.len() {
+                let (pl, fl) = (ptr.len(), path.len());
+                ptr.push('/');
+                ptr.push_str(&i.to_string());
+                push_segment(path, &element_segment(a, i));
+                walk(&a[i], positions, ptr, path, file, set_by, out);
+                ptr.truncate(pl);
+                path.truncate(fl);
+            }
+        }
+        _ => {
+            let pos = positions.get(ptr).unwrap_or_default();
+            out.insert(
+                path.clone(),
+                Mark {
+                    origin: Origin {
+                        file: file.clone(),
+                        line: pos.line,
+                        col: pos.col,
+                        set_by,
+                    },
+                    depth: 0,
+                },
+            );
+        }
+    }
+}
+
+/// The objects of a build in order, with unique ids.
+#[derive(Debug, Default, Clone)]
+pub struct ResMap {
+    pub items: Vec<Resource>,
+    /// Ids of `items`; rebuilt by [`ResMap::reindex`] after anything renames objects.
+    ids: HashMap<ResId, usize>,
+}
+
+impl ResMap {
+    pub fn reindex(&mut self) {
+        self.ids = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.id(), i))
+            .collect();
+    }
+
+    pub fn position(&self, id: &ResId) -> Option<usize> {
+        if self.ids.len() == self.items.len() {
+            return self.ids.get(id).copied();
+        }
+        self.items.iter().position(|r| &r.id() == id)
+    }
+
+    /// Adds objects from a resource entry or sub-kustomization, refusing duplicate ids.
+    pub fn append_all(
+        &mut self,
+        other: Vec<Resource>,
+        file: &str,
+        line: u32,
+    ) -> Result<(), RenderError> {
+        if self.ids.len() != self.items.len() {
+            self.reindex();
+        }
+        for r in other {
+            let id = r.id();
+            if let Some(&first) = self.ids.get(&id) {
+                return Err(RenderError::new(
+                    ErrorKind::DuplicateId,
+                    file,
+                    line,
+                    format!(
+                        "may not add resource with an already registered id: {id} (from {}; first from {})",
+                        r.file, self.items[first].file
+                    ),
+                ));
+            }
+            self.ids.insert(id, self.items.len());
+            self.items.push(r);
+        }
+        Ok(())
+    }
+}

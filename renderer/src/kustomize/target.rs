@@ -1,0 +1,380 @@
+//! Building one kustomization directory: resources, components, generators, transformers.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::error::{ErrorKind, RenderError};
+use super::fieldspec::FieldSpec;
+use super::kfile::{self, KFile, is_remote, is_within, join, read_text, resolve};
+use super::resource::{ResMap, Resource, marks_from_positions};
+use super::transform;
+use crate::provenance::SetBy;
+use crate::source::{EntryKind, Source};
+use crate::yaml::{Pos, parse_documents};
+
+pub struct Builder<'a> {
+    pub source: &'a dyn Source,
+    /// Directories being built, outermost first, to detect cycles.
+    stack: Vec<String>,
+    /// Kustomization files being built, outermost first, for error messages.
+    chain: Vec<String>,
+}
+
+impl<'a> Builder<'a> {
+    pub fn new(source: &'a dyn Source) -> Self {
+        Builder {
+            source,
+            stack: vec![],
+            chain: vec![],
+        }
+    }
+
+    fn err(&self, e: RenderError) -> RenderError {
+        e.with_chain(&self.chain)
+    }
+
+    /// Builds a kustomization directory reached from `from` (file, line); the root has none.
+    pub fn build_dir(
+        &mut self,
+        dir: &str,
+        from: Option<(&str, Pos)>,
+    ) -> Result<(ResMap, KFile), RenderError> {
+        let at = |kind, msg: String| match from {
+            Some((f, p)) => RenderError::new(kind, f, p.line, msg).at(p.line, p.col),
+            None => RenderError::new(kind, dir, 0, msg),
+        };
+        if let Some(i) = self.stack.iter().position(|d| d == dir) {
+            let mut cycle: Vec<String> = self.chain[i..].to_vec();
+            cycle.push(self.chain[i].clone());
+            return Err(self.err(at(
+                ErrorKind::Cycle,
+                format!("cycle detected: {}", cycle.join(" -> ")),
+            )));
+        }
+        let k = match kfile::load(self.source, dir) {
+            Ok(Some(k)) => k,
+            Ok(None) => {
+                return Err(self.err(at(
+                    ErrorKind::Missing,
+                    format!(
+                        "unable to find one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization' in directory '{}'",
+                        if dir.is_empty() { "." } else { dir }
+                    ),
+                )));
+            }
+            Err(e) => return Err(self.err(e)),
+        };
+        if k.is_component {
+            return Err(self.err(at(
+                ErrorKind::Invalid,
+                format!("expected kind != 'Component' for path '{dir}'"),
+            )));
+        }
+        self.stack.push(dir.to_string());
+        self.chain.push(k.path.to_string());
+        let mut rm = ResMap::default();
+        let r = self.accumulate(&k, &mut rm);
+        self.stack.pop();
+        self.chain.pop();
+        r?;
+        for res in &mut rm.items {
+            res.chain.push(k.path.clone());
+        }
+        Ok((rm, k))
+    }
+
+    fn accumulate(&mut self, k: &KFile, rm: &mut ResMap) -> Result<(), RenderError> {
+        let mut entries = k.strings("bases")?;
+        entries.extend(k.strings("resources")?);
+        for (entry, pos) in entries {
+            let items = self.resource_entry(k, &entry, pos)?;
+            rm.append_all(items, &k.path, pos.line)
+                .map_err(|e| self.err(e.at(pos.line, pos.col)))?;
+        }
+        for (entry, pos) in k.strings("components")? {
+            self.component(k, &entry, pos, rm)?;
+        }
+        self.check_unimplemented(k)?;
+        let custom = self.configurations(k)?;
+        let items = &mut rm.items;
+        let run = |r: Result<(), RenderError>| r.map_err(|e| e.with_chain(&self.chain));
+        run(transform::namespace(k, items))?;
+        run(transform::prefix_suffix(k, items))?;
+        run(transform::labels(k, items, &custom.labels))?;
+        run(transform::annotations(k, items, &custom.annotations))?;
+        run(transform::replicas(k, items))?;
+        run(transform::images(k, items))?;
+        rm.reindex();
+        Ok(())
+    }
+
+    /// Fields whose engines are not wired in yet fail loudly rather than render wrongly.
+    fn check_unimplemented(&self, k: &KFile) -> Result<(), RenderError> {
+        for f in [
+            "configMapGenerator",
+            "secretGenerator",
+            "patches",
+            "patchesStrategicMerge",
+            "patchesJson6902",
+            "replacements",
+            "vars",
+            "generators",
+            "transformers",
+            "validators",
+            "crds",
+        ] {
+            if k.get(f).is_some() {
+                return Err(self.err(k.error(
+                    ErrorKind::NotSupported,
+                    &format!("/{f}"),
+                    format!("{f} is not supported yet"),
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn resource_entry(
+        &mut self,
+        k: &KFile,
+        entry: &str,
+        pos: Pos,
+    ) -> Result<Vec<Resource>, RenderError> {
+        let here = |kind, msg: String| {
+            self.err(RenderError::new(kind, &k.path, pos.line, msg).at(pos.line, pos.col))
+        };
+        if is_remote(entry) {
+            return Err(here(
+                ErrorKind::NotSupported,
+                format!("remote resource {entry:?} is not supported"),
+            ));
+        }
+        let Some(path) = resolve(&k.dir, entry) else {
+            return Err(here(
+                ErrorKind::OutsideRoot,
+                format!("{entry:?} is outside the repository root"),
+            ));
+        };
+        match self.source.kind(&path) {
+            None => Err(here(
+                ErrorKind::Missing,
+                format!("{entry:?}: no such file or directory ({path})"),
+            )),
+            Some(EntryKind::Dir) => Ok(self.build_dir(&path, Some((&k.path, pos)))?.0.items),
+            Some(EntryKind::File) => {
+                if !is_within(&k.dir, &path) {
+                    return Err(here(
+                        ErrorKind::OutsideRoot,
+                        format!(
+                            "security; file '{path}' is not in or below '{}'",
+                            if k.dir.is_empty() { "." } else { &k.dir }
+                        ),
+                    ));
+                }
+                self.load_file(&path)
+            }
+        }
+    }
+
+    /// Objects of a resource file: every non-empty document; `kind: List` is expanded.
+    pub fn load_file(&self, path: &str) -> Result<Vec<Resource>, RenderError> {
+        let text = read_text(self.source, path).map_err(|e| self.err(e))?;
+        let docs = parse_documents(&text).map_err(|e| {
+            self.err(RenderError::new(ErrorKind::Yaml, path, e.line, e.message).at(e.line, e.col))
+        })?;
+        let file: Arc<str> = Arc::from(path);
+        let mut out = Vec::new();
+        for d in docs {
+            match &d.value {
+                Value::Null => continue,
+                Value::Object(m) if m.is_empty() => continue,
+                Value::Object(m) => {
+                    let is_list = m
+                        .get("kind")
+                        .and_then(Value::as_str)
+                        .is_some_and(|k| k.ends_with("List"))
+                        && m.get("items").is_some_and(Value::is_array);
+                    if is_list {
+                        if let Some(Value::Array(items)) = m.get("items") {
+                            for (i, it) in items.iter().enumerate() {
+                                out.push(self.new_resource(
+                                    it,
+                                    &d.positions,
+                                    &format!("/items/{i}"),
+                                    &file,
+                                    d.start,
+                                )?);
+                            }
+                        }
+                    } else {
+                        out.push(self.new_resource(&d.value, &d.positions, "", &file, d.start)?);
+                    }
+                }
+                _ => {
+                    return Err(self.err(RenderError::new(
+                        ErrorKind::Yaml,
+                        path,
+                        d.start.line,
+                        "a resource must be a YAML mapping",
+                    )));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn new_resource(
+        &self,
+        v: &Value,
+        positions: &crate::yaml::Positions,
+        pointer: &str,
+        file: &Arc<str>,
+        start: Pos,
+    ) -> Result<Resource, RenderError> {
+        if !v.is_object()
+            || v.get("kind")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+        {
+            return Err(self.err(RenderError::new(
+                ErrorKind::Invalid,
+                file,
+                start.line,
+                "missing kind in resource",
+            )));
+        }
+        if v.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return Err(self.err(RenderError::new(
+                ErrorKind::Invalid,
+                file,
+                start.line,
+                "missing metadata.name in resource",
+            )));
+        }
+        Ok(Resource {
+            value: v.clone(),
+            marks: marks_from_positions(v, positions, pointer, file, SetBy::Resource),
+            chain: vec![],
+            file: file.clone(),
+            previous_names: vec![],
+            needs_hash: false,
+            generated: false,
+        })
+    }
+
+    fn component(
+        &mut self,
+        k: &KFile,
+        entry: &str,
+        pos: Pos,
+        rm: &mut ResMap,
+    ) -> Result<(), RenderError> {
+        let here = |kind, msg: String| {
+            self.err(RenderError::new(kind, &k.path, pos.line, msg).at(pos.line, pos.col))
+        };
+        if is_remote(entry) {
+            return Err(here(
+                ErrorKind::NotSupported,
+                format!("remote component {entry:?} is not supported"),
+            ));
+        }
+        let Some(dir) = resolve(&k.dir, entry) else {
+            return Err(here(
+                ErrorKind::OutsideRoot,
+                format!("{entry:?} is outside the repository root"),
+            ));
+        };
+        match self.source.kind(&dir) {
+            Some(EntryKind::Dir) => {}
+            Some(EntryKind::File) => {
+                return Err(here(
+                    ErrorKind::Invalid,
+                    format!("component {entry:?} must be a directory"),
+                ));
+            }
+            None => {
+                return Err(here(
+                    ErrorKind::Missing,
+                    format!("{entry:?}: no such file or directory"),
+                ));
+            }
+        }
+        if self.stack.contains(&dir) {
+            return Err(here(
+                ErrorKind::Cycle,
+                format!("cycle detected at component {dir:?}"),
+            ));
+        }
+        let c = match kfile::load(self.source, &dir).map_err(|e| self.err(e))? {
+            Some(c) => c,
+            None => {
+                return Err(here(
+                    ErrorKind::Missing,
+                    format!("unable to find a kustomization file in directory '{dir}'"),
+                ));
+            }
+        };
+        if !c.is_component {
+            return Err(here(
+                ErrorKind::Invalid,
+                format!("expected kind 'Component' for path '{dir}' but got 'Kustomization'"),
+            ));
+        }
+        self.stack.push(dir.clone());
+        self.chain.push(c.path.to_string());
+        let r = self.accumulate(&c, rm);
+        self.stack.pop();
+        self.chain.pop();
+        r
+    }
+
+    /// `configurations:` files: custom field specs for the built-in transformers.
+    fn configurations(&self, k: &KFile) -> Result<Custom, RenderError> {
+        let mut c = Custom::default();
+        for (entry, pos) in k.strings("configurations")? {
+            let path = resolve(&k.dir, &entry)
+                .filter(|p| is_within(&k.dir, p))
+                .ok_or_else(|| {
+                    self.err(RenderError::new(
+                        ErrorKind::OutsideRoot,
+                        &k.path,
+                        pos.line,
+                        format!("{entry:?} is not in or below the kustomization directory"),
+                    ))
+                })?;
+            let text =
+                read_text(self.source, &path).map_err(|e| self.err(e.at(pos.line, pos.col)))?;
+            let docs = parse_documents(&text).map_err(|e| {
+                self.err(
+                    RenderError::new(ErrorKind::Yaml, &path, e.line, e.message).at(e.line, e.col),
+                )
+            })?;
+            for d in docs {
+                let specs = |f: &str| -> Vec<FieldSpec> {
+                    d.value
+                        .get(f)
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(FieldSpec::from_value).collect())
+                        .unwrap_or_default()
+                };
+                c.labels.extend(specs("commonLabels"));
+                c.annotations.extend(specs("commonAnnotations"));
+            }
+        }
+        Ok(c)
+    }
+}
+
+#[derive(Default)]
+struct Custom {
+    labels: Vec<FieldSpec>,
+    annotations: Vec<FieldSpec>,
+}
+
+pub fn root_join(dir: &str, name: &str) -> String {
+    join(dir, name)
+}

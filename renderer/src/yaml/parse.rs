@@ -1,0 +1,353 @@
+//! YAML text to `serde_json::Value` documents, with the position of every node.
+//!
+//! Scalars are typed the way kustomize's go-yaml v3 decoding types them (see
+//! [`super::scalar`]); aliases are expanded and `<<` merge keys applied, as v3 does.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
+use serde_json::{Map, Value};
+
+use super::scalar::resolve_plain;
+
+/// A 1-based line and column in a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Pos {
+    pub line: u32,
+    pub col: u32,
+}
+
+/// Positions of the nodes of one document, keyed by JSON pointer (RFC 6901; `""` is the
+/// document root). For a mapping entry the position is that of its value node.
+#[derive(Debug, Clone, Default)]
+pub struct Positions {
+    map: HashMap<String, Pos>,
+}
+
+impl Positions {
+    pub fn get(&self, pointer: &str) -> Option<Pos> {
+        self.map.get(pointer).copied()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Pos)> {
+        self.map.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// One YAML document of a stream.
+#[derive(Debug, Clone)]
+pub struct Document {
+    pub value: Value,
+    pub positions: Positions,
+    /// Where the document's content starts.
+    pub start: Pos,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("line {line}, column {col}: {message}")]
+pub struct YamlError {
+    pub line: u32,
+    pub col: u32,
+    pub message: String,
+}
+
+/// Escapes one JSON-pointer segment.
+pub fn escape_pointer(seg: &str) -> Cow<'_, str> {
+    if seg.contains(['~', '/']) {
+        Cow::Owned(seg.replace('~', "~0").replace('/', "~1"))
+    } else {
+        Cow::Borrowed(seg)
+    }
+}
+
+/// Parses every document of `text`. Empty documents (only comments or nothing) yield
+/// `Value::Null` and are kept so callers can decide (kustomize skips them).
+pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+    let mut b = Builder {
+        parser: Parser::new_from_str(text),
+        anchors: HashMap::new(),
+        positions: HashMap::new(),
+        depth: 0,
+    };
+    let mut docs = Vec::new();
+    loop {
+        let (ev, span) = b.next()?;
+        match ev {
+            Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
+            Event::StreamEnd => break,
+            Event::DocumentStart(_) => {
+                let (ev, span) = b.next()?;
+                if matches!(ev, Event::DocumentEnd) {
+                    docs.push(Document {
+                        value: Value::Null,
+                        positions: Positions::default(),
+                        start: pos(&span),
+                    });
+                    continue;
+                }
+                let mut ptr = String::new();
+                let value = b.node(ev, span, &mut ptr)?;
+                docs.push(Document {
+                    value,
+                    positions: Positions {
+                        map: std::mem::take(&mut b.positions),
+                    },
+                    start: pos(&span),
+                });
+            }
+            other => {
+                return Err(err(&span, format!("unexpected YAML event {other:?}")));
+            }
+        }
+    }
+    Ok(docs)
+}
+
+fn pos(span: &Span) -> Pos {
+    Pos {
+        line: span.start.line() as u32,
+        col: span.start.col() as u32 + 1,
+    }
+}
+
+fn err(span: &Span, message: String) -> YamlError {
+    let p = pos(span);
+    YamlError {
+        line: p.line,
+        col: p.col,
+        message,
+    }
+}
+
+fn scan_err(e: ScanError) -> YamlError {
+    YamlError {
+        line: e.marker().line() as u32,
+        col: e.marker().col() as u32 + 1,
+        message: e.info().to_string(),
+    }
+}
+
+/// Deep documents would otherwise overflow the stack on adversarial input.
+const MAX_DEPTH: usize = 512;
+
+struct Builder<'a> {
+    parser: Parser<'a, saphyr_parser::StrInput<'a>>,
+    anchors: HashMap<usize, Value>,
+    positions: HashMap<String, Pos>,
+    depth: usize,
+}
+
+impl<'a> Builder<'a> {
+    fn next(&mut self) -> Result<(Event<'a>, Span), YamlError> {
+        match self.parser.next_event() {
+            Some(Ok(x)) => Ok(x),
+            Some(Err(e)) => Err(scan_err(e)),
+            None => Err(YamlError {
+                line: 0,
+                col: 0,
+                message: "unexpected end of YAML".into(),
+            }),
+        }
+    }
+
+    fn node(&mut self, ev: Event<'a>, span: Span, ptr: &mut String) -> Result<Value, YamlError> {
+        self.positions.insert(ptr.clone(), pos(&span));
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                let v = scalar_value(&text, style, tag.as_deref()).map_err(|m| err(&span, m))?;
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            Event::Alias(id) => self
+                .anchors
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| err(&span, "unknown anchor".into())),
+            Event::SequenceStart(anchor, _) => {
+                self.enter(&span)?;
+                let mut items = Vec::new();
+                loop {
+                    let (ev, sp) = self.next()?;
+                    if matches!(ev, Event::SequenceEnd) {
+                        break;
+                    }
+                    let len = ptr.len();
+                    ptr.push('/');
+                    ptr.push_str(&items.len().to_string());
+                    items.push(self.node(ev, sp, ptr)?);
+                    ptr.truncate(len);
+                }
+                self.depth -= 1;
+                let v = Value::Array(items);
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            Event::MappingStart(anchor, _) => {
+                self.enter(&span)?;
+                let v = Value::Object(self.mapping(ptr)?);
+                self.depth -= 1;
+                if anchor > 0 {
+                    self.anchors.insert(anchor, v.clone());
+                }
+                Ok(v)
+            }
+            other => Err(err(&span, format!("unexpected YAML event {other:?}"))),
+        }
+    }
+
+    fn enter(&mut self, span: &Span) -> Result<(), YamlError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(err(span, "YAML nested too deeply".into()));
+        }
+        Ok(())
+    }
+
+    fn mapping(&mut self, ptr: &mut String) -> Result<Map<String, Value>, YamlError> {
+        let mut map = Map::new();
+        let mut merges: Vec<Map<String, Value>> = Vec::new();
+        loop {
+            let (kev, kspan) = self.next()?;
+            if matches!(kev, Event::MappingEnd) {
+                break;
+            }
+            let (key, is_merge) = match &kev {
+                Event::Scalar(text, style, _, tag) => {
+                    let merge = text == "<<" && *style == ScalarStyle::Plain && tag.is_none();
+                    (key_text(text, *style, tag.as_deref()), merge)
+                }
+                Event::Alias(id) => match self.anchors.get(id) {
+                    Some(v) => (value_as_key(v), false),
+                    None => return Err(err(&kspan, "unknown anchor".into())),
+                },
+                _ => return Err(err(&kspan, "complex mapping keys are not supported".into())),
+            };
+            let (vev, vspan) = self.next()?;
+            let len = ptr.len();
+            ptr.push('/');
+            ptr.push_str(&escape_pointer(&key));
+            let value = self.node(vev, vspan, ptr)?;
+            ptr.truncate(len);
+            if is_merge {
+                match value {
+                    Value::Object(m) => merges.push(m),
+                    Value::Array(items) => {
+                        for it in items {
+                            match it {
+                                Value::Object(m) => merges.push(m),
+                                _ => {
+                                    return Err(err(&kspan, "map merge requires maps".into()));
+                                }
+                            }
+                        }
+                    }
+                    _ => return Err(err(&kspan, "map merge requires a map".into())),
+                }
+                continue;
+            }
+            if map.contains_key(&key) {
+                return Err(err(&kspan, format!("mapping key {key:?} already defined")));
+            }
+            map.insert(key, value);
+        }
+        // Explicit keys win over merged ones; earlier merge sources win over later ones.
+        for m in merges {
+            for (k, v) in m {
+                map.entry(k).or_insert(v);
+            }
+        }
+        Ok(map)
+    }
+}
+
+/// Map keys become JSON object keys, so every key is text; v3 would decode `1: x` to an int
+/// key, which json.Marshal then prints as "1".
+fn key_text(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> String {
+    match scalar_value(text, style, tag) {
+        Ok(v) => value_as_key(&v),
+        Err(_) => text.to_string(),
+    }
+}
+
+fn value_as_key(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".into(),
+        Value::Number(n) => super::scalar::format_number(n),
+        other => other.to_string(),
+    }
+}
+
+fn scalar_value(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
+    if let Some(tag) = tag {
+        if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" {
+            return match tag.suffix.as_str() {
+                "str" => Ok(Value::String(text.to_string())),
+                "null" => Ok(Value::Null),
+                "bool" | "int" | "float" => {
+                    let v = resolve_plain(text);
+                    let ok = match tag.suffix.as_str() {
+                        "bool" => v.is_boolean(),
+                        "int" => v.is_i64() || v.is_u64(),
+                        _ => v.is_number(),
+                    };
+                    if ok {
+                        Ok(v)
+                    } else {
+                        Err(format!("cannot decode {text:?} as !!{}", tag.suffix))
+                    }
+                }
+                _ => Ok(Value::String(text.to_string())),
+            };
+        }
+        // Non-core tags: v3 decodes the scalar by its plain resolution; keep strings for
+        // quoted ones.
+    }
+    Ok(match style {
+        ScalarStyle::Plain => resolve_plain(text),
+        _ => Value::String(text.to_string()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_and_types() {
+        let docs = parse_documents("a: 1\nb:\n  - x\n  - {c: 'y'}\n---\n# empty\n").unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].value["a"], Value::from(1));
+        assert_eq!(docs[0].positions.get("/a"), Some(Pos { line: 1, col: 4 }));
+        assert_eq!(
+            docs[0].positions.get("/b/1/c"),
+            Some(Pos { line: 4, col: 9 })
+        );
+        assert!(docs[1].value.is_null());
+    }
+
+    #[test]
+    fn aliases_and_merges() {
+        let docs = parse_documents("a: &x {p: 1}\nb:\n  <<: *x\n  q: 2\n").unwrap();
+        assert_eq!(docs[0].value["b"]["p"], Value::from(1));
+        assert_eq!(docs[0].value["b"]["q"], Value::from(2));
+    }
+
+    #[test]
+    fn errors_have_lines() {
+        let e = parse_documents("a: 1\nb: [\n").unwrap_err();
+        assert!(e.line >= 2, "{e}");
+        let e = parse_documents("a: 1\na: 2\n").unwrap_err();
+        assert_eq!(e.line, 2);
+    }
+}
