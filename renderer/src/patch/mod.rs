@@ -44,18 +44,16 @@ pub fn apply_strategic_merge(
     options: PatchOptions,
 ) -> Result<Option<Value>, PatchError> {
     let mut patch = patch.clone();
-    if targeted {
-        if let Value::Object(m) = &mut patch {
-            let kind = m
-                .get("kind")
-                .cloned()
-                .unwrap_or_else(|| Value::String(String::new()));
-            m.insert(
-                "apiVersion".into(),
-                resource.get("apiVersion").cloned().unwrap_or_default(),
-            );
-            m.insert("kind".into(), kind);
-        }
+    if targeted && let Value::Object(m) = &mut patch {
+        let kind = m
+            .get("kind")
+            .cloned()
+            .unwrap_or_else(|| Value::String(String::new()));
+        m.insert(
+            "apiVersion".into(),
+            resource.get("apiVersion").cloned().unwrap_or_default(),
+        );
+        m.insert("kind".into(), kind);
     }
     let Some(mut out) = strategic::merge(resource, &patch, schema)? else {
         return Ok(None);

@@ -302,14 +302,12 @@ impl<'s> Walker<'s> {
             let walked = self.walk(d, o, elem_schema)?;
             self.path.pop();
             let mut val = walked.value;
-            if walked.is_dest {
-                if let (Some(i), Some(v)) = (di, &val) {
-                    dest[i] = v.clone();
-                    if aliased {
-                        if let Some(o) = origin.as_mut() {
-                            o[i] = v.clone();
-                        }
-                    }
+            if walked.is_dest
+                && let (Some(i), Some(v)) = (di, &val)
+            {
+                dest[i] = v.clone();
+                if aliased && let Some(o) = origin.as_mut() {
+                    o[i] = v.clone();
                 }
             }
             let mut exit = false;
@@ -317,14 +315,15 @@ impl<'s> Walker<'s> {
                 if empty_map(val.as_ref()) {
                     element_setter(&mut dest, None, &vk, &vv)?;
                     exit = true;
-                } else if let (false, Some(Value::Object(m))) = (key.is_empty(), val.as_mut()) {
-                    if !m.contains_key(key) && !vv[j].is_empty() {
-                        m.insert(key.clone(), Value::String(vv[j].clone()));
-                        if walked.is_dest {
-                            if let Some(i) = di {
-                                dest[i] = Value::Object(m.clone());
-                            }
-                        }
+                } else if let (false, Some(Value::Object(m))) = (key.is_empty(), val.as_mut())
+                    && !m.contains_key(key)
+                    && !vv[j].is_empty()
+                {
+                    m.insert(key.clone(), Value::String(vv[j].clone()));
+                    if walked.is_dest
+                        && let Some(i) = di
+                    {
+                        dest[i] = Value::Object(m.clone());
                     }
                 }
             }
@@ -467,10 +466,10 @@ fn validate_keys(
     let mut set = std::collections::BTreeSet::new();
     for vs in all {
         for (i, v) in vs.iter().enumerate() {
-            if !v.is_empty() {
-                if let Some(k) = keys.get(i) {
-                    set.insert(k.clone());
-                }
+            if !v.is_empty()
+                && let Some(k) = keys.get(i)
+            {
+                set.insert(k.clone());
             }
         }
     }
