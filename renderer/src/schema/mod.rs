@@ -8,7 +8,10 @@
 
 mod fieldspecs;
 #[rustfmt::skip]
+mod fieldspecs_table;
+#[rustfmt::skip]
 mod k8s_table;
 mod table;
 
+pub use fieldspecs::{FieldSpec, FieldSpecs, Gvk, NameBackRef, builtin_field_specs};
 pub use table::{Schema, SchemaError, SchemaRef};
