@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use super::fieldspecs_table::{NAME_REFS, SPECS};
+use super::fieldspecs_table::{NAME_REFS, SPECS, Spec};
 
 /// Group, version and kind; an empty part matches anything.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
@@ -81,7 +81,7 @@ impl FieldSpec {
         })
     }
 
-    fn from_tuple(t: &(&str, &str, &str, &str, bool)) -> FieldSpec {
+    fn from_tuple(t: &Spec) -> FieldSpec {
         let o = |s: &str| (!s.is_empty()).then(|| s.to_string());
         FieldSpec {
             group: o(t.0),
