@@ -102,6 +102,13 @@ pub fn template_labels() -> Vec<FieldSpec> {
         "spec/jobTemplate/spec/template/metadata/labels",
         true,
     ));
+    v.push(FieldSpec::gvk(
+        Some("apps"),
+        None,
+        "StatefulSet",
+        "spec/volumeClaimTemplates[]/metadata/labels",
+        true,
+    ));
     v
 }
 
@@ -158,13 +165,6 @@ pub fn common_labels() -> Vec<FieldSpec> {
         None,
         "StatefulSet",
         "spec/selector/matchLabels",
-        true,
-    ));
-    v.push(FieldSpec::gvk(
-        Some("apps"),
-        None,
-        "StatefulSet",
-        "spec/volumeClaimTemplates[]/metadata/labels",
         true,
     ));
     for p in aff {
@@ -247,26 +247,19 @@ pub fn replicas() -> Vec<FieldSpec> {
     .collect()
 }
 
+/// The callback of [`visit`]: parent map, final key, field path text.
+pub type Visitor<'a> = dyn FnMut(&mut Map<String, Value>, &str, &str) + 'a;
+
 /// Calls `f(parent, key, field_path)` for each place `spec` addresses in `obj`, creating
 /// missing maps on the way when the spec says `create`. `f` decides what to do with the
 /// (possibly missing) final field.
-pub fn visit(
-    obj: &mut Value,
-    spec: &FieldSpec,
-    f: &mut dyn FnMut(&mut Map<String, Value>, &str, &str),
-) {
+pub fn visit(obj: &mut Value, spec: &FieldSpec, f: &mut Visitor<'_>) {
     let segs: Vec<&str> = spec.path.split('/').filter(|s| !s.is_empty()).collect();
     let mut path = String::new();
     step(obj, &segs, spec.create, &mut path, f);
 }
 
-fn step(
-    node: &mut Value,
-    segs: &[&str],
-    create: bool,
-    path: &mut String,
-    f: &mut dyn FnMut(&mut Map<String, Value>, &str, &str),
-) {
+fn step(node: &mut Value, segs: &[&str], create: bool, path: &mut String, f: &mut Visitor<'_>) {
     if let Value::Array(items) = node {
         let snapshot: Vec<_> = (0..items.len())
             .map(|i| element_segment(items, i))

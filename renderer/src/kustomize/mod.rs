@@ -8,7 +8,9 @@ mod error;
 pub mod fieldspec;
 mod kfile;
 mod order;
+mod patches;
 mod resource;
+mod select;
 mod target;
 mod transform;
 
@@ -84,9 +86,8 @@ pub fn render(
     let mut builder = target::Builder::new(source);
     let (rm, root) = builder.build_dir(&dir, None)?;
     let mut items = rm.items;
-    match sort_order(&root, opts)? {
-        Some(order) => order::legacy_sort(&mut items, &order),
-        None => {}
+    if let Some(order) = sort_order(&root, opts)? {
+        order::legacy_sort(&mut items, &order);
     }
     let objects = items
         .into_iter()

@@ -79,14 +79,6 @@ impl std::fmt::Display for ResId {
     }
 }
 
-/// How a generated object combines with an existing one of the same name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Behavior {
-    Create,
-    Merge,
-    Replace,
-}
-
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub value: Value,
@@ -96,12 +88,9 @@ pub struct Resource {
     pub chain: Vec<Arc<str>>,
     /// The file the object was read from (or the kustomization that generated it).
     pub file: Arc<str>,
-    /// Names the object had before prefixes, suffixes and hashes, oldest first; name
-    /// references are rewritten from these.
-    pub previous_names: Vec<(String, String)>,
-    /// For generated ConfigMaps/Secrets: whether a content hash suffix is still to be added.
-    pub needs_hash: bool,
-    pub generated: bool,
+    /// Ids the object had before namespace, prefix/suffix or hash changes, oldest first
+    /// (kustomize's `previousNames` bookkeeping); name references are rewritten from these.
+    pub previous_ids: Vec<ResId>,
 }
 
 impl Resource {
@@ -123,12 +112,24 @@ impl Resource {
             .and_then(Value::as_str)
             .unwrap_or("")
     }
-    pub fn namespace(&self) -> &str {
-        self.value
-            .pointer("/metadata/namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("")
+    /// kustomize's `StorePreviousId`, called before a transformer may change the id.
+    pub fn store_previous_id(&mut self) {
+        self.previous_ids.push(self.id());
     }
+
+    /// Whether any id the object had (or has) satisfies `f` (kustomize's `AnyId` lookups).
+    pub fn any_id(&self, f: impl Fn(&ResId) -> bool) -> bool {
+        self.previous_ids.iter().any(&f) || f(&self.id())
+    }
+
+    /// The id the object was read or generated with.
+    pub fn original_id(&self) -> ResId {
+        self.previous_ids
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.id())
+    }
+
     pub fn depth(&self) -> usize {
         self.chain.len()
     }
@@ -138,69 +139,6 @@ impl Resource {
         let depth = self.depth();
         self.marks.insert(path, Mark { origin, depth });
     }
-
-    /// Marks every leaf under the value at JSON pointer-like `segments` with `origin`.
-    pub fn mark_subtree(&mut self, path: &str, origin: &Origin) {
-        let depth = self.depth();
-        let prefix = path.to_string();
-        let mut marks = Vec::new();
-        if let Some(v) = value_at_field_path(&self.value, path) {
-            let mut p = prefix.clone();
-            collect_paths(v, &mut p, &mut marks);
-        }
-        if marks.is_empty() {
-            marks.push(prefix);
-        }
-        for p in marks {
-            self.marks.insert(
-                p,
-                Mark {
-                    origin: origin.clone(),
-                    depth,
-                },
-            );
-        }
-    }
-}
-
-fn collect_paths(v: &Value, path: &mut String, out: &mut Vec<String>) {
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            for (k, c) in m {
-                let len = path.len();
-                push_key(path, k, path.is_empty());
-                collect_paths(c, path, out);
-                path.truncate(len);
-            }
-        }
-        Value::Array(a) if !a.is_empty() => {
-            for i in 0..a.len() {
-                let len = path.len();
-                push_segment(path, &element_segment(a, i));
-                collect_paths(&a[i], path, out);
-                path.truncate(len);
-            }
-        }
-        _ => out.push(path.clone()),
-    }
-}
-
-/// Finds a value by field path text. Only used for marking, so a miss is harmless.
-fn value_at_field_path<'v>(v: &'v Value, path: &str) -> Option<&'v Value> {
-    let fp: crate::provenance::FieldPath = path.parse().ok()?;
-    let mut cur = v;
-    for seg in &fp.0 {
-        use crate::provenance::Segment;
-        cur = match seg {
-            Segment::Key(k) => cur.get(k)?,
-            Segment::Index(i) => cur.get(*i)?,
-            Segment::Match(k, val) => cur
-                .as_array()?
-                .iter()
-                .find(|e| e.get(k).and_then(Value::as_str) == Some(val.as_str()))?,
-        };
-    }
-    Some(cur)
 }
 
 /// Builds the marks of a freshly read object from the positions of its document.
@@ -286,13 +224,6 @@ impl ResMap {
             .enumerate()
             .map(|(i, r)| (r.id(), i))
             .collect();
-    }
-
-    pub fn position(&self, id: &ResId) -> Option<usize> {
-        if self.ids.len() == self.items.len() {
-            return self.ids.get(id).copied();
-        }
-        self.items.iter().position(|r| &r.id() == id)
     }
 
     /// Adds objects from a resource entry or sub-kustomization, refusing duplicate ids.

@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::error::{ErrorKind, RenderError};
 use super::fieldspec::FieldSpec;
-use super::kfile::{self, KFile, is_remote, is_within, join, read_text, resolve};
+use super::kfile::{self, KFile, is_remote, is_within, read_text, resolve};
 use super::resource::{ResMap, Resource, marks_from_positions};
-use super::transform;
+use super::{patches, transform};
 use crate::provenance::SetBy;
 use crate::source::{EntryKind, Source};
 use crate::yaml::{Pos, parse_documents};
@@ -97,12 +97,17 @@ impl<'a> Builder<'a> {
         }
         self.check_unimplemented(k)?;
         let custom = self.configurations(k)?;
+        let chain = self.chain.clone();
+        let run = |r: Result<(), RenderError>| r.map_err(|e| e.with_chain(&chain));
+        run(patches::strategic_merge_entries(self.source, k, rm))?;
+        run(patches::patch_entries(self.source, k, rm))?;
         let items = &mut rm.items;
-        let run = |r: Result<(), RenderError>| r.map_err(|e| e.with_chain(&self.chain));
         run(transform::namespace(k, items))?;
         run(transform::prefix_suffix(k, items))?;
         run(transform::labels(k, items, &custom.labels))?;
         run(transform::annotations(k, items, &custom.annotations))?;
+        run(patches::json6902_entries(self.source, k, rm))?;
+        let items = &mut rm.items;
         run(transform::replicas(k, items))?;
         run(transform::images(k, items))?;
         rm.reindex();
@@ -114,9 +119,6 @@ impl<'a> Builder<'a> {
         for f in [
             "configMapGenerator",
             "secretGenerator",
-            "patches",
-            "patchesStrategicMerge",
-            "patchesJson6902",
             "replacements",
             "vars",
             "generators",
@@ -260,9 +262,7 @@ impl<'a> Builder<'a> {
             marks: marks_from_positions(v, positions, pointer, file, SetBy::Resource),
             chain: vec![],
             file: file.clone(),
-            previous_names: vec![],
-            needs_hash: false,
-            generated: false,
+            previous_ids: vec![],
         })
     }
 
@@ -373,8 +373,4 @@ impl<'a> Builder<'a> {
 struct Custom {
     labels: Vec<FieldSpec>,
     annotations: Vec<FieldSpec>,
-}
-
-pub fn root_join(dir: &str, name: &str) -> String {
-    join(dir, name)
 }

@@ -2,8 +2,6 @@
 //! labels, annotations, replicas and images. Each records where the values it sets came
 //! from (the kustomization line).
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 
 use super::error::{ErrorKind, RenderError};
@@ -67,13 +65,22 @@ pub fn namespace(k: &KFile, items: &mut [Resource]) -> Result<(), RenderError> {
     let o = origin(k, k.pos_of("namespace"), "namespace");
     for r in items.iter_mut() {
         let kind = r.kind().to_string();
-        if is_namespaceable(&kind) {
-            if let Some(meta) = metadata(&mut r.value) {
-                meta.insert("namespace".into(), Value::String(ns.clone()));
-                r.mark("metadata.namespace".into(), o.clone());
-            }
+        r.store_previous_id();
+        if is_namespaceable(&kind)
+            && let Some(meta) = metadata(&mut r.value)
+        {
+            meta.insert("namespace".into(), Value::String(ns.clone()));
+            r.mark("metadata.namespace".into(), o.clone());
         }
-        if kind == "RoleBinding" || kind == "ClusterRoleBinding" {
+        // kustomize's namespace field specs include `metadata/name` of Namespace objects.
+        if kind == "Namespace"
+            && let Some(meta) = metadata(&mut r.value)
+        {
+            meta.insert("name".into(), Value::String(ns.clone()));
+            r.mark("metadata.name".into(), o.clone());
+        }
+        // Cluster-scoped objects are skipped entirely, ClusterRoleBindings included.
+        if kind == "RoleBinding" {
             set_subject_namespaces(r, &ns, &o);
         }
     }
@@ -81,7 +88,7 @@ pub fn namespace(k: &KFile, items: &mut [Resource]) -> Result<(), RenderError> {
 }
 
 /// kustomize's default `setRoleBindingSubjects: defaultOnly`: ServiceAccount subjects in the
-/// "default" namespace (or none) move to the new namespace.
+/// "default" namespace move to the new namespace; subjects without a namespace stay so.
 fn set_subject_namespaces(r: &mut Resource, ns: &str, o: &Origin) {
     let mut marks = Vec::new();
     if let Some(Value::Array(subjects)) = r.value.get_mut("subjects") {
@@ -91,9 +98,7 @@ fn set_subject_namespaces(r: &mut Resource, ns: &str, o: &Origin) {
         for (i, s) in subjects.iter_mut().enumerate() {
             let Value::Object(m) = s else { continue };
             let cur = m.get("namespace").and_then(Value::as_str).unwrap_or("");
-            if m.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
-                && (cur == "default" || cur.is_empty())
-            {
+            if m.get("kind").and_then(Value::as_str) == Some("ServiceAccount") && cur == "default" {
                 m.insert("namespace".into(), Value::String(ns.to_string()));
                 let mut p = "subjects".to_string();
                 crate::provenance::push_segment(&mut p, &segs[i]);
@@ -141,12 +146,10 @@ pub fn prefix_suffix(k: &KFile, items: &mut [Resource]) -> Result<(), RenderErro
         {
             continue;
         }
-        let old = r.name().to_string();
-        let new = format!("{prefix}{old}{suffix}");
+        let new = format!("{prefix}{}{suffix}", r.name());
+        r.store_previous_id();
         if let Some(meta) = metadata(&mut r.value) {
             meta.insert("name".into(), Value::String(new));
-            let ns = r.namespace().to_string();
-            r.previous_names.push((old, ns));
             r.mark("metadata.name".into(), o.clone());
         }
     }
@@ -309,7 +312,7 @@ pub fn replicas(k: &KFile, items: &mut [Resource]) -> Result<(), RenderError> {
         };
         let o = origin(k, k.pos(&format!("{p}/count")), "replicas");
         for r in items.iter_mut() {
-            let matches = r.name() == name || r.previous_names.iter().any(|(n, _)| n == name);
+            let matches = r.any_id(|id| id.name == name);
             if !matches {
                 continue;
             }
@@ -439,7 +442,7 @@ fn update_containers(
     }
 }
 
-/// `^NAME(@sha256)?(:[a-zA-Z0-9_.{}-]*)?$` with NAME taken literally.
+/// `^NAME(@sha256)?(:[a-zA-Z0-9_.{}-]*)?(@sha256:[a-zA-Z0-9]*)?$`, NAME taken literally.
 fn image_matches(image: &str, name: &str) -> bool {
     let Some(mut rest) = image.strip_prefix(name) else {
         return false;
@@ -447,15 +450,14 @@ fn image_matches(image: &str, name: &str) -> bool {
     if let Some(r) = rest.strip_prefix("@sha256") {
         rest = r;
     }
-    if rest.is_empty() {
-        return true;
+    if let Some(r) = rest.strip_prefix(':') {
+        let end = r.find(|c: char| !(c.is_ascii_alphanumeric() || "_.{}-".contains(c)));
+        rest = &r[end.unwrap_or(r.len())..];
     }
-    match rest.strip_prefix(':') {
-        Some(tag) => tag
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_.{}-".contains(c)),
-        None => false,
+    if let Some(r) = rest.strip_prefix("@sha256:") {
+        rest = r.trim_start_matches(|c: char| c.is_ascii_alphanumeric());
     }
+    rest.is_empty()
 }
 
 /// kustomize's `image.Split`: name, tag, digest; the domain's port colon is not a tag.
@@ -526,16 +528,6 @@ fn apply_image(image: &str, rule: &ImageRule) -> String {
         name = format!("{name}@{digest}");
     }
     name
-}
-
-/// Keeps `Arc` in scope for callers building origins by hand.
-pub fn file_origin(file: &Arc<str>, pos: Pos, set_by: SetBy) -> Origin {
-    Origin {
-        file: file.clone(),
-        line: pos.line,
-        col: pos.col,
-        set_by,
-    }
 }
 
 #[cfg(test)]

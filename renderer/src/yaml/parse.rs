@@ -289,29 +289,28 @@ fn value_as_key(v: &Value) -> String {
 }
 
 fn scalar_value(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Value, String> {
-    if let Some(tag) = tag {
-        if tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!" {
-            return match tag.suffix.as_str() {
-                "str" => Ok(Value::String(text.to_string())),
-                "null" => Ok(Value::Null),
-                "bool" | "int" | "float" => {
-                    let v = resolve_plain(text);
-                    let ok = match tag.suffix.as_str() {
-                        "bool" => v.is_boolean(),
-                        "int" => v.is_i64() || v.is_u64(),
-                        _ => v.is_number(),
-                    };
-                    if ok {
-                        Ok(v)
-                    } else {
-                        Err(format!("cannot decode {text:?} as !!{}", tag.suffix))
-                    }
+    // Non-core tags: v3 decodes the scalar by its plain resolution, so only core tags matter.
+    if let Some(tag) = tag
+        && (tag.handle == "tag:yaml.org,2002:" || tag.handle == "!!")
+    {
+        return match tag.suffix.as_str() {
+            "str" => Ok(Value::String(text.to_string())),
+            "null" => Ok(Value::Null),
+            "bool" | "int" | "float" => {
+                let v = resolve_plain(text);
+                let ok = match tag.suffix.as_str() {
+                    "bool" => v.is_boolean(),
+                    "int" => v.is_i64() || v.is_u64(),
+                    _ => v.is_number(),
+                };
+                if ok {
+                    Ok(v)
+                } else {
+                    Err(format!("cannot decode {text:?} as !!{}", tag.suffix))
                 }
-                _ => Ok(Value::String(text.to_string())),
-            };
-        }
-        // Non-core tags: v3 decodes the scalar by its plain resolution; keep strings for
-        // quoted ones.
+            }
+            _ => Ok(Value::String(text.to_string())),
+        };
     }
     Ok(match style {
         ScalarStyle::Plain => resolve_plain(text),

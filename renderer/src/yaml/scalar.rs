@@ -48,10 +48,10 @@ fn parse_number(s: &str) -> Option<Value> {
     if let Some(u) = go_parse_uint(&plain) {
         return Some(Value::Number(u.into()));
     }
-    if is_yaml_style_float(&plain) {
-        if let Some(f) = parse_go_float(&plain) {
-            return float_value(f);
-        }
+    if is_yaml_style_float(&plain)
+        && let Some(f) = parse_go_float(&plain)
+    {
+        return float_value(f);
     }
     if let Some(rest) = plain.strip_prefix("0b") {
         return i64::from_str_radix(rest, 2)
