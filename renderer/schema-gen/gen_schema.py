@@ -110,7 +110,30 @@ def generate(path, label):
     for api, kind, i in sorted(set(gvks)):
         out.append('    ("%s", "%s", %d),' % (api, kind, i))
     out.append("];")
+    out.append("")
+    out.append("/// Kinds kyaml knows to be cluster-scoped: GET paths without `namespaces/{namespace}`.")
+    out.append("pub(super) static CLUSTER_SCOPED: &[(&str, &str)] = &[")
+    for api, kind in cluster_scoped(path):
+        out.append('    ("%s", "%s"),' % (api, kind))
+    out.append("];")
     print("\n".join(out))
+
+
+def cluster_scoped(path):
+    """kyaml findNamespaceability: a namespaced GET path marks the type namespaced."""
+    scoped = {}
+    for p, info in json.load(open(path)).get("paths", {}).items():
+        get = info.get("get")
+        if not get or "x-kubernetes-group-version-kind" not in get:
+            continue
+        g = get["x-kubernetes-group-version-kind"]
+        api = g["version"] if not g["group"] else "%s/%s" % (g["group"], g["version"])
+        key = (api, g["kind"])
+        if "namespaces/{namespace}" in p:
+            scoped[key] = True
+        elif key not in scoped:
+            scoped[key] = False
+    return sorted(k for k, v in scoped.items() if not v)
 
 
 def diff(old_path, new_path):

@@ -1,10 +1,14 @@
 //! Strategic-merge and JSON6902 patches, and patch target selection.
 
+mod json6902;
 mod strategic;
+mod target;
 
 use serde_json::Value;
 
 use crate::schema::Schema;
+
+pub use target::{OriginalId, Target, TargetMatcher};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PatchError {
@@ -14,6 +18,18 @@ pub enum PatchError {
     KindMismatch { path: String },
     #[error("strategic merge: {path}: unknown patch strategy '{value}'")]
     UnknownDirective { path: String, value: String },
+    #[error("json patch operation {index} ({op}): {message}")]
+    Json6902 {
+        index: usize,
+        op: String,
+        message: String,
+    },
+    #[error("patch target: {message}")]
+    Target { message: String },
+    /// kustomize: a strategic-merge patch without `target` must match a resource by its own
+    /// apiVersion/kind/name/namespace.
+    #[error("no resource matches strategic merge patch {id}")]
+    NoMatch { id: String },
 }
 
 /// `patches[].options` of a kustomization.
@@ -92,5 +108,12 @@ pub fn apply_strategic_merge(
     Ok(Some(out))
 }
 
+/// Applies a JSON6902 patch (the decoded list of operations) to one resource.
+pub fn apply_json6902(resource: &Value, ops: &Value) -> Result<Value, PatchError> {
+    json6902::apply(resource, ops)
+}
+
+#[cfg(test)]
+mod json6902_tests;
 #[cfg(test)]
 mod strategic_tests;

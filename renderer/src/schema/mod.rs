@@ -14,4 +14,4 @@ mod k8s_table;
 mod table;
 
 pub use fieldspecs::{FieldSpec, FieldSpecs, Gvk, NameBackRef, builtin_field_specs};
-pub use table::{Schema, SchemaError, SchemaRef};
+pub use table::{Schema, SchemaError, SchemaRef, effective_namespace, is_cluster_scoped};

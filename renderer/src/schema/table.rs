@@ -145,6 +145,24 @@ impl Schema {
     }
 }
 
+/// Whether kustomize knows this type to be cluster-scoped (kyaml `IsCertainlyClusterScoped`
+/// over the built-in schema). Unknown types, CRDs included, count as namespaced.
+pub fn is_cluster_scoped(api_version: &str, kind: &str) -> bool {
+    k8s_table::CLUSTER_SCOPED.iter().any(|(a, k)| *a == api_version && *k == kind)
+}
+
+/// kustomize `ResId.EffectiveNamespace`: `_non_namespaceable_` for cluster-scoped types,
+/// `default` for an empty or `default` namespace, else the namespace.
+pub fn effective_namespace<'a>(api_version: &str, kind: &str, namespace: &'a str) -> &'a str {
+    if is_cluster_scoped(api_version, kind) {
+        "_non_namespaceable_"
+    } else if namespace.is_empty() || namespace == "default" {
+        "default"
+    } else {
+        namespace
+    }
+}
+
 impl<'s> SchemaRef<'s> {
     fn node(&self) -> Option<&'s Node> {
         match self.node {
@@ -339,6 +357,16 @@ mod tests {
                 .for_kind("example.com/v1", "Foo")
                 .is_none()
         );
+    }
+
+    #[test]
+    fn scope() {
+        assert!(is_cluster_scoped("rbac.authorization.k8s.io/v1", "ClusterRole"));
+        assert!(!is_cluster_scoped("v1", "ConfigMap"));
+        assert!(!is_cluster_scoped("example.com/v1", "Cluster"));
+        assert_eq!(effective_namespace("v1", "Namespace", "x"), "_non_namespaceable_");
+        assert_eq!(effective_namespace("v1", "ConfigMap", ""), "default");
+        assert_eq!(effective_namespace("v1", "ConfigMap", "a"), "a");
     }
 
     #[test]
