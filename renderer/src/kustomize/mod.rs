@@ -6,6 +6,7 @@
 
 mod error;
 pub mod fieldspec;
+mod generate;
 mod kfile;
 mod order;
 mod patches;
@@ -86,6 +87,7 @@ pub fn render(
     let mut builder = target::Builder::new(source);
     let (rm, root) = builder.build_dir(&dir, None)?;
     let mut items = rm.items;
+    add_name_hashes(&mut items, &root)?;
     if let Some(order) = sort_order(&root, opts)? {
         order::legacy_sort(&mut items, &order);
     }
@@ -112,6 +114,25 @@ pub fn render(
         })
         .collect();
     Ok(Rendered { objects })
+}
+
+/// kustomize appends the content hash to generated names once, after every transformer of
+/// the whole build (so the hash covers the final data).
+fn add_name_hashes(
+    items: &mut [resource::Resource],
+    root: &kfile::KFile,
+) -> Result<(), RenderError> {
+    for r in items.iter_mut().filter(|r| r.needs_hash) {
+        let hash = crate::generators::name_hash(&r.value)
+            .map_err(|e| RenderError::new(ErrorKind::Invalid, &r.file, 0, e.to_string()))?;
+        let name = format!("{}-{hash}", r.name());
+        r.store_previous_id();
+        if let Some(meta) = r.value.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.insert("name".into(), Value::String(name));
+        }
+    }
+    let _ = root;
+    Ok(())
 }
 
 /// The mark of a leaf, or of its nearest marked ancestor (a patch may set a whole subtree).

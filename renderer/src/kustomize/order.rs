@@ -87,13 +87,7 @@ pub fn legacy_sort(items: &mut Vec<Resource>, order: &LegacyOrder) {
         .map(|(i, r)| {
             let id = r.id();
             let gvk = gvk_string(&id);
-            let ns = if !super::transform::is_namespaceable(&id.kind) {
-                "_non_namespaceable_".to_string()
-            } else if id.namespace.is_empty() {
-                "default".to_string()
-            } else {
-                id.namespace.clone()
-            };
+            let ns = id.effective_namespace().to_string();
             let legacy = format!("{gvk}|{ns}|{}", id.name);
             (order.rank(&id.kind), gvk, legacy, i)
         })

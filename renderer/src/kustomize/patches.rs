@@ -9,8 +9,9 @@ use super::error::{ErrorKind, RenderError};
 use super::kfile::{KFile, is_within, read_text, resolve};
 use super::resource::{ResId, ResMap, marks_from_positions};
 use super::select::Selector;
-use crate::patch::{PatchOptions, apply_strategic_merge};
+use crate::patch::{PatchOptions, apply_json6902, apply_strategic_merge};
 use crate::provenance::SetBy;
+use crate::provenance::{element_segment, push_key, push_segment};
 use crate::schema::Schema;
 use crate::source::{EntryKind, Source};
 use crate::yaml::{Document, parse_documents};
@@ -296,22 +297,102 @@ pub fn json6902_entries(
 
 fn json6902(
     k: &KFile,
-    _rm: &mut ResMap,
-    _pt: &PatchText,
-    _doc: &Document,
+    rm: &mut ResMap,
+    pt: &PatchText,
+    doc: &Document,
     target: Option<&Selector>,
     pointer: &str,
 ) -> Result<(), RenderError> {
-    if target.is_none() {
+    let Some(sel) = target else {
         return Err(k.error(
             ErrorKind::Invalid,
             pointer,
             "unable to apply json patch without target",
         ));
+    };
+    let Value::Array(ops) = &doc.value else {
+        return Err(k.error(
+            ErrorKind::Invalid,
+            pointer,
+            "a JSON 6902 patch must be a list of operations",
+        ));
+    };
+    for r in rm.items.iter_mut().filter(|r| sel.matches(r)) {
+        r.value = apply_json6902(&r.value, &doc.value).map_err(|e| {
+            RenderError::new(
+                ErrorKind::Invalid,
+                &pt.file,
+                doc.start.line + pt.line_offset,
+                e.to_string(),
+            )
+        })?;
+        let depth = r.depth();
+        for (i, op) in ops.iter().enumerate() {
+            let (Some(path), Some(value)) =
+                (op.get("path").and_then(Value::as_str), op.get("value"))
+            else {
+                continue;
+            };
+            let Some(field) = pointer_to_field_path(&r.value, path) else {
+                continue;
+            };
+            let base = format!("/{i}/value");
+            let mut marks = marks_under(value, &doc.positions, &base, &field, &pt.file);
+            shift(&mut marks, pt.line_offset, depth);
+            r.marks.extend(marks);
+        }
     }
-    Err(k.error(
-        ErrorKind::NotSupported,
-        pointer,
-        "JSON 6902 patches are not supported yet",
-    ))
+    rm.reindex();
+    Ok(())
+}
+
+/// The field path of a JSON pointer inside `v` (which must already hold the value).
+fn pointer_to_field_path(v: &Value, pointer: &str) -> Option<String> {
+    let mut cur = v;
+    let mut path = String::new();
+    for raw in pointer.split('/').skip(1) {
+        let seg = raw.replace("~1", "/").replace("~0", "~");
+        match cur {
+            Value::Object(m) => {
+                let root = path.is_empty();
+                push_key(&mut path, &seg, root);
+                cur = m.get(&seg)?;
+            }
+            Value::Array(a) => {
+                let i = if seg == "-" {
+                    a.len().checked_sub(1)?
+                } else {
+                    seg.parse().ok()?
+                };
+                push_segment(&mut path, &element_segment(a, i));
+                cur = a.get(i)?;
+            }
+            _ => return None,
+        }
+    }
+    Some(path)
+}
+
+/// Marks for every leaf of an operation's value, re-rooted at `field`.
+fn marks_under(
+    value: &Value,
+    positions: &crate::yaml::Positions,
+    base_pointer: &str,
+    field: &str,
+    file: &Arc<str>,
+) -> std::collections::HashMap<String, super::resource::Mark> {
+    let inner = marks_from_positions(value, positions, base_pointer, file, SetBy::Patch);
+    inner
+        .into_iter()
+        .map(|(p, m)| {
+            let full = if p.is_empty() {
+                field.to_string()
+            } else if p.starts_with('[') || field.is_empty() {
+                format!("{field}{p}")
+            } else {
+                format!("{field}.{p}")
+            };
+            (full, m)
+        })
+        .collect()
 }

@@ -47,7 +47,7 @@ impl ResId {
             .to_string();
         let mut namespace = s("namespace").to_string();
         // kustomize treats "default" and "" alike for namespaced kinds.
-        if namespace == "default" || !super::transform::is_namespaceable(&kind) {
+        if namespace == "default" || !super::transform::is_namespaceable(api, &kind) {
             namespace.clear();
         }
         ResId {
@@ -57,6 +57,21 @@ impl ResId {
             namespace,
             name: s("name").to_string(),
         }
+    }
+}
+
+impl ResId {
+    pub fn api_version(&self) -> String {
+        if self.group.is_empty() {
+            self.version.clone()
+        } else {
+            format!("{}/{}", self.group, self.version)
+        }
+    }
+
+    /// kustomize `EffectiveNamespace`, used for ordering and selection.
+    pub fn effective_namespace(&self) -> &str {
+        crate::schema::effective_namespace(&self.api_version(), &self.kind, &self.namespace)
     }
 }
 
@@ -91,6 +106,8 @@ pub struct Resource {
     /// Ids the object had before namespace, prefix/suffix or hash changes, oldest first
     /// (kustomize's `previousNames` bookkeeping); name references are rewritten from these.
     pub previous_ids: Vec<ResId>,
+    /// Generated ConfigMaps/Secrets: the content hash is appended to the name at the end.
+    pub needs_hash: bool,
 }
 
 impl Resource {
@@ -212,11 +229,26 @@ fn walk(
 #[derive(Debug, Default, Clone)]
 pub struct ResMap {
     pub items: Vec<Resource>,
+    /// `configurations` documents of this kustomization and everything below it.
+    pub configs: Vec<Value>,
     /// Ids of `items`; rebuilt by [`ResMap::reindex`] after anything renames objects.
     ids: HashMap<ResId, usize>,
 }
 
 impl ResMap {
+    /// The built-in field specs with every collected `configurations` document merged in.
+    pub fn field_specs(&self) -> std::borrow::Cow<'static, crate::schema::FieldSpecs> {
+        let builtin = crate::schema::builtin_field_specs();
+        if self.configs.is_empty() {
+            return std::borrow::Cow::Borrowed(builtin);
+        }
+        let mut fs = builtin.clone();
+        for c in &self.configs {
+            fs.merge_config(c);
+        }
+        std::borrow::Cow::Owned(fs)
+    }
+
     pub fn reindex(&mut self) {
         self.ids = self
             .items

@@ -5,10 +5,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::error::{ErrorKind, RenderError};
-use super::fieldspec::FieldSpec;
 use super::kfile::{self, KFile, is_remote, is_within, read_text, resolve};
 use super::resource::{ResMap, Resource, marks_from_positions};
-use super::{patches, transform};
+use super::{generate, patches, transform};
 use crate::provenance::SetBy;
 use crate::source::{EntryKind, Source};
 use crate::yaml::{Pos, parse_documents};
@@ -88,7 +87,8 @@ impl<'a> Builder<'a> {
         let mut entries = k.strings("bases")?;
         entries.extend(k.strings("resources")?);
         for (entry, pos) in entries {
-            let items = self.resource_entry(k, &entry, pos)?;
+            let (items, configs) = self.resource_entry(k, &entry, pos)?;
+            rm.configs.extend(configs);
             rm.append_all(items, &k.path, pos.line)
                 .map_err(|e| self.err(e.at(pos.line, pos.col)))?;
         }
@@ -96,20 +96,24 @@ impl<'a> Builder<'a> {
             self.component(k, &entry, pos, rm)?;
         }
         self.check_unimplemented(k)?;
-        let custom = self.configurations(k)?;
+        for cfg in self.configurations(k)? {
+            rm.configs.push(cfg);
+        }
+        let config = rm.field_specs();
         let chain = self.chain.clone();
         let run = |r: Result<(), RenderError>| r.map_err(|e| e.with_chain(&chain));
+        run(generate::run(self.source, k, rm))?;
         run(patches::strategic_merge_entries(self.source, k, rm))?;
         run(patches::patch_entries(self.source, k, rm))?;
         let items = &mut rm.items;
         run(transform::namespace(k, items))?;
         run(transform::prefix_suffix(k, items))?;
-        run(transform::labels(k, items, &custom.labels))?;
-        run(transform::annotations(k, items, &custom.annotations))?;
+        run(transform::labels(k, items, &config))?;
+        run(transform::annotations(k, items, &config))?;
         run(patches::json6902_entries(self.source, k, rm))?;
         let items = &mut rm.items;
-        run(transform::replicas(k, items))?;
-        run(transform::images(k, items))?;
+        run(transform::replicas(k, items, &config))?;
+        run(transform::images(k, items, &config))?;
         rm.reindex();
         Ok(())
     }
@@ -117,8 +121,6 @@ impl<'a> Builder<'a> {
     /// Fields whose engines are not wired in yet fail loudly rather than render wrongly.
     fn check_unimplemented(&self, k: &KFile) -> Result<(), RenderError> {
         for f in [
-            "configMapGenerator",
-            "secretGenerator",
             "replacements",
             "vars",
             "generators",
@@ -142,7 +144,7 @@ impl<'a> Builder<'a> {
         k: &KFile,
         entry: &str,
         pos: Pos,
-    ) -> Result<Vec<Resource>, RenderError> {
+    ) -> Result<(Vec<Resource>, Vec<Value>), RenderError> {
         let here = |kind, msg: String| {
             self.err(RenderError::new(kind, &k.path, pos.line, msg).at(pos.line, pos.col))
         };
@@ -163,7 +165,10 @@ impl<'a> Builder<'a> {
                 ErrorKind::Missing,
                 format!("{entry:?}: no such file or directory ({path})"),
             )),
-            Some(EntryKind::Dir) => Ok(self.build_dir(&path, Some((&k.path, pos)))?.0.items),
+            Some(EntryKind::Dir) => {
+                let rm = self.build_dir(&path, Some((&k.path, pos)))?.0;
+                Ok((rm.items, rm.configs))
+            }
             Some(EntryKind::File) => {
                 if !is_within(&k.dir, &path) {
                     return Err(here(
@@ -174,7 +179,7 @@ impl<'a> Builder<'a> {
                         ),
                     ));
                 }
-                self.load_file(&path)
+                Ok((self.load_file(&path)?, vec![]))
             }
         }
     }
@@ -263,6 +268,7 @@ impl<'a> Builder<'a> {
             chain: vec![],
             file: file.clone(),
             previous_ids: vec![],
+            needs_hash: false,
         })
     }
 
@@ -332,9 +338,9 @@ impl<'a> Builder<'a> {
         r
     }
 
-    /// `configurations:` files: custom field specs for the built-in transformers.
-    fn configurations(&self, k: &KFile) -> Result<Custom, RenderError> {
-        let mut c = Custom::default();
+    /// `configurations:` files: raw transformer configs, merged into the field specs.
+    fn configurations(&self, k: &KFile) -> Result<Vec<Value>, RenderError> {
+        let mut out = Vec::new();
         for (entry, pos) in k.strings("configurations")? {
             let path = resolve(&k.dir, &entry)
                 .filter(|p| is_within(&k.dir, p))
@@ -353,24 +359,8 @@ impl<'a> Builder<'a> {
                     RenderError::new(ErrorKind::Yaml, &path, e.line, e.message).at(e.line, e.col),
                 )
             })?;
-            for d in docs {
-                let specs = |f: &str| -> Vec<FieldSpec> {
-                    d.value
-                        .get(f)
-                        .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(FieldSpec::from_value).collect())
-                        .unwrap_or_default()
-                };
-                c.labels.extend(specs("commonLabels"));
-                c.annotations.extend(specs("commonAnnotations"));
-            }
+            out.extend(docs.into_iter().map(|d| d.value).filter(Value::is_object));
         }
-        Ok(c)
+        Ok(out)
     }
-}
-
-#[derive(Default)]
-struct Custom {
-    labels: Vec<FieldSpec>,
-    annotations: Vec<FieldSpec>,
 }

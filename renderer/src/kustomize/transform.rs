@@ -9,40 +9,12 @@ use super::fieldspec::{self, FieldSpec};
 use super::kfile::{KFile, scalar_text};
 use super::resource::Resource;
 use crate::provenance::{Origin, SetBy};
+use crate::schema::FieldSpecs;
 use crate::yaml::{Pos, escape_pointer};
 
-/// Kinds kustomize treats as cluster-scoped (from the OpenAPI document it embeds);
-/// unknown kinds are namespaced.
-const CLUSTER_SCOPED: &[&str] = &[
-    "APIService",
-    "CSIDriver",
-    "CSINode",
-    "CertificateSigningRequest",
-    "ClusterRole",
-    "ClusterRoleBinding",
-    "ComponentStatus",
-    "CustomResourceDefinition",
-    "FlowSchema",
-    "IngressClass",
-    "MutatingWebhookConfiguration",
-    "Namespace",
-    "Node",
-    "PersistentVolume",
-    "PodSecurityPolicy",
-    "PriorityClass",
-    "PriorityLevelConfiguration",
-    "RuntimeClass",
-    "SelfSubjectAccessReview",
-    "SelfSubjectRulesReview",
-    "StorageClass",
-    "SubjectAccessReview",
-    "TokenReview",
-    "ValidatingWebhookConfiguration",
-    "VolumeAttachment",
-];
-
-pub fn is_namespaceable(kind: &str) -> bool {
-    !CLUSTER_SCOPED.contains(&kind)
+/// Whether objects of this type live in a namespace (unknown types do).
+pub fn is_namespaceable(api_version: &str, kind: &str) -> bool {
+    !crate::schema::is_cluster_scoped(api_version, kind)
 }
 
 fn origin(k: &KFile, pos: Pos, name: &'static str) -> Origin {
@@ -66,7 +38,7 @@ pub fn namespace(k: &KFile, items: &mut [Resource]) -> Result<(), RenderError> {
     for r in items.iter_mut() {
         let kind = r.kind().to_string();
         r.store_previous_id();
-        if is_namespaceable(&kind)
+        if is_namespaceable(r.api_version(), &kind)
             && let Some(meta) = metadata(&mut r.value)
         {
             meta.insert("namespace".into(), Value::String(ns.clone()));
@@ -227,7 +199,7 @@ fn pairs_of(
 }
 
 /// `labels:` entries, then `commonLabels:` (kustomize's order).
-pub fn labels(k: &KFile, items: &mut [Resource], custom: &[FieldSpec]) -> Result<(), RenderError> {
+pub fn labels(k: &KFile, items: &mut [Resource], config: &FieldSpecs) -> Result<(), RenderError> {
     if let Some(v) = k.get("labels") {
         let Value::Array(entries) = v else {
             return Err(k.error(ErrorKind::Yaml, "/labels", "labels must be a list"));
@@ -244,12 +216,18 @@ pub fn labels(k: &KFile, items: &mut [Resource], custom: &[FieldSpec]) -> Result
                 _ => vec![],
             };
             if flag("includeSelectors") {
-                merge_specs(&mut specs, fieldspec::common_labels());
-                merge_specs(&mut specs, custom.to_vec());
+                merge_specs(&mut specs, &config.common_labels);
             } else {
-                merge_specs(&mut specs, vec![FieldSpec::new("metadata/labels", true)]);
+                let meta = FieldSpec {
+                    group: None,
+                    version: None,
+                    kind: None,
+                    path: "metadata/labels".into(),
+                    create: true,
+                };
+                merge_specs(&mut specs, std::slice::from_ref(&meta));
                 if flag("includeTemplates") {
-                    merge_specs(&mut specs, fieldspec::template_labels());
+                    merge_specs(&mut specs, &config.template_labels);
                 }
             }
             set_pairs(items, &specs, &pairs);
@@ -257,20 +235,16 @@ pub fn labels(k: &KFile, items: &mut [Resource], custom: &[FieldSpec]) -> Result
     }
     if let Some(v) = k.get("commonLabels") {
         let pairs = pairs_of(k, v, "/commonLabels", "commonLabels")?;
-        let mut specs = fieldspec::common_labels();
-        merge_specs(&mut specs, custom.to_vec());
-        set_pairs(items, &specs, &pairs);
+        set_pairs(items, &config.common_labels, &pairs);
     }
     Ok(())
 }
 
-fn merge_specs(into: &mut Vec<FieldSpec>, more: Vec<FieldSpec>) {
+/// kustomize `FsSlice.MergeAll`: specs already present (same GVK and path) are kept once.
+fn merge_specs(into: &mut Vec<FieldSpec>, more: &[FieldSpec]) {
     for s in more {
-        if !into
-            .iter()
-            .any(|x| x.path == s.path && x.kind == s.kind && x.group == s.group)
-        {
-            into.push(s);
+        if !into.iter().any(|x| x.path == s.path && x.gvk() == s.gvk()) {
+            into.push(s.clone());
         }
     }
 }
@@ -279,27 +253,25 @@ fn merge_specs(into: &mut Vec<FieldSpec>, more: Vec<FieldSpec>) {
 pub fn annotations(
     k: &KFile,
     items: &mut [Resource],
-    custom: &[FieldSpec],
+    config: &FieldSpecs,
 ) -> Result<(), RenderError> {
     let Some(v) = k.get("commonAnnotations") else {
         return Ok(());
     };
     let pairs = pairs_of(k, v, "/commonAnnotations", "commonAnnotations")?;
-    let mut specs = fieldspec::common_annotations();
-    merge_specs(&mut specs, custom.to_vec());
-    set_pairs(items, &specs, &pairs);
+    set_pairs(items, &config.common_annotations, &pairs);
     Ok(())
 }
 
 /// `replicas:`
-pub fn replicas(k: &KFile, items: &mut [Resource]) -> Result<(), RenderError> {
+pub fn replicas(k: &KFile, items: &mut [Resource], config: &FieldSpecs) -> Result<(), RenderError> {
     let Some(v) = k.get("replicas") else {
         return Ok(());
     };
     let Value::Array(entries) = v else {
         return Err(k.error(ErrorKind::Yaml, "/replicas", "replicas must be a list"));
     };
-    let specs = fieldspec::replicas();
+    let specs = &config.replicas;
     for (i, e) in entries.iter().enumerate() {
         let p = format!("/replicas/{i}");
         let name = e.get("name").and_then(Value::as_str).unwrap_or("");
@@ -343,7 +315,7 @@ struct ImageRule {
 
 /// `images:` — every `containers`/`initContainers` list anywhere in an object, as
 /// kustomize's legacy image filter does.
-pub fn images(k: &KFile, items: &mut [Resource]) -> Result<(), RenderError> {
+pub fn images(k: &KFile, items: &mut [Resource], config: &FieldSpecs) -> Result<(), RenderError> {
     let Some(v) = k.get("images") else {
         return Ok(());
     };
@@ -368,10 +340,29 @@ pub fn images(k: &KFile, items: &mut [Resource]) -> Result<(), RenderError> {
             origin: origin(k, pos, "images"),
         });
     }
+    // The built-in specs only name container images, which the legacy walk covers; custom
+    // `configurations` may add other paths.
+    let custom: Vec<&FieldSpec> = config
+        .images
+        .iter()
+        .filter(|s| !s.path.contains("ontainers[]/image"))
+        .collect();
     for r in items.iter_mut() {
         let mut marks = Vec::new();
         let mut path = String::new();
         walk_images(&mut r.value, &rules, &mut path, &mut marks);
+        let (api, kind) = (r.api_version().to_string(), r.kind().to_string());
+        for spec in custom.iter().filter(|s| s.applies_to(&api, &kind)) {
+            fieldspec::visit(&mut r.value, spec, &mut |parent, key, path| {
+                let Some(Value::String(image)) = parent.get_mut(key) else {
+                    return;
+                };
+                if let Some(rule) = rules.iter().find(|rule| image_matches(image, &rule.name)) {
+                    *image = apply_image(image, rule);
+                    marks.push((path.to_string(), rule.origin.clone()));
+                }
+            });
+        }
         for (p, o) in marks {
             r.mark(p, o);
         }
