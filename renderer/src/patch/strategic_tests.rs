@@ -82,3 +82,39 @@ fn smp_cases_match_kubectl_kustomize() {
         failures.join("\n")
     );
 }
+
+/// `openapi: {path: schema.json}` replaces the built-in schema: the CRD list merges by its
+/// declared key while Deployment containers (no longer described) are replaced, with the
+/// `$patch: delete` element kept verbatim (recorded from `kubectl kustomize`).
+#[test]
+fn custom_openapi_schema_replaces_builtin() {
+    let doc = serde_json::json!({"definitions": {
+        "com.example.v1.Foo": {
+            "x-kubernetes-group-version-kind": [{"group": "example.com", "version": "v1", "kind": "Foo"}],
+            "properties": {"spec": {"$ref": "#/definitions/com.example.v1.FooSpec"}}
+        },
+        "com.example.v1.FooSpec": {"properties": {"items": {
+            "type": "array", "items": {"type": "object"},
+            "x-kubernetes-patch-strategy": "merge", "x-kubernetes-patch-merge-key": "name"
+        }}}
+    }});
+    let schema = Schema::from_openapi(&doc).unwrap();
+    let foo = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Foo", "metadata": {"name": "foo"},
+        "spec": {"items": [{"name": "a", "v": 1}, {"name": "b", "v": 2}]}});
+    let patch = serde_json::json!({"apiVersion": "example.com/v1", "kind": "Foo", "metadata": {"name": "foo"},
+        "spec": {"items": [{"name": "b", "w": 3}, {"name": "c"}]}});
+    let out = apply_strategic_merge(&foo, &patch, &schema, false, PatchOptions::default()).unwrap();
+    assert_eq!(
+        out.unwrap()["spec"]["items"],
+        serde_json::json!([{"name": "b", "v": 2, "w": 3}, {"name": "c"}, {"name": "a", "v": 1}])
+    );
+    let dep = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [{"name": "a", "image": "x"}]}}}});
+    let patch = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+        "spec": {"template": {"spec": {"containers": [{"name": "b", "env": [{"name": "E", "$patch": "delete"}]}]}}}});
+    let out = apply_strategic_merge(&dep, &patch, &schema, false, PatchOptions::default()).unwrap();
+    assert_eq!(
+        out.unwrap()["spec"]["template"]["spec"]["containers"],
+        serde_json::json!([{"name": "b", "env": [{"name": "E", "$patch": "delete"}]}])
+    );
+}

@@ -184,6 +184,94 @@ impl FieldSpecs {
         }
     }
 
+    /// Adds what kustomize derives from a kustomization's `crds:` file (a map of type name to
+    /// `{"Schema": <OpenAPI schema>}`): for every type that has apiVersion, kind and metadata,
+    /// properties marked `x-kubernetes-annotation`, `x-kubernetes-label-selector` and
+    /// `x-kubernetes-identity` become commonAnnotations, commonLabels and namePrefix specs,
+    /// and `x-kubernetes-object-ref-{api-version,kind[,name-key]}` become name references.
+    /// Specs carry only the kind (the last `.`-separated part of the type name).
+    pub fn merge_crds(&mut self, doc: &Value) {
+        let Some(types) = doc.as_object() else { return };
+        for (name, def) in types {
+            let props = crd_props(def);
+            if !["kind", "apiVersion", "metadata"]
+                .iter()
+                .all(|k| props.is_some_and(|p| p.contains_key(*k)))
+            {
+                continue;
+            }
+            let kind = name.rsplit('.').next().unwrap_or(name).to_string();
+            self.load_crd_type(types, name, &kind, &mut Vec::new(), 0);
+        }
+    }
+
+    fn load_crd_type(
+        &mut self,
+        types: &serde_json::Map<String, Value>,
+        type_name: &str,
+        kind: &str,
+        path: &mut Vec<String>,
+        depth: usize,
+    ) {
+        // A self-referencing schema would recurse forever; kustomize has no guard, we stop.
+        if depth > 32 {
+            return;
+        }
+        let Some(props) = types.get(type_name).and_then(crd_props) else {
+            return;
+        };
+        for (prop, schema) in props {
+            path.push(prop.clone());
+            let spec = |path: &[String]| FieldSpec {
+                group: None,
+                version: None,
+                kind: Some(kind.to_string()),
+                path: path.join("/"),
+                create: false,
+            };
+            let ext = |k: &str| schema.get(k).and_then(Value::as_str);
+            let mut add = |list: &mut Vec<FieldSpec>, s: FieldSpec| {
+                if !list.contains(&s) {
+                    list.push(s);
+                }
+            };
+            if ext("x-kubernetes-annotation").is_some() {
+                add(&mut self.common_annotations, spec(path));
+            }
+            if ext("x-kubernetes-label-selector").is_some() {
+                add(&mut self.common_labels, spec(path));
+            }
+            if ext("x-kubernetes-identity").is_some() {
+                add(&mut self.name_prefix, spec(path));
+            }
+            if let (Some(version), Some(ref_kind)) = (
+                ext("x-kubernetes-object-ref-api-version"),
+                ext("x-kubernetes-object-ref-kind"),
+            ) {
+                let key = ext("x-kubernetes-object-ref-name-key").unwrap_or("name");
+                let mut p = path.clone();
+                p.push(key.to_string());
+                let gvk = Gvk {
+                    group: String::new(),
+                    version: version.into(),
+                    kind: ref_kind.into(),
+                };
+                let referrer = spec(&p);
+                match self.name_reference.iter_mut().find(|b| b.gvk == gvk) {
+                    Some(b) => add(&mut b.referrers, referrer),
+                    None => self.name_reference.push(NameBackRef {
+                        gvk,
+                        referrers: vec![referrer],
+                    }),
+                }
+            }
+            if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
+                self.load_crd_type(types, r, kind, path, depth + 1);
+            }
+            path.pop();
+        }
+    }
+
     fn merge_back_ref(&mut self, b: &Value) {
         let s = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let gvk = Gvk {
@@ -212,6 +300,16 @@ impl FieldSpecs {
             }),
         }
     }
+}
+
+/// `Schema.properties` of one entry of a `crds:` file (Go decodes `Schema` case-insensitively).
+fn crd_props(def: &Value) -> Option<&serde_json::Map<String, Value>> {
+    let obj = def.as_object()?;
+    let schema = obj
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("schema"))?
+        .1;
+    schema.get("properties")?.as_object()
 }
 
 #[cfg(test)]
@@ -260,6 +358,47 @@ mod tests {
         assert!(spec.applies_to("apps/v1", "Deployment"));
         assert!(!spec.applies_to("extensions/v1beta1", "Deployment"));
         assert!(!spec.applies_to("apps/v1", "StatefulSet"));
+    }
+
+    /// Mirrors a `kubectl kustomize` run with `crds: [crd.json]`: the Bee's secretRef.name,
+    /// cmName.id, selector and notes are all updated.
+    #[test]
+    fn crds_file_adds_specs() {
+        let mut fs = builtin_field_specs().clone();
+        fs.merge_crds(&json!({
+            "example.com/pkg/apis/v1.Bee": {"Schema": {"properties": {
+                "apiVersion": {}, "kind": {}, "metadata": {},
+                "spec": {"$ref": "example.com/pkg/apis/v1.BeeSpec"}
+            }}},
+            "example.com/pkg/apis/v1.BeeSpec": {"Schema": {"properties": {
+                "secretRef": {"x-kubernetes-object-ref-api-version": "v1", "x-kubernetes-object-ref-kind": "Secret"},
+                "cmName": {"x-kubernetes-object-ref-api-version": "v1", "x-kubernetes-object-ref-kind": "ConfigMap",
+                    "x-kubernetes-object-ref-name-key": "id"},
+                "selector": {"x-kubernetes-label-selector": ""},
+                "notes": {"x-kubernetes-annotation": ""}
+            }}}
+        }));
+        let bee = |p: &str| FieldSpec {
+            group: None,
+            version: None,
+            kind: Some("Bee".into()),
+            path: p.into(),
+            create: false,
+        };
+        let secret = fs
+            .name_reference
+            .iter()
+            .find(|b| b.gvk.kind == "Secret" && b.gvk.group.is_empty())
+            .unwrap();
+        assert!(secret.referrers.contains(&bee("spec/secretRef/name")));
+        let cm = fs
+            .name_reference
+            .iter()
+            .find(|b| b.gvk.kind == "ConfigMap")
+            .unwrap();
+        assert!(cm.referrers.contains(&bee("spec/cmName/id")));
+        assert!(fs.common_labels.contains(&bee("spec/selector")));
+        assert!(fs.common_annotations.contains(&bee("spec/notes")));
     }
 
     #[test]
