@@ -90,6 +90,8 @@ pub fn run(source: &dyn Source, k: &KFile, rm: &mut ResMap) -> Result<(), Render
                         file: k.path.clone(),
                         previous_ids: vec![],
                         needs_hash: merged.needs_hash,
+                        prefixes: vec![],
+                        suffixes: vec![],
                     };
                     rm.append_all(vec![r], &k.path, k.pos(&ptr).line)?;
                 }

@@ -49,12 +49,7 @@ const KNOWN_FIELDS: &[&str] = &[
     "buildMetadata",
 ];
 
-const UNSUPPORTED_FIELDS: &[&str] = &[
-    "helmGlobals",
-    "helmCharts",
-    "helmChartInflationGenerator",
-    "openapi",
-];
+const UNSUPPORTED_FIELDS: &[&str] = &["helmGlobals", "helmCharts", "helmChartInflationGenerator"];
 
 /// A parsed kustomization (or component) file.
 #[derive(Debug)]

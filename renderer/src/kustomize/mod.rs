@@ -86,8 +86,10 @@ pub fn render(
     let dir = normalise_dir(dir)?;
     let mut builder = target::Builder::new(source);
     let (rm, root) = builder.build_dir(&dir, None)?;
+    let config = rm.field_specs();
     let mut items = rm.items;
     add_name_hashes(&mut items, &root)?;
+    fix_name_references(&mut items, &config.name_reference, &root)?;
     if let Some(order) = sort_order(&root, opts)? {
         order::legacy_sort(&mut items, &order);
     }
@@ -132,6 +134,60 @@ fn add_name_hashes(
         }
     }
     let _ = root;
+    Ok(())
+}
+
+/// Rewrites references (configMapRef, serviceAccountName, roleRef, ...) from the names the
+/// referenced objects had to the names they have now.
+fn fix_name_references(
+    items: &mut [resource::Resource],
+    back_refs: &[crate::schema::NameBackRef],
+    root: &kfile::KFile,
+) -> Result<(), RenderError> {
+    use crate::nameref::{PrevId, RefResource};
+    let prev: Vec<Vec<PrevId>> = items
+        .iter()
+        .map(|r| {
+            r.previous_ids
+                .iter()
+                .map(|id| PrevId {
+                    kind: id.kind.clone(),
+                    name: id.name.clone(),
+                    namespace: crate::schema::effective_namespace(
+                        r.api_version(),
+                        &id.kind,
+                        &id.namespace,
+                    )
+                    .to_string(),
+                })
+                .collect()
+        })
+        .collect();
+    let refs: Vec<RefResource<'_>> = items
+        .iter()
+        .zip(&prev)
+        .map(|(r, p)| RefResource {
+            object: &r.value,
+            previous_ids: p,
+            prefixes: &r.prefixes,
+            suffixes: &r.suffixes,
+        })
+        .collect();
+    let changes = crate::nameref::fix_name_references(&refs, back_refs)
+        .map_err(|e| RenderError::new(ErrorKind::Invalid, &root.path, 0, e.to_string()))?;
+    drop(refs);
+    for c in changes {
+        let Some(r) = items.get_mut(c.resource) else {
+            continue;
+        };
+        let mut one = [std::mem::take(&mut r.value)];
+        crate::nameref::apply_changes(
+            &mut one,
+            &[crate::nameref::NameRefChange { resource: 0, ..c }],
+        );
+        let [v] = one;
+        r.value = v;
+    }
     Ok(())
 }
 

@@ -95,13 +95,13 @@ fn shift(
 /// Applies one strategic-merge patch document to the selected resources (or, untargeted,
 /// to the one resource with the patch's id).
 fn apply_smp(
+    schema: &Schema,
     rm: &mut ResMap,
     pt: &PatchText,
     doc: &Document,
     target: Option<&Selector>,
     options: PatchOptions,
 ) -> Result<(), RenderError> {
-    let schema = Schema::builtin();
     let indices: Vec<usize> = match target {
         Some(sel) => (0..rm.items.len())
             .filter(|&i| sel.matches(&rm.items[i]))
@@ -167,6 +167,7 @@ fn apply_smp(
 
 /// `patchesStrategicMerge:` entries are file paths or inline YAML.
 pub fn strategic_merge_entries(
+    schema: &Schema,
     source: &dyn Source,
     k: &KFile,
     rm: &mut ResMap,
@@ -191,14 +192,19 @@ pub fn strategic_merge_entries(
             load(source, k, &ptr, None, Some(s))?
         };
         for doc in &pt.docs {
-            apply_smp(rm, &pt, doc, None, PatchOptions::default())?;
+            apply_smp(schema, rm, &pt, doc, None, PatchOptions::default())?;
         }
     }
     Ok(())
 }
 
 /// `patches:` — each entry a strategic-merge or JSON 6902 patch, optionally targeted.
-pub fn patch_entries(source: &dyn Source, k: &KFile, rm: &mut ResMap) -> Result<(), RenderError> {
+pub fn patch_entries(
+    schema: &Schema,
+    source: &dyn Source,
+    k: &KFile,
+    rm: &mut ResMap,
+) -> Result<(), RenderError> {
     let Some(v) = k.get("patches") else {
         return Ok(());
     };
@@ -249,7 +255,7 @@ pub fn patch_entries(source: &dyn Source, k: &KFile, rm: &mut ResMap) -> Result<
                     "unable to parse SM or JSON patch",
                 ));
             }
-            apply_smp(rm, &pt, doc, target.as_ref(), options)?;
+            apply_smp(schema, rm, &pt, doc, target.as_ref(), options)?;
         }
     }
     Ok(())

@@ -108,6 +108,9 @@ pub struct Resource {
     pub previous_ids: Vec<ResId>,
     /// Generated ConfigMaps/Secrets: the content hash is appended to the name at the end.
     pub needs_hash: bool,
+    /// Name prefixes and suffixes applied, innermost first (for name references).
+    pub prefixes: Vec<String>,
+    pub suffixes: Vec<String>,
 }
 
 impl Resource {

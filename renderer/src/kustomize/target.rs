@@ -9,6 +9,7 @@ use super::kfile::{self, KFile, is_remote, is_within, read_text, resolve};
 use super::resource::{ResMap, Resource, marks_from_positions};
 use super::{generate, patches, transform};
 use crate::provenance::SetBy;
+use crate::schema::Schema;
 use crate::source::{EntryKind, Source};
 use crate::yaml::{Pos, parse_documents};
 
@@ -18,6 +19,9 @@ pub struct Builder<'a> {
     stack: Vec<String>,
     /// Kustomization files being built, outermost first, for error messages.
     chain: Vec<String>,
+    /// Schemas from `openapi:` fields; kustomize's setting is global and sticks once made,
+    /// so the latest one loaded applies.
+    schemas: Vec<Arc<Schema>>,
 }
 
 impl<'a> Builder<'a> {
@@ -26,6 +30,7 @@ impl<'a> Builder<'a> {
             source,
             stack: vec![],
             chain: vec![],
+            schemas: vec![],
         }
     }
 
@@ -103,8 +108,13 @@ impl<'a> Builder<'a> {
         let chain = self.chain.clone();
         let run = |r: Result<(), RenderError>| r.map_err(|e| e.with_chain(&chain));
         run(generate::run(self.source, k, rm))?;
-        run(patches::strategic_merge_entries(self.source, k, rm))?;
-        run(patches::patch_entries(self.source, k, rm))?;
+        if let Some(schema) = self.openapi(k)? {
+            self.schemas.push(Arc::new(schema));
+        }
+        let schema = self.schemas.last().cloned();
+        let schema: &Schema = schema.as_deref().unwrap_or_else(|| Schema::builtin());
+        run(patches::strategic_merge_entries(schema, self.source, k, rm))?;
+        run(patches::patch_entries(schema, self.source, k, rm))?;
         let items = &mut rm.items;
         run(transform::namespace(k, items))?;
         run(transform::prefix_suffix(k, items))?;
@@ -269,6 +279,8 @@ impl<'a> Builder<'a> {
             file: file.clone(),
             previous_ids: vec![],
             needs_hash: false,
+            prefixes: vec![],
+            suffixes: vec![],
         })
     }
 
@@ -336,6 +348,50 @@ impl<'a> Builder<'a> {
         self.stack.pop();
         self.chain.pop();
         r
+    }
+
+    /// `openapi: {path: FILE}`: a schema (JSON or YAML) replacing the built-in one.
+    fn openapi(&self, k: &KFile) -> Result<Option<Schema>, RenderError> {
+        let Some(v) = k.get("openapi") else {
+            return Ok(None);
+        };
+        let Some(rel) = v.get("path").and_then(Value::as_str) else {
+            // `openapi: {version: ...}` picks one of kustomize's embedded schemas; only the
+            // default one exists here.
+            return Ok(None);
+        };
+        let path = resolve(&k.dir, rel)
+            .filter(|p| is_within(&k.dir, p))
+            .ok_or_else(|| {
+                self.err(k.error(
+                    ErrorKind::OutsideRoot,
+                    "/openapi/path",
+                    format!("security; file '{rel}' is not in or below '{}'", k.dir),
+                ))
+            })?;
+        let text = read_text(self.source, &path).map_err(|e| self.err(e))?;
+        let doc = match serde_json::from_str::<Value>(&text) {
+            Ok(v) => v,
+            Err(_) => parse_documents(&text)
+                .map_err(|e| {
+                    self.err(
+                        RenderError::new(ErrorKind::Yaml, &path, e.line, e.message)
+                            .at(e.line, e.col),
+                    )
+                })?
+                .into_iter()
+                .next()
+                .map(|d| d.value)
+                .unwrap_or_default(),
+        };
+        Schema::from_openapi(&doc).map(Some).map_err(|e| {
+            self.err(RenderError::new(
+                ErrorKind::Invalid,
+                &path,
+                0,
+                e.to_string(),
+            ))
+        })
     }
 
     /// `configurations:` files: raw transformer configs, merged into the field specs.

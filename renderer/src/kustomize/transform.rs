@@ -120,6 +120,12 @@ pub fn prefix_suffix(k: &KFile, items: &mut [Resource]) -> Result<(), RenderErro
         }
         let new = format!("{prefix}{}{suffix}", r.name());
         r.store_previous_id();
+        if !prefix.is_empty() {
+            r.prefixes.push(prefix.clone());
+        }
+        if !suffix.is_empty() {
+            r.suffixes.push(suffix.clone());
+        }
         if let Some(meta) = metadata(&mut r.value) {
             meta.insert("name".into(), Value::String(new));
             r.mark("metadata.name".into(), o.clone());
