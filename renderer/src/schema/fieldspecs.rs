@@ -230,7 +230,7 @@ impl FieldSpecs {
                 create: false,
             };
             let ext = |k: &str| schema.get(k).and_then(Value::as_str);
-            let mut add = |list: &mut Vec<FieldSpec>, s: FieldSpec| {
+            let add = |list: &mut Vec<FieldSpec>, s: FieldSpec| {
                 if !list.contains(&s) {
                     list.push(s);
                 }
