@@ -104,7 +104,7 @@ fn path_base(p: &str) -> String {
 /// An env file as kustomize reads it: lines split at `\n` (a trailing `\r` dropped), a BOM
 /// stripped from the first, leading whitespace trimmed, blank and `#` lines skipped,
 /// `KEY=VALUE` split at the first `=` with the value kept verbatim (no unquoting), and a bare
-/// `KEY` meaning an empty value. `Err(line)` (0-based) for a line that is not UTF-8.
+/// `KEY` meaning an empty value; a line with an empty key is skipped. `Err(line)` (0-based) for a line that is not UTF-8.
 pub fn parse_env_file(content: &[u8]) -> Result<Vec<(String, String)>, usize> {
     let mut out = Vec::new();
     let mut lines: Vec<&[u8]> = content.split(|b| *b == b'\n').collect();
@@ -122,7 +122,9 @@ pub fn parse_env_file(content: &[u8]) -> Result<Vec<(String, String)>, usize> {
             continue;
         }
         let (k, v) = text.split_once('=').unwrap_or((text, ""));
-        out.push((k.to_string(), v.to_string()));
+        if !k.is_empty() {
+            out.push((k.to_string(), v.to_string()));
+        }
     }
     Ok(out)
 }

@@ -195,17 +195,11 @@ fn generate(
     if args.name.is_empty() {
         return Err(GeneratorError::NoName { kind: label });
     }
+    // kustomize treats an unknown behavior as unspecified, which acts like create.
     let behavior = match args.behavior.as_str() {
-        "" | "create" => Behavior::Create,
         "merge" => Behavior::Merge,
         "replace" => Behavior::Replace,
-        other => {
-            return Err(GeneratorError::Behavior {
-                kind: label,
-                name: args.name.clone(),
-                behavior: other.to_string(),
-            });
-        }
+        _ => Behavior::Create,
     };
     let options = GeneratorOptions::merged_with_global(args.options.as_ref(), global);
     let pairs = kv::load_pairs(label, args, read)?;

@@ -113,7 +113,8 @@ fn literal_and_file_source_parsing() {
 
 #[test]
 fn env_file_parsing() {
-    let pairs = parse_env_file(b"\xef\xbb\xbfA=1\r\n  # c\n\nB\n C= x \nD=\"q\"").unwrap();
+    let pairs =
+        parse_env_file(b"\xef\xbb\xbfA=1\r\n  # c\n\nB\n=skipped\n C= x \nD=\"q\"").unwrap();
     let want: Vec<(String, String)> = [("A", "1"), ("B", ""), ("C", " x "), ("D", "\"q\"")]
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
