@@ -108,9 +108,99 @@ pub fn apply_strategic_merge(
     Ok(Some(out))
 }
 
-/// Applies a JSON6902 patch (the decoded list of operations) to one resource.
+/// Applies a JSON6902 patch (the decoded list of operations) to one resource as kustomize's
+/// PatchTransformer does: [`apply_json6902_in_build`] with the build annotations of the id
+/// kustomize stores just before patching (the current kind, name and effective namespace).
+/// Only `copy`/`test` of the whole annotations map could tell the difference from passing
+/// every previous id; use [`apply_json6902_in_build`] for that.
 pub fn apply_json6902(resource: &Value, ops: &Value) -> Result<Value, PatchError> {
-    json6902::apply(resource, ops)
+    let s = |p: &str| resource.pointer(p).and_then(Value::as_str).unwrap_or("");
+    let ns =
+        crate::schema::effective_namespace(s("/apiVersion"), s("/kind"), s("/metadata/namespace"));
+    let internal = previous_id_annotations([(s("/kind"), s("/metadata/name"), ns)]);
+    apply_json6902_in_build(resource, ops, &internal)
+}
+
+/// A JSON patch with plain evanphx/json-patch v4 semantics, no kustomize build context.
+pub fn apply_json6902_plain(doc: &Value, ops: &Value) -> Result<Value, PatchError> {
+    json6902::apply(doc, ops)
+}
+
+/// Applies a JSON6902 patch the way kustomize's PatchTransformer does inside a build.
+///
+/// kustomize stores the resource's id (`StorePreviousId`) just before patching, so the
+/// document the operations see carries its internal build annotations, e.g.
+/// `internal.config.kubernetes.io/previousNames`: `metadata.annotations` always exists, and
+/// `add /metadata/annotations/x` works on objects without annotations (while
+/// `add /metadata/labels/x` does not). Afterwards the internal annotations are restored and,
+/// at the end of the build, dropped; an annotations map left empty disappears.
+///
+/// `internal` lists those annotations (see [`previous_id_annotations`]).
+pub fn apply_json6902_in_build(
+    resource: &Value,
+    ops: &Value,
+    internal: &[(String, String)],
+) -> Result<Value, PatchError> {
+    let mut doc = resource.clone();
+    if !internal.is_empty()
+        && let Value::Object(obj) = &mut doc
+    {
+        let meta = obj
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        if let Value::Object(meta) = meta {
+            let ann = meta
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if !ann.is_object() {
+                *ann = Value::Object(Default::default());
+            }
+            if let Value::Object(ann) = ann {
+                for (k, v) in internal {
+                    ann.insert(k.clone(), Value::String(v.clone()));
+                }
+            }
+        }
+    }
+    let mut out = json6902::apply(&doc, ops)?;
+    if !internal.is_empty()
+        && let Some(Value::Object(meta)) = out.get_mut("metadata")
+    {
+        if let Some(Value::Object(ann)) = meta.get_mut("annotations") {
+            for (k, _) in internal {
+                ann.shift_remove(k);
+            }
+        }
+        if meta
+            .get("annotations")
+            .is_some_and(|a| a.as_object().is_some_and(|m| m.is_empty()))
+        {
+            meta.shift_remove("annotations");
+        }
+    }
+    Ok(out)
+}
+
+/// kustomize's `previousKinds`/`previousNames`/`previousNamespaces` build annotations for a
+/// resource's previous ids (kind, name, effective namespace), oldest first.
+pub fn previous_id_annotations<'a>(
+    ids: impl IntoIterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Vec<(String, String)> {
+    let (mut kinds, mut names, mut namespaces) = (Vec::new(), Vec::new(), Vec::new());
+    for (kind, name, ns) in ids {
+        kinds.push(kind);
+        names.push(name);
+        namespaces.push(ns);
+    }
+    if names.is_empty() {
+        return Vec::new();
+    }
+    const P: &str = "internal.config.kubernetes.io/";
+    vec![
+        (format!("{P}previousKinds"), kinds.join(",")),
+        (format!("{P}previousNames"), names.join(",")),
+        (format!("{P}previousNamespaces"), namespaces.join(",")),
+    ]
 }
 
 #[cfg(test)]
