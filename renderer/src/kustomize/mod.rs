@@ -90,6 +90,17 @@ pub fn render(
     let mut items = rm.items;
     add_name_hashes(&mut items, &root)?;
     fix_name_references(&mut items, &config.name_reference, &root)?;
+    if let Some(r) = items
+        .iter()
+        .find(|r| crate::yaml::emit::unprintable(&r.value).is_some())
+    {
+        return Err(RenderError::new(
+            ErrorKind::Yaml,
+            &r.file,
+            0,
+            format!("{}: yaml: control characters are not allowed", r.id()),
+        ));
+    }
     if let Some(order) = sort_order(&root, opts)? {
         order::legacy_sort(&mut items, &order);
     }

@@ -228,12 +228,21 @@ fn walk(
     }
 }
 
+/// A document that adds field specs for the built-in transformers.
+#[derive(Debug, Clone)]
+pub enum ConfigDoc {
+    /// A `configurations:` file.
+    Transformers(Value),
+    /// A `crds:` file (OpenAPI definitions of custom types).
+    Crds(Value),
+}
+
 /// The objects of a build in order, with unique ids.
 #[derive(Debug, Default, Clone)]
 pub struct ResMap {
     pub items: Vec<Resource>,
-    /// `configurations` documents of this kustomization and everything below it.
-    pub configs: Vec<Value>,
+    /// `configurations` and `crds` documents of this kustomization and everything below it.
+    pub configs: Vec<ConfigDoc>,
     /// Ids of `items`; rebuilt by [`ResMap::reindex`] after anything renames objects.
     ids: HashMap<ResId, usize>,
 }
@@ -247,7 +256,10 @@ impl ResMap {
         }
         let mut fs = builtin.clone();
         for c in &self.configs {
-            fs.merge_config(c);
+            match c {
+                ConfigDoc::Transformers(v) => fs.merge_config(v),
+                ConfigDoc::Crds(v) => fs.merge_crds(v),
+            }
         }
         std::borrow::Cow::Owned(fs)
     }

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::error::{ErrorKind, RenderError};
 use super::kfile::{self, KFile, is_remote, is_within, read_text, resolve};
-use super::resource::{ResMap, Resource, marks_from_positions};
+use super::resource::{ConfigDoc, ResMap, Resource, marks_from_positions};
 use super::{generate, patches, transform};
 use crate::provenance::SetBy;
 use crate::schema::Schema;
@@ -136,7 +136,6 @@ impl<'a> Builder<'a> {
             "generators",
             "transformers",
             "validators",
-            "crds",
         ] {
             if k.get(f).is_some() {
                 return Err(self.err(k.error(
@@ -154,7 +153,7 @@ impl<'a> Builder<'a> {
         k: &KFile,
         entry: &str,
         pos: Pos,
-    ) -> Result<(Vec<Resource>, Vec<Value>), RenderError> {
+    ) -> Result<(Vec<Resource>, Vec<ConfigDoc>), RenderError> {
         let here = |kind, msg: String| {
             self.err(RenderError::new(kind, &k.path, pos.line, msg).at(pos.line, pos.col))
         };
@@ -394,10 +393,15 @@ impl<'a> Builder<'a> {
         })
     }
 
-    /// `configurations:` files: raw transformer configs, merged into the field specs.
-    fn configurations(&self, k: &KFile) -> Result<Vec<Value>, RenderError> {
+    /// `configurations:` and `crds:` files, merged into the field specs.
+    fn configurations(&self, k: &KFile) -> Result<Vec<ConfigDoc>, RenderError> {
         let mut out = Vec::new();
-        for (entry, pos) in k.strings("configurations")? {
+        for (field, entry, pos) in k
+            .strings("configurations")?
+            .into_iter()
+            .map(|(e, p)| ("configurations", e, p))
+            .chain(k.strings("crds")?.into_iter().map(|(e, p)| ("crds", e, p)))
+        {
             let path = resolve(&k.dir, &entry)
                 .filter(|p| is_within(&k.dir, p))
                 .ok_or_else(|| {
@@ -415,7 +419,13 @@ impl<'a> Builder<'a> {
                     RenderError::new(ErrorKind::Yaml, &path, e.line, e.message).at(e.line, e.col),
                 )
             })?;
-            out.extend(docs.into_iter().map(|d| d.value).filter(Value::is_object));
+            for d in docs.into_iter().map(|d| d.value).filter(Value::is_object) {
+                out.push(if field == "crds" {
+                    ConfigDoc::Crds(d)
+                } else {
+                    ConfigDoc::Transformers(d)
+                });
+            }
         }
         Ok(out)
     }

@@ -59,7 +59,32 @@ pub fn to_yaml_stream<'a>(values: impl IntoIterator<Item = &'a Value>) -> String
     out
 }
 
+/// The first string in `value` (key or value) that kubectl cannot print: Go's JSON encoder
+/// leaves C1 controls and U+FFFE/U+FFFF raw, and go-yaml's reader then rejects them.
+pub fn unprintable(value: &Value) -> Option<&str> {
+    let bad = |s: &str| {
+        s.chars()
+            .any(|c| matches!(c as u32, 0x7f..=0x84 | 0x86..=0x9f | 0xfffe | 0xffff))
+    };
+    match value {
+        Value::String(s) if bad(s) => Some(s),
+        Value::Array(a) => a.iter().find_map(unprintable),
+        Value::Object(m) => m.iter().find_map(|(k, v)| {
+            if bad(k) {
+                Some(k.as_str())
+            } else {
+                unprintable(v)
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// go-yaml v2's key order for string keys (`keyList.Less`).
+///
+/// The comparison is not transitive for some digit runs (`a1b`, `a2`, `a10`; leading zeros),
+/// and kubectl sorts keys taken from a Go map in random order, so its output for such maps
+/// varies from run to run; any order we give is one kubectl also prints.
 pub fn key_less(a: &str, b: &str) -> bool {
     key_cmp(a, b) == Ordering::Less
 }
@@ -156,9 +181,34 @@ impl Emitter {
             if !(i == 0 && inline) {
                 self.pad(indent);
             }
-            self.string(k, indent + BEST_INDENT, true);
-            self.push(':');
             let v = &m[k];
+            let key = normalize(k);
+            // libyaml writes keys longer than 128 bytes or spanning lines as `? key`.
+            if key.len() > 128 || analyze(&key).multiline {
+                self.push_str("? ");
+                self.string(&key, indent + BEST_INDENT, false);
+                self.end_line();
+                self.pad(indent);
+                self.push(':');
+                match v {
+                    Value::Object(c) if !c.is_empty() => {
+                        self.push(' ');
+                        self.mapping(c, indent + BEST_INDENT, true);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        self.push(' ');
+                        self.sequence(a, indent + BEST_INDENT, true);
+                    }
+                    _ => {
+                        self.push(' ');
+                        self.inline_value(v, indent + BEST_INDENT, false);
+                        self.end_line();
+                    }
+                }
+                continue;
+            }
+            self.string(&key, indent + BEST_INDENT, true);
+            self.push(':');
             match v {
                 Value::Object(c) if !c.is_empty() => {
                     self.newline();
@@ -206,7 +256,7 @@ impl Emitter {
             Value::Null => self.push_str("null"),
             Value::Bool(b) => self.push_str(if *b { "true" } else { "false" }),
             Value::Number(n) => self.push_str(&format_number(n)),
-            Value::String(s) => self.string(s, indent, key),
+            Value::String(s) => self.string(&normalize(s), indent, key),
             Value::Object(_) => self.push_str("{}"),
             Value::Array(_) => self.push_str("[]"),
         }
@@ -322,10 +372,13 @@ impl Emitter {
 
     fn double(&mut self, s: &str, indent: usize, allow_breaks: bool) {
         let chars: Vec<char> = s.chars().collect();
+        // go-yaml's `is_bom` looks at the start of the value, not at the current character, so
+        // a value starting with a BOM has every character escaped.
+        let bom = s.starts_with('\u{feff}');
         self.push('"');
         let mut spaces = false;
         for (i, &c) in chars.iter().enumerate() {
-            if !is_printable(c) || c == '\u{feff}' || is_break(c) || c == '"' || c == '\\' {
+            if bom || !is_printable(c) || is_break(c) || c == '"' || c == '\\' {
                 self.push('\\');
                 match c {
                     '\0' => self.push('0'),
@@ -409,6 +462,41 @@ impl Emitter {
             }
         }
     }
+}
+
+/// What a string becomes on its way through JSON: Go's encoder leaves U+0085 (NEL) raw, and
+/// go-yaml then reads it as a line break inside a double-quoted scalar, folding it (with the
+/// blanks around it) into a space, or into `n-1` newlines for `n` consecutive breaks.
+fn normalize(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.contains('\u{85}') {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len());
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == ' ' || c == '\t' || c == '\u{85}' {
+            let start = i;
+            let mut j = i;
+            while j < chars.len() && matches!(chars[j], ' ' | '\t' | '\u{85}') {
+                j += 1;
+            }
+            let breaks = chars[start..j].iter().filter(|&&c| c == '\u{85}').count();
+            if breaks == 0 {
+                out.extend(&chars[start..j]);
+            } else if breaks == 1 {
+                out.push(' ');
+            } else {
+                out.extend(std::iter::repeat_n('\n', breaks - 1));
+            }
+            i = j;
+        } else {
+            out.push(c);
+            i += 1;
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 fn is_break(c: char) -> bool {

@@ -69,6 +69,7 @@ pub fn escape_pointer(seg: &str) -> Cow<'_, str> {
 /// Parses every document of `text`. Empty documents (only comments or nothing) yield
 /// `Value::Null` and are kept so callers can decide (kustomize skips them).
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+    check_characters(text)?;
     let mut b = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
@@ -107,6 +108,24 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         }
     }
     Ok(docs)
+}
+
+/// go-yaml's reader refuses control characters anywhere in the input, even inside quotes.
+fn check_characters(text: &str) -> Result<(), YamlError> {
+    let bad = |c: char| !matches!(c as u32, 0x09 | 0x0a | 0x0d | 0x20..=0x7e | 0x85 | 0xa0..=0xd7ff | 0xe000..=0xfffd | 0x10000..);
+    if !text.chars().any(bad) {
+        return Ok(());
+    }
+    for (n, line) in text.split('\n').enumerate() {
+        if let Some((col, _)) = line.chars().enumerate().find(|&(_, c)| bad(c)) {
+            return Err(YamlError {
+                line: n as u32 + 1,
+                col: col as u32 + 1,
+                message: "control characters are not allowed".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn pos(span: &Span) -> Pos {
