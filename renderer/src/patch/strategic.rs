@@ -520,8 +520,15 @@ fn find_element(list: &[Value], keys: &[String], values: &[String]) -> Option<us
     if keys.len() != values.len() {
         return None;
     }
-    list.iter()
-        .position(|e| e.is_object() && keys.iter().zip(values).all(|(k, v)| field_matches(e, k, v)))
+    // `MatchField` sets a value node, so an empty wanted value matches only an empty one
+    // (unlike ElementSetter's matcher, where empty means "has the field").
+    list.iter().position(|e| {
+        e.is_object()
+            && keys
+                .iter()
+                .zip(values)
+                .all(|(k, v)| e.get(k.as_str()).is_some_and(|x| node_value(x) == *v))
+    })
 }
 
 /// kyaml `ElementSetter`: replace every match with `element` (or delete when `None`), append
