@@ -158,30 +158,40 @@ impl FieldSpecs {
     }
 
     /// Adds a `configurations` file (already parsed) the way kustomize merges transformer
-    /// configs: specs are appended unless already present; back-references to the same kind
-    /// are combined.
+    /// configs; a conflicting spec is skipped (see [`FieldSpecs::try_merge_config`]).
     pub fn merge_config(&mut self, config: &Value) {
+        let _ = self.try_merge_config(config);
+    }
+
+    /// kustomize `TransformerConfig.Merge`: a spec whose path equals an existing one that its
+    /// group/version/kind selects is already present (an error if `create` differs);
+    /// back-references to the same kind are combined.
+    pub fn try_merge_config(&mut self, config: &Value) -> Result<(), String> {
         let Some(obj) = config.as_object() else {
-            return;
+            return Ok(());
         };
+        let mut result = Ok(());
         for (name, list) in obj {
             let Some(list) = list.as_array() else {
                 continue;
             };
             if name == "nameReference" {
                 for b in list {
-                    self.merge_back_ref(b);
+                    if let Err(e) = self.merge_back_ref(b) {
+                        result = Err(e);
+                    }
                 }
                 continue;
             }
             if let Some(target) = self.list_mut(name) {
                 for spec in list.iter().filter_map(FieldSpec::from_value) {
-                    if !target.contains(&spec) {
-                        target.push(spec);
+                    if let Err(e) = merge_one(target, spec) {
+                        result = Err(format!("failed to merge {name} fieldSpec: {e}"));
                     }
                 }
             }
         }
+        result
     }
 
     /// Adds what kustomize derives from a kustomization's `crds:` file (a map of type name to
@@ -272,7 +282,7 @@ impl FieldSpecs {
         }
     }
 
-    fn merge_back_ref(&mut self, b: &Value) {
+    fn merge_back_ref(&mut self, b: &Value) -> Result<(), String> {
         let s = |k: &str| b.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let gvk = Gvk {
             group: s("group"),
@@ -289,15 +299,29 @@ impl FieldSpecs {
         match self.name_reference.iter_mut().find(|r| r.gvk == gvk) {
             Some(existing) => {
                 for r in refs {
-                    if !existing.referrers.contains(&r) {
-                        existing.referrers.push(r);
-                    }
+                    merge_one(&mut existing.referrers, r)?;
                 }
             }
             None => self.name_reference.push(NameBackRef {
                 gvk,
                 referrers: refs,
             }),
+        }
+        Ok(())
+    }
+}
+
+/// kustomize `FsSlice.MergeOne`.
+fn merge_one(list: &mut Vec<FieldSpec>, x: FieldSpec) -> Result<(), String> {
+    match list
+        .iter()
+        .find(|s| s.path == x.path && s.gvk().is_selected_by(&x.gvk()))
+    {
+        Some(s) if s.create != x.create => Err(format!("conflicting fieldspecs for {}", x.path)),
+        Some(_) => Ok(()),
+        None => {
+            list.push(x);
+            Ok(())
         }
     }
 }
@@ -420,5 +444,12 @@ mod tests {
             .unwrap();
         assert!(cm.referrers.iter().any(|s| s.path == "spec/cm"));
         assert!(fs.name_reference.iter().any(|b| b.gvk.kind == "Bar"));
+        // A kind-less spec on a path the built-ins already cover is "already there"...
+        let n = fs.common_labels.len();
+        fs.merge_config(&json!({"commonLabels": [{"path": "spec/selector", "create": true}]}));
+        assert_eq!(fs.common_labels.len(), n);
+        // ...and differing only in `create` is a conflict.
+        let e = fs.try_merge_config(&json!({"commonLabels": [{"path": "metadata/labels"}]}));
+        assert!(e.is_err());
     }
 }
