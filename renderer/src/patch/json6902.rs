@@ -91,7 +91,13 @@ pub fn apply(doc: &Value, patch: &Value) -> Result<Value, PatchError> {
                 } else {
                     let (con, key) = find(&mut doc, &p).ok_or_else(|| missing(i, kind, &p))?;
                     match get(con, &key).map_err(|m| err(i, kind, format!("path {p:?}: {m}")))? {
-                        None => value().is_null(),
+                        // evanphx dereferences the missing value and kubectl panics.
+                        None => match op.get("value") {
+                            Some(v) => v.is_null(),
+                            None => {
+                                return Err(err(i, kind, "test of a missing key needs a value"));
+                            }
+                        },
                         Some(v) => *v == value(),
                     }
                 };
