@@ -1,0 +1,57 @@
+//! Git: fetch into a bare cache, resolve the tracked revision, and read the tree in place.
+//!
+//! Nothing is ever checked out: the renderer reads blobs straight from the fetched commit, so a
+//! half-fetched or broken revision never reaches a working tree the cluster could be fed from.
+
+mod fetch;
+mod known_hosts;
+mod resolve;
+mod tree;
+
+pub use fetch::{Credentials, Fetcher};
+pub use resolve::{Resolved, resolve};
+pub use tree::GitTreeSource;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GitError {
+    #[error("fetching {url}: {message}")]
+    Fetch { url: String, message: String },
+    #[error("revision {revision:?}: {message}")]
+    Resolve { revision: String, message: String },
+    #[error("reading {path}: {message}")]
+    Credentials { path: String, message: String },
+    #[error("git: {0}")]
+    Git(#[from] git2::Error),
+}
+
+/// The URL as it may appear in status and logs: any `user:password@` part is dropped.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            if path.is_empty() && !rest.contains('/') {
+                format!("{scheme}://{host}")
+            } else {
+                format!("{scheme}://{host}/{path}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(
+            super::redact_url("https://u:secret@git.example.com/team/repo.git"),
+            "https://git.example.com/team/repo.git"
+        );
+        assert_eq!(super::redact_url("file:///srv/repo"), "file:///srv/repo");
+        assert_eq!(
+            super::redact_url("git@host:team/repo"),
+            "git@host:team/repo"
+        );
+    }
+}

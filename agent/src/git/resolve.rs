@@ -1,0 +1,131 @@
+//! Turning `--revision` into a commit: branch, tag, commit SHA, or a semver range over tags.
+
+use git2::{Oid, Repository};
+
+use super::GitError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub commit: Oid,
+    /// The tag the commit was reached through (a tag or a semver range).
+    pub tag: Option<String>,
+}
+
+/// Resolves against the bare cache's `refs/heads/*` and `refs/tags/*` (as fetched).
+/// Exact names win over ranges, so a tag literally named `1.5.0` is never reinterpreted.
+pub fn resolve(repo: &Repository, revision: &str) -> Result<Resolved, GitError> {
+    let fail = |message: String| GitError::Resolve {
+        revision: revision.to_string(),
+        message,
+    };
+    if let Ok(r) = repo.find_reference(&format!("refs/heads/{revision}")) {
+        let commit = r
+            .peel_to_commit()
+            .map_err(|e| fail(e.message().to_string()))?;
+        return Ok(Resolved {
+            commit: commit.id(),
+            tag: None,
+        });
+    }
+    if let Ok(r) = repo.find_reference(&format!("refs/tags/{revision}")) {
+        let commit = r
+            .peel_to_commit()
+            .map_err(|e| fail(e.message().to_string()))?;
+        return Ok(Resolved {
+            commit: commit.id(),
+            tag: Some(revision.to_string()),
+        });
+    }
+    if is_hex_prefix(revision) {
+        let object = repo
+            .revparse_single(revision)
+            .map_err(|_| fail("no such commit in the fetched history".into()))?;
+        let commit = object
+            .peel_to_commit()
+            .map_err(|e| fail(e.message().to_string()))?;
+        return Ok(Resolved {
+            commit: commit.id(),
+            tag: None,
+        });
+    }
+    if let Some(req) = parse_range(revision) {
+        let tags = repo.tag_names(None)?;
+        let best = tags
+            .iter()
+            .filter_map(|n| n.ok().flatten())
+            .filter_map(|name| Some((tag_version(name)?, name)))
+            .filter(|(v, _)| req.matches(v))
+            .max_by(|a, b| a.0.cmp(&b.0));
+        let Some((_, name)) = best else {
+            return Err(fail("no tag matches this semver range".into()));
+        };
+        let commit = repo
+            .find_reference(&format!("refs/tags/{name}"))?
+            .peel_to_commit()
+            .map_err(|e| fail(e.message().to_string()))?;
+        return Ok(Resolved {
+            commit: commit.id(),
+            tag: Some(name.to_string()),
+        });
+    }
+    Err(fail("no branch, tag or commit of that name".into()))
+}
+
+fn is_hex_prefix(s: &str) -> bool {
+    (7..=40).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A tag name as a version: `v1.5.0` and `1.5.0` both count.
+fn tag_version(name: &str) -> Option<semver::Version> {
+    semver::Version::parse(name.strip_prefix('v').unwrap_or(name)).ok()
+}
+
+/// Only strings with an operator are ranges; the npm-style space-separated form is accepted.
+fn parse_range(s: &str) -> Option<semver::VersionReq> {
+    if !s.contains(['<', '>', '=', '^', '~', '*']) {
+        return None;
+    }
+    let mut parts: Vec<String> = Vec::new();
+    for token in s.replace(',', " ").split_whitespace() {
+        // `>= 1.5.0` → `>=1.5.0`: an operator alone joins the next token.
+        match parts.last_mut() {
+            Some(last) if last.chars().all(|c| "<>=^~".contains(c)) => last.push_str(token),
+            _ => parts.push(token.to_string()),
+        }
+    }
+    let normalised: Vec<String> = parts
+        .iter()
+        .map(|p| {
+            let op_len = p.len() - p.trim_start_matches(['<', '>', '=', '^', '~']).len();
+            let (op, version) = p.split_at(op_len);
+            format!("{op}{}", version.strip_prefix('v').unwrap_or(version))
+        })
+        .collect();
+    semver::VersionReq::parse(&normalised.join(", ")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        let r = parse_range(">=1.5.0 <2.0.0").unwrap();
+        assert!(r.matches(&"1.7.3".parse().unwrap()));
+        assert!(!r.matches(&"2.0.0".parse().unwrap()));
+        assert!(!r.matches(&"1.4.9".parse().unwrap()));
+        assert!(
+            parse_range(">= v1.5.0, < 2")
+                .unwrap()
+                .matches(&"1.9.0".parse().unwrap())
+        );
+        assert!(parse_range("main").is_none());
+        assert!(parse_range("v1.5.0").is_none());
+    }
+
+    #[test]
+    fn versions_from_tags() {
+        assert_eq!(tag_version("v1.5.0"), Some("1.5.0".parse().unwrap()));
+        assert_eq!(tag_version("release-1"), None);
+    }
+}

@@ -1,0 +1,283 @@
+//! The agent's view of the API server: discovery, listing, dry-run, apply and delete, all
+//! confined to the one namespace it manages.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use kube::Client;
+use kube::api::{
+    Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch,
+    PatchParams, Preconditions,
+};
+use kube::discovery::{self, Scope};
+use renderer::protocol::{AGENT_FIELD_MANAGER, GroupKind};
+use serde_json::Value;
+
+use super::plan::{Desired, LiveMember, ObjectKey};
+
+/// Discovery results per apiVersion+kind; `None` when the cluster serves no such kind.
+type ResourceCache = HashMap<(String, String), Option<(ApiResource, bool)>>;
+
+#[derive(Clone)]
+pub struct Cluster {
+    client: Client,
+    namespace: String,
+    resources: std::sync::Arc<Mutex<ResourceCache>>,
+}
+
+/// An API error, with the object it concerned, phrased for the status message.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {message}")]
+pub struct ApiError {
+    pub what: String,
+    pub message: String,
+    /// HTTP status from the API server, when it answered.
+    pub code: Option<u16>,
+}
+
+impl ApiError {
+    pub fn new(what: impl Into<String>, err: &kube::Error) -> Self {
+        let what = what.into();
+        match err {
+            kube::Error::Api(status) => Self {
+                message: describe_status(status.code, &status.reason, &status.message),
+                code: Some(status.code),
+                what,
+            },
+            other => Self {
+                what,
+                message: other.to_string(),
+                code: None,
+            },
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.code == Some(404)
+    }
+}
+
+/// Makes RBAC denials and admission rejections read as what they are.
+fn describe_status(code: u16, reason: &str, message: &str) -> String {
+    match code {
+        403 => format!("forbidden by RBAC: {message}"),
+        422 | 400 => format!("rejected by the API server: {message}"),
+        409 => format!("conflict: {message}"),
+        _ if message.contains("admission webhook") => format!("rejected by admission: {message}"),
+        _ if reason.is_empty() => message.to_string(),
+        _ => format!("{reason}: {message}"),
+    }
+}
+
+impl Cluster {
+    pub fn new(client: Client, namespace: &str) -> Self {
+        Self {
+            client,
+            namespace: namespace.to_string(),
+            resources: Default::default(),
+        }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// Resolves apiVersion+kind through discovery (cached; discovery is readable by any user).
+    pub async fn resource(
+        &self,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Option<(ApiResource, bool)>, ApiError> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some(hit) = self
+            .resources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return Ok(hit.clone());
+        }
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let found = match discovery::pinned_kind(&self.client, &gvk).await {
+            Ok((ar, caps)) => Some((ar, caps.scope == Scope::Namespaced)),
+            Err(kube::Error::Api(s)) if s.code == 404 => None,
+            Err(kube::Error::Discovery(_)) => None,
+            Err(e) => {
+                return Err(ApiError::new(
+                    format!("discovery of {kind} ({api_version})"),
+                    &e,
+                ));
+            }
+        };
+        self.resources
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key, found.clone());
+        Ok(found)
+    }
+
+    /// The preferred apiVersion of a group-kind (for members of kinds Git no longer declares).
+    pub async fn preferred_api_version(&self, gk: &GroupKind) -> Result<Option<String>, ApiError> {
+        match discovery::group(&self.client, &gk.group).await {
+            Ok(group) => Ok(group
+                .recommended_kind(&gk.kind)
+                .map(|(ar, _)| ar.api_version)),
+            Err(kube::Error::Discovery(_)) => Ok(None),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(None),
+            Err(e) => Err(ApiError::new(format!("discovery of {gk}"), &e)),
+        }
+    }
+
+    /// The namespaced API for a kind already known to exist.
+    pub async fn api(&self, api_version: &str, kind: &str) -> Result<Api<DynamicObject>, ApiError> {
+        match self.resource(api_version, kind).await? {
+            Some((ar, _)) => Ok(Api::namespaced_with(
+                self.client.clone(),
+                &self.namespace,
+                &ar,
+            )),
+            None => Err(ApiError {
+                what: format!("{kind} ({api_version})"),
+                message: "the cluster serves no such kind".into(),
+                code: Some(404),
+            }),
+        }
+    }
+
+    /// Every object of a kind in the namespace (optionally by label), as JSON keyed by name.
+    pub async fn list(
+        &self,
+        api_version: &str,
+        kind: &str,
+        selector: Option<&str>,
+    ) -> Result<Vec<Value>, ApiError> {
+        let api = self.api(api_version, kind).await?;
+        let mut params = ListParams::default();
+        if let Some(s) = selector {
+            params = params.labels(s);
+        }
+        let list = api
+            .list(&params)
+            .await
+            .map_err(|e| ApiError::new(format!("list {kind} in {}", self.namespace), &e))?;
+        Ok(list
+            .items
+            .into_iter()
+            .map(|mut o| {
+                // Lists leave apiVersion/kind off the items; the comparison needs them.
+                o.types = Some(kube::api::TypeMeta {
+                    api_version: api_version.to_string(),
+                    kind: kind.to_string(),
+                });
+                to_value(&o)
+            })
+            .collect())
+    }
+
+    pub async fn get(&self, d: &Desired) -> Result<Option<Value>, ApiError> {
+        let api = self.api(&d.api_version, &d.key.group_kind.kind).await?;
+        match api.get_opt(&d.key.name).await {
+            Ok(o) => Ok(o.map(|mut o| {
+                o.types = Some(kube::api::TypeMeta {
+                    api_version: d.api_version.clone(),
+                    kind: d.key.group_kind.kind.clone(),
+                });
+                to_value(&o)
+            })),
+            Err(e) => Err(ApiError::new(format!("get {}", d.key), &e)),
+        }
+    }
+
+    /// Server-side apply as `gitops-agent`, forcing ownership: Git wins over other managers.
+    pub async fn apply(&self, d: &Desired, body: &Value, dry_run: bool) -> Result<Value, ApiError> {
+        let api = self.api(&d.api_version, &d.key.group_kind.kind).await?;
+        let mut params = PatchParams::apply(AGENT_FIELD_MANAGER)
+            .force()
+            .validation_strict();
+        if dry_run {
+            params = params.dry_run();
+        }
+        let what = match &d.origin {
+            Some(o) => format!("{} ({o})", d.key),
+            None => d.key.to_string(),
+        };
+        api.patch(&d.key.name, &params, &Patch::Apply(body))
+            .await
+            .map(|o| to_value(&o))
+            .map_err(|e| ApiError::new(what, &e))
+    }
+
+    /// Removes annotations another tool wrote (a JSON merge patch: SSA cannot drop fields it
+    /// does not own).
+    pub async fn remove_annotations(&self, d: &Desired, keys: &[&str]) -> Result<(), ApiError> {
+        let api = self.api(&d.api_version, &d.key.group_kind.kind).await?;
+        let nulls: serde_json::Map<String, Value> =
+            keys.iter().map(|k| (k.to_string(), Value::Null)).collect();
+        let patch = serde_json::json!({"metadata": {"annotations": nulls}});
+        let params = PatchParams {
+            field_manager: Some(AGENT_FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        api.patch(&d.key.name, &params, &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| ApiError::new(format!("remove annotations from {}", d.key), &e))
+    }
+
+    /// Deletes a member only if it is still the object that was listed (same UID).
+    pub async fn delete(&self, m: &LiveMember) -> Result<(), ApiError> {
+        let api = self.api(&m.api_version, &m.key.group_kind.kind).await?;
+        let mut params = DeleteParams::background();
+        if let Some(uid) = &m.uid {
+            params = params.preconditions(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            });
+        }
+        match api.delete(&m.key.name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+            Err(e) => Err(ApiError::new(format!("delete {}", m.key), &e)),
+        }
+    }
+}
+
+fn to_value(o: &DynamicObject) -> Value {
+    serde_json::to_value(o).expect("a DynamicObject serialises to JSON")
+}
+
+/// A listed object as a member of the set.
+pub fn live_member(obj: &Value) -> Option<LiveMember> {
+    let api_version = obj["apiVersion"].as_str()?.to_string();
+    let kind = obj["kind"].as_str()?;
+    let meta = &obj["metadata"];
+    let strings = |v: &Value| {
+        v.as_object()
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    Some(LiveMember {
+        key: ObjectKey {
+            group_kind: GroupKind::from_api_version(&api_version, kind),
+            name: meta["name"].as_str()?.to_string(),
+        },
+        api_version,
+        uid: meta["uid"].as_str().map(str::to_string),
+        labels: strings(&meta["labels"]),
+        annotations: strings(&meta["annotations"]),
+    })
+}
+
+/// Name of a listed object.
+pub fn name_of(obj: &Value) -> &str {
+    obj["metadata"]["name"].as_str().unwrap_or_default()
+}

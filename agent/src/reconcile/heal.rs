@@ -1,0 +1,140 @@
+//! Self-heal: put objects of the last good revision back when someone else changed or deleted
+//! them, without fetching Git again.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use kube::runtime::events::EventType;
+use renderer::protocol::{SyncResult, event_reason};
+
+use super::object::Prepared;
+use super::plan::ObjectKey;
+use super::{Agent, SyncError};
+
+/// What woke self-heal up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealRequest {
+    /// A watch saw this object change (at this resourceVersion) or disappear (`None`).
+    Object(ObjectKey, Option<String>),
+    /// Check every object (a watch restarted, or a break-glass expired).
+    All,
+}
+
+impl Agent {
+    /// Heals the requested objects (all of them when `keys` is `None`).
+    pub async fn heal(&self, keys: Option<BTreeSet<ObjectKey>>) -> Result<(), SyncError> {
+        let mut inner = self.inner.lock().await;
+        let Some(last_good) = inner.last_good.clone() else {
+            return Ok(());
+        };
+        let targets: Vec<_> = last_good
+            .applies
+            .iter()
+            .filter(|d| keys.as_ref().is_none_or(|k| k.contains(&d.key)))
+            .collect();
+        if targets.is_empty() {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        let owned: Vec<_> = targets.iter().map(|d| (*d).clone()).collect();
+        let rules = self.rules(&owned).await?;
+        let mut expired = Vec::new();
+        let mut changed = false;
+        for d in targets {
+            let live = self.cluster.get(d).await?;
+            let prepared = match self.prepare(d, live.as_ref(), &rules, now).await {
+                Ok(p) => p,
+                Err(e) => {
+                    // The last good revision no longer applies (e.g. a webhook changed): report.
+                    changed |= inner
+                        .out_of_sync
+                        .insert(d.key.clone(), e.to_string())
+                        .is_none();
+                    continue;
+                }
+            };
+            if !matches!(prepared, Prepared::Held(_))
+                && inner.break_glass.get(&d.key).is_some_and(|e| e.active)
+            {
+                inner.break_glass.remove(&d.key);
+                changed = true;
+            }
+            match prepared {
+                Prepared::UpToDate { expired: bg } => {
+                    expired.extend(bg.map(|bg| (d.clone(), bg)));
+                    changed |= inner.out_of_sync.remove(&d.key).is_some();
+                }
+                Prepared::Held(entry) => {
+                    changed |=
+                        inner.break_glass.insert(d.key.clone(), entry.clone()) != Some(entry);
+                }
+                Prepared::Invalid(why) => {
+                    changed |= inner.out_of_sync.insert(d.key.clone(), why).is_none();
+                }
+                Prepared::Apply { body, expired: bg } => {
+                    if !self.config.self_heal_enabled() && bg.is_none() {
+                        let why = "differs from Git (self-heal is off)".to_string();
+                        changed |= inner.out_of_sync.insert(d.key.clone(), why).is_none();
+                        continue;
+                    }
+                    let applied = self.cluster.apply(d, &body, false).await?;
+                    if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
+                        inner.own_versions.insert(d.key.clone(), rv.to_string());
+                    }
+                    inner.out_of_sync.remove(&d.key);
+                    changed = true;
+                    if bg.is_some() {
+                        expired.extend(bg.map(|bg| (d.clone(), bg)));
+                    } else {
+                        inner.status.status.drift_corrected += 1;
+                        let what = if live.is_none() {
+                            "recreated"
+                        } else {
+                            "reverted changes made outside Git"
+                        };
+                        let note = format!("{} {what} (revision {})", d.key, last_good.revision);
+                        let regarding = inner.status.object_ref(&d.key, &d.api_version);
+                        inner
+                            .status
+                            .event(
+                                EventType::Normal,
+                                event_reason::DRIFT_CORRECTED,
+                                &note,
+                                &regarding,
+                            )
+                            .await;
+                        tracing::info!(object = %d.key, "{note}");
+                    }
+                }
+            }
+        }
+        changed |= !expired.is_empty();
+        self.finish_break_glass(&mut inner, expired).await;
+        // A failed sync keeps its message; heal only refines Synced/OutOfSync.
+        let current = inner.status.status.result;
+        if changed && matches!(current, SyncResult::Synced | SyncResult::OutOfSync) {
+            self.summarise(&mut inner);
+        } else if changed {
+            let now = Timestamp::now();
+            inner.next_expiry = inner
+                .break_glass
+                .values()
+                .filter(|e| e.active && e.break_glass.until > now)
+                .map(|e| e.break_glass.until)
+                .min();
+            inner.status.status.break_glass = inner.break_glass.values().cloned().collect();
+        }
+        inner.status.flush().await?;
+        Ok(())
+    }
+
+    /// Whether a watch event is just the echo of the agent's own write.
+    pub async fn is_own_write(&self, key: &ObjectKey, resource_version: &str) -> bool {
+        self.inner
+            .lock()
+            .await
+            .own_versions
+            .get(key)
+            .is_some_and(|rv| rv == resource_version)
+    }
+}

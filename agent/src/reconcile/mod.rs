@@ -1,0 +1,450 @@
+//! One reconcile: fetch → resolve → verify → render → validate → dry-run → apply → prune → status.
+//!
+//! [`plan`] and [`policy`] are pure; this module and [`cluster`] talk to the API server.
+
+pub mod cluster;
+mod heal;
+pub use heal::HealRequest;
+mod object;
+pub mod plan;
+pub mod policy;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use kube::runtime::events::EventType;
+use renderer::drift::IgnoreRules;
+use renderer::protocol::{BreakGlassEntry, GroupKind, SyncResult, event_reason};
+use serde_json::Value;
+use tokio::sync::{Mutex, Notify};
+
+use crate::applyset::ApplySet;
+use crate::config::Config;
+use crate::git::{self, Fetcher, GitError, GitTreeSource};
+use crate::render;
+use crate::status::StatusWriter;
+use cluster::{ApiError, Cluster};
+use object::Prepared;
+use plan::{Desired, ObjectKey, PlanError, PlanInput};
+
+/// Why a cycle did not converge. Each maps to a status result and an Event reason.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("{0}")]
+    Verify(String),
+    #[error("render failed: {0}")]
+    Render(String),
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("dry-run rejected the revision, nothing was applied: {}", .0.join("; "))]
+    DryRun(Vec<String>),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl SyncError {
+    pub fn result(&self) -> SyncResult {
+        match self {
+            Self::Verify(_) | Self::Refused(_) => SyncResult::Refused,
+            _ => SyncResult::Failed,
+        }
+    }
+
+    fn reason(&self) -> &'static str {
+        match self.result() {
+            SyncResult::Refused => event_reason::REFUSED,
+            _ => event_reason::SYNC_FAILED,
+        }
+    }
+
+    /// Errors worth retrying sooner than the interval (the network or the API server hiccuped);
+    /// bad repository content waits for the next commit instead.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Git(GitError::Fetch { .. }) | Self::Internal(_))
+            || matches!(self, Self::Api(e) if e.code.is_none_or(|c| c >= 500 || c == 429 || c == 409))
+    }
+}
+
+/// The revision that last passed dry-run and was applied: what self-heal restores.
+#[derive(Debug, Clone)]
+pub struct LastGood {
+    pub revision: String,
+    pub applies: Vec<Desired>,
+}
+
+pub struct Inner {
+    pub status: StatusWriter,
+    pub last_good: Option<LastGood>,
+    /// resourceVersion each object had right after the agent's own write (to ignore our echoes).
+    pub own_versions: HashMap<ObjectKey, String>,
+    /// Objects whose live state differs from Git and is not being corrected, with why.
+    pub out_of_sync: BTreeMap<ObjectKey, String>,
+    pub break_glass: BTreeMap<ObjectKey, BreakGlassEntry>,
+    /// Earliest `until` of an active break-glass: self-heal wakes up then.
+    pub next_expiry: Option<Timestamp>,
+    rendered: Option<(String, Vec<Desired>)>,
+}
+
+pub struct Agent {
+    pub config: Config,
+    pub namespace: String,
+    pub set: ApplySet,
+    pub cluster: Cluster,
+    fetcher: Arc<Fetcher>,
+    base_rules: IgnoreRules,
+    pub inner: Mutex<Inner>,
+    /// Poked by the webhook to sync now instead of at the next interval.
+    pub trigger: Arc<Notify>,
+}
+
+impl Agent {
+    pub fn new(
+        config: Config,
+        client: kube::Client,
+        namespace: String,
+    ) -> Result<Self, crate::Error> {
+        let cluster = Cluster::new(client, &namespace);
+        let set = ApplySet::new(&namespace);
+        let flags: Vec<String> = config
+            .ignore_fields
+            .iter()
+            .map(|f| format!("{}:{}", f.kind, f.pointer))
+            .collect();
+        let base_rules =
+            IgnoreRules::new(&flags).map_err(|e| crate::Error::Config(e.to_string()))?;
+        let credentials = git::Credentials {
+            token_file: config.git_token_file.clone(),
+            username_file: config.git_username_file.clone(),
+            password_file: config.git_password_file.clone(),
+            ssh_key_file: config.ssh_key_file.clone(),
+            known_hosts_file: config.known_hosts_file.clone(),
+        };
+        let fetcher = Arc::new(Fetcher::new(&config.repo, &config.cache_dir, credentials));
+        let mut status = renderer::protocol::SyncStatus {
+            repo: git::redact_url(&config.repo),
+            path: config.path.clone(),
+            tracked_ref: config.revision.clone(),
+            ..Default::default()
+        };
+        status.result = SyncResult::Pending;
+        let writer = StatusWriter::new(cluster.clone(), set.clone(), status);
+        Ok(Self {
+            config,
+            namespace,
+            set,
+            cluster,
+            fetcher,
+            base_rules,
+            inner: Mutex::new(Inner {
+                status: writer,
+                last_good: None,
+                own_versions: HashMap::new(),
+                out_of_sync: BTreeMap::new(),
+                break_glass: BTreeMap::new(),
+                next_expiry: None,
+                rendered: None,
+            }),
+            trigger: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Reads what a previous run left on the parent.
+    pub async fn load(&self) -> Result<(), ApiError> {
+        self.inner.lock().await.status.load().await
+    }
+
+    /// One full cycle. Failures are recorded in status and returned; the cluster keeps the last
+    /// good state because nothing is applied unless the whole set passed dry-run.
+    pub async fn sync(&self) -> Result<(), SyncError> {
+        let mut inner = self.inner.lock().await;
+        let result = self.sync_locked(&mut inner).await;
+        if let Err(e) = &result {
+            let result = e.result();
+            inner.status.fail(result, e.reason(), e.to_string()).await;
+        }
+        result
+    }
+
+    async fn sync_locked(&self, inner: &mut Inner) -> Result<(), SyncError> {
+        let now = Timestamp::now();
+        let fetcher = self.fetcher.clone();
+        let revision = self.config.revision.clone();
+        let resolved = tokio::task::spawn_blocking(move || {
+            let repo = fetcher.fetch()?;
+            git::resolve(&repo, &revision)
+        })
+        .await
+        .map_err(|e| SyncError::Internal(e.to_string()))??;
+        let commit = resolved.commit.to_string();
+        {
+            let s = &mut inner.status.status;
+            s.resolved_commit = Some(commit.clone());
+            s.resolved_tag = resolved.tag.clone();
+            s.last_attempted_revision = Some(commit.clone());
+        }
+        self.verify(&resolved)?;
+
+        let desired = match &inner.rendered {
+            Some((c, objects)) if *c == commit => objects.clone(),
+            _ => {
+                let fetcher = self.fetcher.clone();
+                let path = self.config.source_path();
+                let oid = resolved.commit;
+                let objects = tokio::task::spawn_blocking(move || {
+                    let repo = fetcher.open().map_err(|e| e.to_string())?;
+                    let source =
+                        GitTreeSource::new(repo, oid).map_err(|e| e.message().to_string())?;
+                    render::render(&source, &path)
+                })
+                .await
+                .map_err(|e| SyncError::Internal(e.to_string()))?
+                .map_err(SyncError::Render)?;
+                inner.rendered = Some((commit.clone(), objects.clone()));
+                objects
+            }
+        };
+
+        // Discovery tells namespaced from cluster-scoped kinds, and which kinds exist at all.
+        let mut scopes: HashMap<GroupKind, Option<bool>> = HashMap::new();
+        let mut desired_kinds: BTreeMap<GroupKind, String> = BTreeMap::new();
+        for d in &desired {
+            let gk = d.key.group_kind.clone();
+            if scopes.contains_key(&gk) {
+                continue;
+            }
+            let scope = self
+                .cluster
+                .resource(&d.api_version, &gk.kind)
+                .await?
+                .map(|(_, namespaced)| namespaced);
+            scopes.insert(gk.clone(), scope);
+            if scope == Some(true) {
+                desired_kinds.insert(gk, d.api_version.clone());
+            }
+        }
+
+        // Live state: every object of the declared kinds (adopting is allowed), and the members
+        // of kinds the parent says the set had, so kinds dropped from Git are still pruned.
+        let mut live: HashMap<ObjectKey, Value> = HashMap::new();
+        let mut members = Vec::new();
+        for (gk, api_version) in &desired_kinds {
+            for obj in self.cluster.list(api_version, &gk.kind, None).await? {
+                if let Some(m) = cluster::live_member(&obj) {
+                    members.push(m.clone());
+                    live.insert(m.key, obj);
+                }
+            }
+        }
+        let previous_kinds: Vec<GroupKind> = inner
+            .status
+            .group_kinds
+            .iter()
+            .filter(|gk| !desired_kinds.contains_key(*gk))
+            .cloned()
+            .collect();
+        for gk in previous_kinds {
+            let Some(api_version) = self.cluster.preferred_api_version(&gk).await? else {
+                continue;
+            };
+            for obj in self
+                .cluster
+                .list(&api_version, &gk.kind, Some(&self.set.selector()))
+                .await?
+            {
+                members.extend(cluster::live_member(&obj));
+            }
+        }
+
+        let plan = plan::plan(
+            PlanInput {
+                namespace: &self.namespace,
+                set_id: &self.set.id,
+                revision: &commit,
+                desired,
+                members,
+                prune: self.config.prune_enabled(),
+                allow_empty: self.config.allow_empty,
+            },
+            &|gk: &GroupKind| scopes.get(gk).copied().flatten(),
+        )
+        .map_err(|e| match e {
+            PlanError::Refused(_) => SyncError::Refused(e.to_string()),
+            other => SyncError::Invalid(other.to_string()),
+        })?;
+
+        let rules = self.rules(&plan.applies).await?;
+        let revision_changed =
+            inner.status.status.last_applied_revision.as_deref() != Some(commit.as_str());
+        let heal = self.config.self_heal_enabled() || revision_changed;
+
+        // Dry-run everything before writing anything: one bad object stops the whole revision.
+        let mut writes = Vec::new();
+        let mut rejected = Vec::new();
+        let mut held = BTreeMap::new();
+        let mut expired = Vec::new();
+        let mut out_of_sync = BTreeMap::new();
+        for d in &plan.applies {
+            match self.prepare(d, live.get(&d.key), &rules, now).await {
+                Err(e) => rejected.push(e.to_string()),
+                Ok(Prepared::Held(entry)) => {
+                    held.insert(d.key.clone(), entry);
+                }
+                Ok(Prepared::Invalid(why)) => {
+                    out_of_sync.insert(d.key.clone(), why);
+                }
+                Ok(Prepared::UpToDate { expired: bg }) => {
+                    expired.extend(bg.map(|bg| (d.clone(), bg)))
+                }
+                Ok(Prepared::Apply { body, expired: bg }) => {
+                    expired.extend(bg.map(|bg| (d.clone(), bg)));
+                    if heal {
+                        writes.push((d, body));
+                    } else {
+                        out_of_sync
+                            .insert(d.key.clone(), "differs from Git (self-heal is off)".into());
+                    }
+                }
+            }
+        }
+        if !rejected.is_empty() {
+            return Err(SyncError::DryRun(rejected));
+        }
+
+        // KEP-3659: the parent lists every kind before members of it exist.
+        let union: BTreeSet<GroupKind> = inner
+            .status
+            .group_kinds
+            .union(&plan.group_kinds)
+            .cloned()
+            .collect();
+        if union != inner.status.group_kinds {
+            inner.status.group_kinds = union;
+            inner.status.flush().await?;
+        }
+
+        for (d, body) in writes {
+            let applied = self.cluster.apply(d, &body, false).await?;
+            if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
+                inner.own_versions.insert(d.key.clone(), rv.to_string());
+            }
+            tracing::info!(object = %d.key, revision = %commit, "applied");
+        }
+        self.finish_break_glass(inner, expired).await;
+
+        let mut pruned = 0;
+        for m in &plan.prunes {
+            self.cluster.delete(m).await?;
+            pruned += 1;
+            inner.own_versions.remove(&m.key);
+            let regarding = inner.status.object_ref(&m.key, &m.api_version);
+            let note = format!("{} is no longer declared in Git at {commit}", m.key);
+            inner
+                .status
+                .event(EventType::Normal, event_reason::PRUNED, &note, &regarding)
+                .await;
+            tracing::info!(object = %m.key, "pruned");
+        }
+
+        inner.last_good = Some(LastGood {
+            revision: commit.clone(),
+            applies: plan.applies.clone(),
+        });
+        inner.break_glass.retain(|_, e| !e.active);
+        inner.break_glass.extend(held);
+        inner.out_of_sync = out_of_sync;
+        inner.status.group_kinds = plan.group_kinds.clone();
+        let s = &mut inner.status.status;
+        s.last_applied_revision = Some(commit.clone());
+        s.applied = plan.applies.len() as u64;
+        s.pruned += pruned;
+        s.prune_skipped = plan.prune_skipped.clone();
+        if revision_changed {
+            s.last_sync_time = Some(now);
+        }
+        inner.status.clear_warning();
+        self.summarise(inner);
+        inner.status.flush().await?;
+        Ok(())
+    }
+
+    /// The configured rules plus every HPA in the namespace or in Git.
+    async fn rules(&self, applies: &[Desired]) -> Result<IgnoreRules, ApiError> {
+        let mut hpas: Vec<Value> = applies
+            .iter()
+            .filter(|d| {
+                d.key.group_kind == GroupKind::new("autoscaling", "HorizontalPodAutoscaler")
+            })
+            .map(|d| d.body.clone())
+            .collect();
+        if applies.iter().any(|d| {
+            ["Deployment", "StatefulSet", "ReplicaSet"].contains(&d.key.group_kind.kind.as_str())
+        }) {
+            match self
+                .cluster
+                .list("autoscaling/v2", "HorizontalPodAutoscaler", None)
+                .await
+            {
+                Ok(live) => hpas.extend(live),
+                // A cluster without autoscaling/v2 has no HPAs to respect.
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.base_rules.clone().with_hpas(&hpas))
+    }
+
+    fn verify(&self, resolved: &git::Resolved) -> Result<(), SyncError> {
+        match self.config.verify {
+            crate::config::VerifyMode::None => Ok(()),
+            mode => Err(SyncError::Verify(format!(
+                "commit {} not applied: --verify {mode:?} is configured but signature verification is not available in this build",
+                resolved.commit
+            ))),
+        }
+    }
+
+    /// Sets result and message from what is held, drifted or clean.
+    fn summarise(&self, inner: &mut Inner) {
+        let now = Timestamp::now();
+        inner.next_expiry = inner
+            .break_glass
+            .values()
+            .filter(|e| e.active && e.break_glass.until > now)
+            .map(|e| e.break_glass.until)
+            .min();
+        let s = &mut inner.status.status;
+        s.break_glass = inner.break_glass.values().cloned().collect();
+        let mut notes: Vec<String> = inner
+            .break_glass
+            .iter()
+            .filter(|(_, e)| e.active && e.break_glass.until > now)
+            .map(|(k, e)| {
+                format!(
+                    "{k} held by break-glass ({}) until {}",
+                    e.break_glass.reason, e.break_glass.until
+                )
+            })
+            .collect();
+        notes.extend(
+            inner
+                .out_of_sync
+                .iter()
+                .map(|(k, why)| format!("{k}: {why}")),
+        );
+        let revision = s.last_applied_revision.clone().unwrap_or_default();
+        if notes.is_empty() {
+            s.result = SyncResult::Synced;
+            s.message = format!("applied revision {revision}");
+        } else {
+            s.result = SyncResult::OutOfSync;
+            s.message = notes.join("; ");
+        }
+    }
+}

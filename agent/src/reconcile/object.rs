@@ -1,0 +1,105 @@
+//! Per-object steps shared by the full sync and self-heal: break-glass, ignores, dry-run.
+
+use jiff::Timestamp;
+use kube::runtime::events::EventType;
+use renderer::drift::IgnoreRules;
+use renderer::protocol::{BreakGlass, BreakGlassEntry, event_reason};
+use serde_json::Value;
+
+use super::cluster::ApiError;
+use super::plan::Desired;
+use super::policy::{BreakGlassState, break_glass_state, mask_ignored, would_change};
+use super::{Agent, Inner};
+
+pub enum Prepared {
+    /// Applying would change nothing.
+    UpToDate { expired: Option<BreakGlass> },
+    /// Applying `body` changes the live object.
+    Apply {
+        body: Value,
+        expired: Option<BreakGlass>,
+    },
+    /// Break-glass is active: left as the operator set it.
+    Held(BreakGlassEntry),
+    /// Unreadable break-glass annotations: left alone and reported.
+    Invalid(String),
+}
+
+impl Agent {
+    /// Decides what one object needs, with a server-side dry-run as the judge of "changed".
+    pub(super) async fn prepare(
+        &self,
+        d: &Desired,
+        live: Option<&Value>,
+        rules: &IgnoreRules,
+        now: Timestamp,
+    ) -> Result<Prepared, ApiError> {
+        let expired = match break_glass_state(live, now) {
+            BreakGlassState::Active(bg) => {
+                return Ok(Prepared::Held(BreakGlassEntry {
+                    kind: d.key.group_kind.kind.clone(),
+                    name: d.key.name.clone(),
+                    break_glass: bg,
+                    active: true,
+                }));
+            }
+            BreakGlassState::Invalid(why) => {
+                return Ok(Prepared::Invalid(format!(
+                    "not reconciled: invalid break-glass annotations: {why}"
+                )));
+            }
+            BreakGlassState::Expired(bg) => Some(bg),
+            BreakGlassState::None => None,
+        };
+        let mut body = d.body.clone();
+        mask_ignored(rules, &mut body, live);
+        let dry_run = self.cluster.apply(d, &body, true).await?;
+        Ok(if would_change(live, &dry_run) {
+            Prepared::Apply { body, expired }
+        } else {
+            Prepared::UpToDate { expired }
+        })
+    }
+
+    /// After an expired break-glass object was reconciled back: record it, say so, and remove
+    /// the annotations so the expiry is reported once.
+    pub(super) async fn finish_break_glass(
+        &self,
+        inner: &mut Inner,
+        expired: Vec<(Desired, BreakGlass)>,
+    ) {
+        for (d, bg) in expired {
+            let note = format!(
+                "break-glass by {} ({}) expired at {}; {} reconciled back to Git",
+                bg.by, bg.reason, bg.until, d.key
+            );
+            let regarding = inner.status.object_ref(&d.key, &d.api_version);
+            inner
+                .status
+                .event(
+                    EventType::Normal,
+                    event_reason::BREAK_GLASS_EXPIRED,
+                    &note,
+                    &regarding,
+                )
+                .await;
+            tracing::info!(object = %d.key, "{note}");
+            if let Err(e) = self
+                .cluster
+                .remove_annotations(&d, &BreakGlass::annotation_keys())
+                .await
+            {
+                tracing::warn!(error = %e, "could not remove expired break-glass annotations");
+            }
+            inner.break_glass.insert(
+                d.key.clone(),
+                BreakGlassEntry {
+                    kind: d.key.group_kind.kind.clone(),
+                    name: d.key.name.clone(),
+                    break_glass: bg,
+                    active: false,
+                },
+            );
+        }
+    }
+}

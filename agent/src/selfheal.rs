@@ -1,0 +1,161 @@
+//! Watches the managed kinds and turns changes made by others into prompt heals.
+//!
+//! Watch events are debounced (a `kubectl apply` touching several objects heals once), the
+//! agent's own writes are recognised by resourceVersion and ignored, and a restarted watch or an
+//! expiring break-glass triggers a check of everything.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use jiff::Timestamp;
+use kube::api::{Api, DynamicObject};
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
+use renderer::protocol::GroupKind;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use tokio::task::JoinHandle;
+
+use crate::reconcile::plan::ObjectKey;
+use crate::reconcile::{Agent, HealRequest};
+
+/// How long to gather watch events before healing.
+const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// One watcher per managed kind, started and stopped as the set's kinds change.
+pub struct Watchers {
+    tx: UnboundedSender<HealRequest>,
+    running: HashMap<GroupKind, JoinHandle<()>>,
+}
+
+impl Watchers {
+    pub fn new(tx: UnboundedSender<HealRequest>) -> Self {
+        Self {
+            tx,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Watches exactly the kinds of `agent`'s last good revision.
+    pub async fn ensure(&mut self, agent: &Agent) {
+        let wanted: HashMap<GroupKind, String> = match &agent.inner.lock().await.last_good {
+            Some(good) => good
+                .applies
+                .iter()
+                .map(|d| (d.key.group_kind.clone(), d.api_version.clone()))
+                .collect(),
+            None => return,
+        };
+        self.running.retain(|gk, handle| {
+            let keep = wanted.contains_key(gk);
+            if !keep {
+                handle.abort();
+            }
+            keep
+        });
+        for (gk, api_version) in wanted {
+            if self.running.contains_key(&gk) {
+                continue;
+            }
+            match agent.cluster.resource(&api_version, &gk.kind).await {
+                Ok(Some((ar, true))) => {
+                    let api = Api::namespaced_with(
+                        agent.cluster.client().clone(),
+                        agent.cluster.namespace(),
+                        &ar,
+                    );
+                    let handle = tokio::spawn(watch(api, gk.clone(), self.tx.clone()));
+                    self.running.insert(gk, handle);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, kind = %gk, "cannot watch"),
+            }
+        }
+    }
+
+    pub fn stop(&mut self) {
+        for (_, handle) in self.running.drain() {
+            handle.abort();
+        }
+    }
+}
+
+async fn watch(api: Api<DynamicObject>, gk: GroupKind, tx: UnboundedSender<HealRequest>) {
+    let mut stream = watcher::watcher(api, watcher::Config::default())
+        .default_backoff()
+        .boxed();
+    let mut initialised = false;
+    while let Some(event) = stream.next().await {
+        let request = match event {
+            Ok(Event::Apply(obj)) => key_of(&gk, &obj)
+                .map(|k| HealRequest::Object(k, obj.metadata.resource_version.clone())),
+            Ok(Event::Delete(obj)) => key_of(&gk, &obj).map(|k| HealRequest::Object(k, None)),
+            // A re-list may have missed deletions while the watch was down.
+            Ok(Event::InitDone) if initialised => Some(HealRequest::All),
+            Ok(Event::InitDone) => {
+                initialised = true;
+                None
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, kind = %gk, "watch error (retrying)");
+                None
+            }
+        };
+        if let Some(r) = request
+            && tx.send(r).is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn key_of(gk: &GroupKind, obj: &DynamicObject) -> Option<ObjectKey> {
+    Some(ObjectKey {
+        group_kind: gk.clone(),
+        name: obj.metadata.name.clone()?,
+    })
+}
+
+/// Runs until `rx` closes: debounces requests, drops echoes of the agent's own writes, heals.
+pub async fn heal_loop(agent: Arc<Agent>, mut rx: UnboundedReceiver<HealRequest>) {
+    loop {
+        let expiry = agent.inner.lock().await.next_expiry;
+        let wake = expiry.map(|t| {
+            let wait = t.duration_since(Timestamp::now()).as_millis().max(0) as u64;
+            // A little after `until`, so the break-glass is expired when looked at.
+            Duration::from_millis(wait) + Duration::from_millis(100)
+        });
+        let first = tokio::select! {
+            r = rx.recv() => match r {
+                Some(r) => r,
+                None => return,
+            },
+            _ = tokio::time::sleep(wake.unwrap_or(Duration::from_secs(3600))), if wake.is_some() => HealRequest::All,
+        };
+        let mut requests = vec![first];
+        let deadline = tokio::time::Instant::now() + DEBOUNCE;
+        while let Ok(Some(r)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            requests.push(r);
+        }
+        let mut keys = BTreeSet::new();
+        let mut all = false;
+        for r in requests {
+            match r {
+                HealRequest::All => all = true,
+                HealRequest::Object(key, Some(rv)) if agent.is_own_write(&key, &rv).await => {}
+                HealRequest::Object(key, _) => {
+                    keys.insert(key);
+                }
+            }
+        }
+        if !all && keys.is_empty() {
+            continue;
+        }
+        let target = if all { None } else { Some(keys) };
+        if let Err(e) = agent.heal(target).await {
+            tracing::warn!(error = %e, "self-heal failed; the next sync retries");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Saying what happened, on the objects themselves: the parent's status JSON and Events.
+//!
+//! A cycle that changes nothing writes nothing: the parent is applied only when its content
+//! (timestamps aside) differs from what the agent last wrote, and failure Events are published
+//! only when the failure message changes.
+
+use std::collections::BTreeSet;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use renderer::protocol::{GroupKind, PARENT_NAME, SyncResult, SyncStatus};
+use serde_json::Value;
+
+use crate::applyset::{self, ApplySet};
+use crate::reconcile::cluster::{ApiError, Cluster};
+use crate::reconcile::plan::{Desired, ObjectKey};
+
+pub struct StatusWriter {
+    cluster: Cluster,
+    set: ApplySet,
+    recorder: Recorder,
+    /// What the agent reports; callers edit it, [`StatusWriter::flush`] writes it.
+    pub status: SyncStatus,
+    /// Kinds the set may have members of (kept a superset while applying, per KEP-3659).
+    pub group_kinds: BTreeSet<GroupKind>,
+    written: Option<Value>,
+    last_warning: Option<String>,
+}
+
+impl StatusWriter {
+    pub fn new(cluster: Cluster, set: ApplySet, status: SyncStatus) -> Self {
+        let reporter = Reporter {
+            controller: "gitops-agent".into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        let recorder = Recorder::new(cluster.client().clone(), reporter);
+        Self {
+            cluster,
+            set,
+            recorder,
+            status,
+            group_kinds: BTreeSet::new(),
+            written: None,
+            last_warning: None,
+        }
+    }
+
+    /// Seeds kinds and counters from the parent a previous run left, so a restart still prunes.
+    pub async fn load(&mut self) -> Result<(), ApiError> {
+        let parent = Desired::from_object(self.set.parent(&BTreeSet::new(), &self.status), None)
+            .expect("the parent has an identity");
+        if let Some(live) = self.cluster.get(&parent).await? {
+            self.group_kinds = applyset::group_kinds_of(&live);
+            if let Some(old) = applyset::status_of(&live) {
+                let s = &mut self.status;
+                s.last_applied_revision = old.last_applied_revision;
+                s.last_sync_time = old.last_sync_time;
+                s.pruned = old.pruned;
+                s.drift_corrected = old.drift_corrected;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies the parent if anything but timestamps changed. Returns whether it wrote.
+    pub async fn flush(&mut self) -> Result<bool, ApiError> {
+        let mut untimed = self.status.clone();
+        untimed.last_attempt_time = None;
+        untimed.last_sync_time = None;
+        let comparable = self.set.parent(&self.group_kinds, &untimed);
+        if self.written.as_ref() == Some(&comparable) {
+            return Ok(false);
+        }
+        self.status.last_attempt_time = Some(Timestamp::now());
+        let body = self.set.parent(&self.group_kinds, &self.status);
+        let parent = Desired::from_object(body.clone(), None).expect("the parent has an identity");
+        self.cluster.apply(&parent, &body, false).await?;
+        self.written = Some(comparable);
+        Ok(true)
+    }
+
+    pub fn parent_ref(&self) -> ObjectReference {
+        ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("ConfigMap".into()),
+            name: Some(PARENT_NAME.into()),
+            namespace: Some(self.set.namespace.clone()),
+            ..Default::default()
+        }
+    }
+
+    pub fn object_ref(&self, key: &ObjectKey, api_version: &str) -> ObjectReference {
+        ObjectReference {
+            api_version: Some(api_version.into()),
+            kind: Some(key.group_kind.kind.clone()),
+            name: Some(key.name.clone()),
+            namespace: Some(self.set.namespace.clone()),
+            ..Default::default()
+        }
+    }
+
+    /// Records a failure: result, message, and a Warning Event when the message is new.
+    pub async fn fail(&mut self, result: SyncResult, reason: &str, message: String) {
+        self.status.result = result;
+        self.status.message = message.clone();
+        if self.last_warning.as_deref() != Some(message.as_str()) {
+            self.last_warning = Some(message.clone());
+            let parent = self.parent_ref();
+            self.event(EventType::Warning, reason, &message, &parent)
+                .await;
+        }
+        if let Err(e) = self.flush().await {
+            tracing::warn!(error = %e, "could not write status");
+        }
+    }
+
+    pub fn clear_warning(&mut self) {
+        self.last_warning = None;
+    }
+
+    /// Publishes an Event; failures are logged, never fatal (Events are best effort).
+    pub async fn event(
+        &self,
+        type_: EventType,
+        reason: &str,
+        note: &str,
+        regarding: &ObjectReference,
+    ) {
+        // The API limits an Event note to 1 kB.
+        let note: String = note.chars().take(1000).collect();
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&event, regarding).await {
+            tracing::warn!(error = %e, reason, "could not publish event");
+        }
+    }
+}
