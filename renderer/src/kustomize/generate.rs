@@ -14,6 +14,7 @@ use crate::generators::{
 };
 use crate::provenance::{Origin, SetBy, push_key};
 use crate::source::{Source, SourceError};
+use crate::yaml::scalar::v2_needs_quotes;
 
 pub fn run(source: &dyn Source, k: &KFile, rm: &mut ResMap) -> Result<(), RenderError> {
     let global: Option<GeneratorOptions> = match k.get("generatorOptions") {
@@ -39,6 +40,36 @@ pub fn run(source: &dyn Source, k: &KFile, rm: &mut ResMap) -> Result<(), Render
             let ptr = format!("/{field}/{i}");
             let args: GeneratorArgs = serde_json::from_value(e.clone())
                 .map_err(|err| k.error(ErrorKind::Yaml, &ptr, format!("{field}: {err}")))?;
+            let opts = [args.options.as_ref(), global.as_ref()];
+            for (kind, map) in opts
+                .into_iter()
+                .flatten()
+                .flat_map(|o| [("labels", &o.labels), ("annotations", &o.annotations)])
+            {
+                if let Some(key) = map
+                    .iter()
+                    .flatten()
+                    .map(|(k, _)| k)
+                    .find(|k| v2_needs_quotes(k))
+                {
+                    return Err(k.error(
+                        ErrorKind::Invalid,
+                        &ptr,
+                        super::transform::yaml11_key(kind, key),
+                    ));
+                }
+            }
+            for (j, lit) in args.literals.iter().enumerate() {
+                if let Some((key, _)) = parse_literal(lit)
+                    && !matches!(crate::yaml::scalar::resolve_plain(&key), Value::String(_))
+                {
+                    return Err(k.error(
+                        ErrorKind::Invalid,
+                        &format!("{ptr}/literals/{j}"),
+                        super::target::non_string_key(&key),
+                    ));
+                }
+            }
             let mut read = |rel: &str| -> Result<Vec<u8>, SourceError> {
                 let path = resolve(&k.dir, rel)
                     .filter(|p| is_within(&k.dir, p))

@@ -87,7 +87,15 @@ pub fn legacy_sort(items: &mut Vec<Resource>, order: &LegacyOrder) {
         .map(|(i, r)| {
             let id = r.id();
             let gvk = gvk_string(&id);
-            let ns = id.effective_namespace().to_string();
+            // kustomize's `LegacySortString` uses the namespace as written, `~X` when empty.
+            let ns = match r
+                .value
+                .pointer("/metadata/namespace")
+                .and_then(serde_json::Value::as_str)
+            {
+                Some(ns) if !ns.is_empty() => ns.to_string(),
+                _ => "~X".to_string(),
+            };
             let legacy = format!("{gvk}|{ns}|{}", id.name);
             (order.rank(&id.kind), gvk, legacy, i)
         })

@@ -53,12 +53,9 @@ fn load(
             (Arc::from(full.as_str()), read_text(source, &full)?, 0)
         }
         (None, Some(t)) => {
-            // Block scalars start on the line after their indicator.
-            let offset = if t.contains('\n') {
-                at.line
-            } else {
-                at.line - 1
-            };
+            // The parser places a block scalar at its first content line, so the inline text's
+            // line 1 is the value's line either way.
+            let offset = at.line.saturating_sub(1);
             (k.path.clone(), t.to_string(), offset)
         }
         (None, None) => {
@@ -73,6 +70,16 @@ fn load(
         RenderError::new(ErrorKind::Yaml, &file, e.line + line_offset, e.message)
             .at(e.line + line_offset, e.col)
     })?;
+    if let Some((p, key)) = docs.iter().find_map(|d| d.non_string_keys.first()) {
+        let line = p.line + line_offset;
+        return Err(RenderError::new(
+            ErrorKind::Yaml,
+            &file,
+            line,
+            super::target::non_string_key(key),
+        )
+        .at(line, p.col));
+    }
     let docs = docs.into_iter().filter(|d| !d.value.is_null()).collect();
     Ok(PatchText {
         file,

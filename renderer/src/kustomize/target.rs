@@ -89,8 +89,9 @@ impl<'a> Builder<'a> {
     }
 
     fn accumulate(&mut self, k: &KFile, rm: &mut ResMap) -> Result<(), RenderError> {
-        let mut entries = k.strings("bases")?;
-        entries.extend(k.strings("resources")?);
+        // kustomize appends `bases` to `resources`.
+        let mut entries = k.strings("resources")?;
+        entries.extend(k.strings("bases")?);
         for (entry, pos) in entries {
             let (items, configs) = self.resource_entry(k, &entry, pos)?;
             rm.configs.extend(configs);
@@ -116,7 +117,7 @@ impl<'a> Builder<'a> {
         run(patches::strategic_merge_entries(schema, self.source, k, rm))?;
         run(patches::patch_entries(schema, self.source, k, rm))?;
         let items = &mut rm.items;
-        run(transform::namespace(k, items))?;
+        run(transform::namespace(k, items, &config))?;
         run(transform::prefix_suffix(k, items))?;
         run(transform::labels(k, items, &config))?;
         run(transform::annotations(k, items, &config))?;
@@ -202,6 +203,12 @@ impl<'a> Builder<'a> {
         let file: Arc<str> = Arc::from(path);
         let mut out = Vec::new();
         for d in docs {
+            if let Some((p, key)) = d.non_string_keys.first() {
+                return Err(self.err(
+                    RenderError::new(ErrorKind::Yaml, path, p.line, non_string_key(key))
+                        .at(p.line, p.col),
+                ));
+            }
             match &d.value {
                 Value::Null => continue,
                 Value::Object(m) if m.is_empty() => continue,
@@ -429,4 +436,12 @@ impl<'a> Builder<'a> {
         }
         Ok(out)
     }
+}
+
+/// kubectl decodes plain keys like `1:` or `true:` as numbers and booleans and then cannot
+/// turn the object into JSON.
+pub fn non_string_key(key: &str) -> String {
+    format!(
+        "mapping key {key:?} is not a string; kubectl fails with \"json: unsupported type: map[interface {{}}]interface {{}}\" (quote the key)"
+    )
 }

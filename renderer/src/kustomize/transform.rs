@@ -27,7 +27,11 @@ fn origin(k: &KFile, pos: Pos, name: &'static str) -> Origin {
 }
 
 /// `namespace:`
-pub fn namespace(k: &KFile, items: &mut [Resource]) -> Result<(), RenderError> {
+pub fn namespace(
+    k: &KFile,
+    items: &mut [Resource],
+    config: &FieldSpecs,
+) -> Result<(), RenderError> {
     let Some(ns) = k.string("namespace")? else {
         return Ok(());
     };
@@ -37,30 +41,41 @@ pub fn namespace(k: &KFile, items: &mut [Resource]) -> Result<(), RenderError> {
     let o = origin(k, k.pos_of("namespace"), "namespace");
     for r in items.iter_mut() {
         let kind = r.kind().to_string();
+        let api = r.api_version().to_string();
         r.store_previous_id();
-        if is_namespaceable(r.api_version(), &kind)
+        if is_namespaceable(&api, &kind)
             && let Some(meta) = metadata(&mut r.value)
         {
             meta.insert("namespace".into(), Value::String(ns.clone()));
             r.mark("metadata.namespace".into(), o.clone());
         }
-        // kustomize's namespace field specs include `metadata/name` of Namespace objects.
-        if kind == "Namespace"
-            && let Some(meta) = metadata(&mut r.value)
+        // The remaining field specs: Namespace names, APIService and CRD webhook services.
+        let mut marks = Vec::new();
+        for spec in config
+            .namespace
+            .iter()
+            .filter(|s| s.applies_to(&api, &kind))
         {
-            meta.insert("name".into(), Value::String(ns.clone()));
-            r.mark("metadata.name".into(), o.clone());
+            let create = spec.create;
+            fieldspec::visit(&mut r.value, spec, &mut |parent, key, path| {
+                if create || parent.contains_key(key) {
+                    parent.insert(key.to_string(), Value::String(ns.clone()));
+                    marks.push(path.to_string());
+                }
+            });
         }
-        // Cluster-scoped objects are skipped entirely, ClusterRoleBindings included.
-        if kind == "RoleBinding" {
+        for p in marks {
+            r.mark(p, o.clone());
+        }
+        if kind == "RoleBinding" || kind == "ClusterRoleBinding" {
             set_subject_namespaces(r, &ns, &o);
         }
     }
     Ok(())
 }
 
-/// kustomize's default `setRoleBindingSubjects: defaultOnly`: ServiceAccount subjects in the
-/// "default" namespace move to the new namespace; subjects without a namespace stay so.
+/// kustomize's default `setRoleBindingSubjects: defaultOnly`: subjects named `default`
+/// (whatever their kind or current namespace) move to the new namespace.
 fn set_subject_namespaces(r: &mut Resource, ns: &str, o: &Origin) {
     let mut marks = Vec::new();
     if let Some(Value::Array(subjects)) = r.value.get_mut("subjects") {
@@ -69,8 +84,7 @@ fn set_subject_namespaces(r: &mut Resource, ns: &str, o: &Origin) {
             .collect();
         for (i, s) in subjects.iter_mut().enumerate() {
             let Value::Object(m) = s else { continue };
-            let cur = m.get("namespace").and_then(Value::as_str).unwrap_or("");
-            if m.get("kind").and_then(Value::as_str) == Some("ServiceAccount") && cur == "default" {
+            if m.get("name").and_then(Value::as_str) == Some("default") {
                 m.insert("namespace".into(), Value::String(ns.to_string()));
                 let mut p = "subjects".to_string();
                 crate::provenance::push_segment(&mut p, &segs[i]);
@@ -189,6 +203,9 @@ fn pairs_of(
     m.iter()
         .map(|(key, val)| {
             let p = format!("{pointer}/{}", escape_pointer(key));
+            if crate::yaml::scalar::v2_needs_quotes(key) {
+                return Err(k.error(ErrorKind::Invalid, &p, yaml11_key(name, key)));
+            }
             let text = match val {
                 Value::Null => String::new(),
                 v => scalar_text(v).ok_or_else(|| {
@@ -202,6 +219,14 @@ fn pairs_of(
             Ok((key.clone(), text, origin(k, k.pos(&p), name)))
         })
         .collect()
+}
+
+/// kustomize writes label and annotation keys so that YAML 1.1 reads `n`, `yes`, `1` or
+/// `true` as non-strings, and then fails to print the object.
+pub fn yaml11_key(field: &str, key: &str) -> String {
+    format!(
+        "{field} key {key:?} is read back as a non-string; kubectl fails with \"json: unsupported type: map[interface {{}}]interface {{}}\""
+    )
 }
 
 /// `labels:` entries, then `commonLabels:` (kustomize's order).

@@ -47,6 +47,9 @@ pub struct Document {
     pub positions: Positions,
     /// Where the document's content starts.
     pub start: Pos,
+    /// Plain mapping keys that go-yaml v3 types as something other than a string (`1:`,
+    /// `true:`). They are kept as text here; kubectl cannot print such objects.
+    pub non_string_keys: Vec<(Pos, String)>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -74,6 +77,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         positions: HashMap::new(),
+        odd_keys: Vec::new(),
         depth: 0,
     };
     let mut docs = Vec::new();
@@ -89,6 +93,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                         value: Value::Null,
                         positions: Positions::default(),
                         start: pos(&span),
+                        non_string_keys: vec![],
                     });
                     continue;
                 }
@@ -100,6 +105,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                         map: std::mem::take(&mut b.positions),
                     },
                     start: pos(&span),
+                    non_string_keys: std::mem::take(&mut b.odd_keys),
                 });
             }
             other => {
@@ -159,6 +165,7 @@ struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     anchors: HashMap<usize, Value>,
     positions: HashMap<String, Pos>,
+    odd_keys: Vec<(Pos, String)>,
     depth: usize,
 }
 
@@ -243,6 +250,14 @@ impl<'a> Builder<'a> {
             let (key, is_merge) = match &kev {
                 Event::Scalar(text, style, _, tag) => {
                     let merge = text == "<<" && *style == ScalarStyle::Plain && tag.is_none();
+                    if !merge
+                        && !matches!(
+                            scalar_value(text, *style, tag.as_deref()),
+                            Ok(Value::String(_))
+                        )
+                    {
+                        self.odd_keys.push((pos(&kspan), text.to_string()));
+                    }
                     (key_text(text, *style, tag.as_deref()), merge)
                 }
                 Event::Alias(id) => match self.anchors.get(id) {
