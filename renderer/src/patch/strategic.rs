@@ -13,6 +13,8 @@
 //! walk reports whether its result *is* the (mutated) target node, and the list code writes
 //! such results back, which reproduces the aliasing without sharing.
 
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::PatchError;
@@ -121,6 +123,18 @@ impl<'s> Walker<'s> {
                 .filter(|v| v.is_object())
                 .find_map(|v| self.schema.for_object(v))
         });
+        if origin.is_none()
+            && let Some(mut d) = dest
+        {
+            if !d.is_null() {
+                self.untouched(&mut d, schema)?;
+                return Ok(Walked {
+                    value: Some(d),
+                    is_dest: true,
+                });
+            }
+            return self.walk_map(Some(d), None, schema);
+        }
         let kind = [&dest, &origin]
             .into_iter()
             .flatten()
@@ -145,6 +159,58 @@ impl<'s> Walker<'s> {
                     is_dest,
                 })
             }
+        }
+    }
+
+    /// A subtree the patch does not reach. kyaml still walks it, and that only matters for
+    /// merge lists (it de-duplicates keys, drops null and empty elements, reorders some
+    /// multi-key lists); lists already in a form it leaves alone are only descended into,
+    /// in place, and the rest goes through the full walk.
+    fn untouched(
+        &mut self,
+        v: &mut Value,
+        schema: Option<SchemaRef<'s>>,
+    ) -> Result<(), PatchError> {
+        match v {
+            Value::Object(m) => {
+                for (name, child) in m.iter_mut() {
+                    if child.is_null() || !(child.is_object() || child.is_array()) {
+                        continue;
+                    }
+                    let s = schema.and_then(|s| s.field(name)).or_else(|| {
+                        child
+                            .is_object()
+                            .then(|| self.schema.for_object(child))
+                            .flatten()
+                    });
+                    self.path.push(name.clone());
+                    self.untouched(child, s)?;
+                    self.path.pop();
+                }
+                Ok(())
+            }
+            Value::Array(items) => {
+                let Some(s) = schema.filter(|s| s.is_associative()) else {
+                    return Ok(());
+                };
+                if !is_stable_merge_list(items, s.merge_keys()) {
+                    let list = std::mem::take(v);
+                    let walked = self.walk_assoc(Some(list), None, s)?;
+                    *v = walked.value.unwrap_or(Value::Null);
+                    return Ok(());
+                }
+                let elem = s.elements();
+                for item in items.iter_mut() {
+                    let es = elem.or_else(|| {
+                        item.is_object()
+                            .then(|| self.schema.for_object(item))
+                            .flatten()
+                    });
+                    self.untouched(item, es)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 
@@ -187,11 +253,12 @@ impl<'s> Walker<'s> {
         names.sort();
         names.dedup();
         for name in names {
-            let d = node.get(&name).cloned();
             let o = origin.as_ref().and_then(|o| o.get(&name).cloned());
-            if o.is_none() && matches!(d, Some(Value::Null)) {
+            if o.is_none() && matches!(node.get(&name), Some(Value::Null)) {
                 continue; // kyaml keeps an explicit null the patch does not mention
             }
+            // The field's old value is replaced by the walk's result either way: move it out.
+            let d = node.get_mut(&name).map(std::mem::take);
             let child = schema.and_then(|s| s.field(&name));
             self.path.push(name.clone());
             let r = self.walk(d, o, child)?;
@@ -218,13 +285,13 @@ impl<'s> Walker<'s> {
         schema: SchemaRef<'s>,
     ) -> Result<Walked, PatchError> {
         let (node, is_dest) = if missing_or_null(dest.as_ref()) {
-            (origin.clone(), false)
+            (origin.take(), false)
         } else if matches!(origin, Some(Value::Null)) {
             return Ok(Walked::clear());
         } else {
             match seq_directive(origin.as_mut()).map_err(|v| self.unknown(v))? {
                 Directive::Delete => return Ok(Walked::clear()),
-                Directive::Replace => (origin.clone(), false),
+                Directive::Replace => (origin.take(), false),
                 Directive::Merge => (dest, true),
             }
         };
@@ -234,23 +301,24 @@ impl<'s> Walker<'s> {
                 is_dest,
             });
         };
-        // When the walked node is the patch itself, kyaml merges the patch with itself.
+        // When the walked node is the patch itself, kyaml merges the patch with itself; the
+        // patch side then adds nothing, so only the node is kept (`aliased`).
         let origin: Option<Vec<Value>> = match origin {
             Some(Value::Array(a)) if is_dest => Some(a),
-            Some(Value::Array(_)) => Some(node.clone()),
             _ => None,
         };
-        let aliased = !is_dest && origin.is_some();
+        let aliased = !is_dest;
         let keys: Vec<String> = schema.merge_keys().to_vec();
         let mut values = element_values(origin.as_ref(), &node, &keys);
         let result = if !values.is_empty() || !keys.is_empty() {
             self.set_elements(&mut values, &keys, node, origin, aliased, schema)?
         } else {
-            let mut prim = Vec::new();
+            let mut prim: Vec<Vec<String>> = Vec::new();
+            let mut seen = HashSet::new();
             for v in origin.iter().flatten().chain(node.iter()) {
-                let t = vec![scalar_text(v)];
-                if !prim.contains(&t) {
-                    prim.push(t);
+                let t = scalar_text(v);
+                if seen.insert(t.clone()) {
+                    prim.push(vec![t]);
                 }
             }
             self.set_elements(&mut prim, &[String::new()], node, origin, aliased, schema)?
@@ -271,43 +339,46 @@ impl<'s> Walker<'s> {
         aliased: bool,
         schema: SchemaRef<'s>,
     ) -> Result<Option<Value>, PatchError> {
-        let mut origin = origin;
         let elem_schema = schema.elements();
         let mut items: Vec<Value> = Vec::new();
         if keys.len() > 1 {
             merge_values(values_list);
         }
+        let used = used_keys(values_list, keys);
         let mut valid_keys: Vec<String> = Vec::new();
-        for i in 0..values_list.len() {
-            let values = values_list[i].clone();
+        for values in values_list.iter() {
             if values.is_empty() {
                 continue;
             }
-            let (vk, vv) = validate_keys(values_list, &values, keys);
-            valid_keys = vk.clone();
-            let (lk, lv) = validate_keys(std::slice::from_ref(&vv), &vv, &vk);
+            let (vk, vv) = validate_keys(&used, values, keys);
+            valid_keys.clone_from(&vk);
+            let (lk, lv) = validate_keys(&used_keys(std::slice::from_ref(&vv), &vk), &vv, &vk);
             let di = find_element(&dest, &lk, &lv);
             let oi = if aliased {
-                di
+                None
             } else {
                 origin.as_ref().and_then(|o| find_element(o, &lk, &lv))
             };
-            let d = di.map(|i| dest[i].clone());
-            let o = if aliased {
-                d.clone()
-            } else {
-                oi.and_then(|i| origin.as_ref().map(|o| o[i].clone()))
+            let o = oi.and_then(|i| origin.as_ref().map(|o| o[i].clone()));
+            // An element the patch does not touch comes back as the walk's result: move it.
+            let (d, taken) = match di {
+                Some(i) if o.is_none() && !aliased => (Some(std::mem::take(&mut dest[i])), true),
+                Some(i) => (Some(dest[i].clone()), false),
+                None => (None, false),
             };
+            let o = if aliased { d.clone() } else { o };
             self.path.push(format!("[{}]", vv.join(",")));
             let walked = self.walk(d, o, elem_schema)?;
             self.path.pop();
             let mut val = walked.value;
-            if walked.is_dest
-                && let (Some(i), Some(v)) = (di, &val)
-            {
-                dest[i] = v.clone();
-                if aliased && let Some(o) = origin.as_mut() {
-                    o[i] = v.clone();
+            if let Some(i) = di {
+                if walked.is_dest
+                    && let Some(v) = &val
+                {
+                    dest[i] = v.clone();
+                } else if taken {
+                    // Only a null element walks to something other than itself.
+                    dest[i] = Value::Null;
                 }
             }
             let mut exit = false;
@@ -333,7 +404,7 @@ impl<'s> Walker<'s> {
             element_setter(&mut items, val, &vk, &vv)?;
         }
         if !values_list.is_empty() {
-            append_list(&mut items, &dest, &valid_keys)?;
+            append_list(&mut items, dest, &valid_keys)?;
             return Ok(Some(Value::Array(items)));
         }
         Ok(Some(Value::Array(dest)))
@@ -402,6 +473,7 @@ fn element_values(
     keys: &[String],
 ) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = Vec::new();
+    let mut seen: HashSet<Vec<String>> = HashSet::new();
     for src in origin
         .map(|o| o.as_slice())
         .into_iter()
@@ -417,13 +489,39 @@ fn element_values(
                     Some(v) => scalar_text(v),
                 })
                 .collect();
-            if vals.is_empty() || out.contains(&vals) {
+            if vals.is_empty() || !seen.insert(vals.clone()) {
                 continue;
             }
             out.push(vals);
         }
     }
     out
+}
+
+/// Whether kyaml's walk of a merge list with no patch side returns it unchanged: every
+/// element a non-empty map with a distinct, non-empty scalar for each key (or, for a
+/// primitive list, distinct non-null scalars).
+fn is_stable_merge_list(items: &[Value], keys: &[String]) -> bool {
+    let mut seen: HashSet<Vec<String>> = HashSet::new();
+    items.iter().all(|e| {
+        let tuple: Option<Vec<String>> = if keys.is_empty() {
+            match e {
+                Value::String(_) | Value::Number(_) | Value::Bool(_) => Some(vec![scalar_text(e)]),
+                _ => None,
+            }
+        } else {
+            e.as_object().filter(|m| !m.is_empty()).and_then(|m| {
+                keys.iter()
+                    .map(|k| match m.get(k) {
+                        Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+                        Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(scalar_text(v)),
+                        _ => None,
+                    })
+                    .collect()
+            })
+        };
+        tuple.is_some_and(|t| seen.insert(t))
+    })
 }
 
 fn merge_values(list: &mut [Vec<String>]) {
@@ -458,29 +556,34 @@ fn match_values(a: &[String], b: &[String]) -> Option<Vec<String>> {
     common.then_some(res)
 }
 
-fn validate_keys(
-    all: &[Vec<String>],
-    values: &[String],
-    keys: &[String],
-) -> (Vec<String>, Vec<String>) {
-    let mut set = std::collections::BTreeSet::new();
+/// The keys that have a non-empty value in some element (kyaml `validateKeys`' key set).
+fn used_keys(all: &[Vec<String>], keys: &[String]) -> Vec<bool> {
+    let mut used = vec![false; keys.len()];
     for vs in all {
         for (i, v) in vs.iter().enumerate() {
-            if !v.is_empty()
-                && let Some(k) = keys.get(i)
-            {
-                set.insert(k.clone());
+            if !v.is_empty() && i < used.len() {
+                used[i] = true;
             }
         }
     }
-    if set.is_empty() {
+    used
+}
+
+/// kyaml `validateKeys`: drop the keys no element uses, and their empty values.
+fn validate_keys(used: &[bool], values: &[String], keys: &[String]) -> (Vec<String>, Vec<String>) {
+    if !used.iter().any(|u| *u) {
         return (keys.to_vec(), values.to_vec());
     }
-    let vk = keys.iter().filter(|k| set.contains(*k)).cloned().collect();
+    let vk = keys
+        .iter()
+        .zip(used)
+        .filter(|(_, u)| **u)
+        .map(|(k, _)| k.clone())
+        .collect();
     let vv = values
         .iter()
         .enumerate()
-        .filter(|(i, v)| !v.is_empty() || keys.get(*i).is_some_and(|k| set.contains(k)))
+        .filter(|(i, v)| !v.is_empty() || used.get(*i).copied().unwrap_or(false))
         .map(|(_, v)| v.clone())
         .collect();
     (vk, vv)
@@ -489,33 +592,31 @@ fn validate_keys(
 /// kyaml `FieldMatcher`: an empty wanted value matches any element that has the field.
 fn field_matches(elem: &Value, key: &str, want: &str) -> bool {
     if key.is_empty() {
-        return !elem.is_null() && elem_scalar_value(elem) == want;
+        // `GetValue` of a null is empty, and nulls never match.
+        return !elem.is_null() && text_eq(elem, want);
     }
     match elem.as_object().and_then(|m| m.get(key)) {
         None => false,
-        Some(v) => want.is_empty() || node_value(v) == want,
+        Some(v) => want.is_empty() || text_eq(v, want),
     }
 }
 
-/// `yaml.Node.Value` of a node: the scalar text, empty for collections.
-fn node_value(v: &Value) -> String {
-    scalar_text(v)
-}
-
-/// `GetValue`: empty for null.
-fn elem_scalar_value(v: &Value) -> String {
-    if v.is_null() {
-        String::new()
-    } else {
-        scalar_text(v)
+/// Whether a node's `yaml.Node.Value` (scalar text, empty for collections) is `want`.
+fn text_eq(v: &Value, want: &str) -> bool {
+    match v {
+        Value::String(s) => s == want,
+        Value::Bool(b) => want == if *b { "true" } else { "false" },
+        Value::Null => want == "null",
+        Value::Number(n) => n.to_string() == want,
+        Value::Object(_) | Value::Array(_) => want.is_empty(),
     }
 }
 
 /// kyaml `ElementMatcher` (`ElementList`): the first element matching all key/value pairs.
 fn find_element(list: &[Value], keys: &[String], values: &[String]) -> Option<usize> {
     if keys.is_empty() || keys[0].is_empty() {
-        let want = values.first().cloned().unwrap_or_default();
-        return list.iter().position(|e| node_value(e) == want);
+        let want = values.first().map(String::as_str).unwrap_or("");
+        return list.iter().position(|e| text_eq(e, want));
     }
     if keys.len() != values.len() {
         return None;
@@ -527,7 +628,7 @@ fn find_element(list: &[Value], keys: &[String], values: &[String]) -> Option<us
             && keys
                 .iter()
                 .zip(values)
-                .all(|(k, v)| e.get(k.as_str()).is_some_and(|x| node_value(x) == *v))
+                .all(|(k, v)| e.get(k.as_str()).is_some_and(|x| text_eq(x, v)))
     })
 }
 
@@ -539,25 +640,27 @@ fn element_setter(
     keys: &[String],
     values: &[String],
 ) -> Result<(), PatchError> {
-    let keys: Vec<String> = if keys.is_empty() {
-        vec![String::new()]
-    } else {
-        keys.to_vec()
-    };
-    let mapping_setter = !keys[0].is_empty();
+    let primitive = keys.first().is_none_or(|k| k.is_empty());
+    let deleting = element.is_none();
+    let mut pending = element;
+    let mut first: Option<usize> = None;
     let mut out = Vec::with_capacity(list.len() + 1);
-    let mut matched = false;
     for elem in list.drain(..) {
         if empty_map(Some(&elem)) {
             continue;
         }
-        if !elem.is_object() && mapping_setter {
+        if !elem.is_object() && !primitive {
             out.push(elem);
             continue;
         }
         let mut found = !values.is_empty();
-        for (j, key) in keys.iter().enumerate() {
-            if j >= values.len() {
+        for (j, want) in values.iter().enumerate() {
+            let key = if primitive {
+                ""
+            } else {
+                keys.get(j).map(String::as_str).unwrap_or("")
+            };
+            if j >= keys.len().max(1) {
                 break;
             }
             if key.is_empty() && elem.is_object() {
@@ -565,7 +668,7 @@ fn element_setter(
                     path: "list element".into(),
                 });
             }
-            if !field_matches(&elem, key, &values[j]) {
+            if !field_matches(&elem, key, want) {
                 found = false;
                 break;
             }
@@ -576,30 +679,37 @@ fn element_setter(
             }
             continue;
         }
-        matched = true;
-        if let Some(e) = &element {
-            out.push(e.clone());
+        if deleting {
+            first = first.or(Some(usize::MAX));
+            continue;
+        }
+        // The first match takes the element; later ones get copies of it.
+        match pending.take() {
+            Some(e) => {
+                first = Some(out.len());
+                out.push(e);
+            }
+            None => {
+                let copy = first.and_then(|f| out.get(f)).cloned().unwrap_or_default();
+                out.push(copy);
+            }
         }
     }
     *list = out;
-    match element {
-        None | Some(Value::Null) => {}
-        Some(e) if !matched => list.push(e),
+    match pending {
+        Some(Value::Null) | None => {}
+        Some(e) if first.is_none() => list.push(e),
         Some(_) => {}
     }
     Ok(())
 }
 
 /// kyaml `appendListNode(dst, src, keys)`.
-fn append_list(dst: &mut Vec<Value>, src: &[Value], keys: &[String]) -> Result<(), PatchError> {
+fn append_list(dst: &mut Vec<Value>, src: Vec<Value>, keys: &[String]) -> Result<(), PatchError> {
     for elem in src {
         if keys.first().is_none_or(|k| k.is_empty()) {
-            element_setter(
-                dst,
-                Some(elem.clone()),
-                &[String::new()],
-                &[node_value(elem)],
-            )?;
+            let text = scalar_text(&elem);
+            element_setter(dst, Some(elem), &[String::new()], &[text])?;
             continue;
         }
         let Some(m) = elem.as_object() else {
@@ -608,16 +718,25 @@ fn append_list(dst: &mut Vec<Value>, src: &[Value], keys: &[String]) -> Result<(
             });
         };
         let mut v = Vec::new();
+        let mut missing = false;
         for key in keys {
             match m.get(key) {
-                None => dst.push(elem.clone()),
-                Some(x) => v.push(node_value(x)),
+                None => missing = true,
+                Some(x) => v.push(scalar_text(x)),
+            }
+        }
+        if missing {
+            // kyaml appends an element lacking a key once per missing key.
+            for key in keys {
+                if !m.contains_key(key) {
+                    dst.push(elem.clone());
+                }
             }
         }
         if keys.len() > 1 {
             element_setter(dst, None, keys, &v)?;
         }
-        element_setter(dst, Some(elem.clone()), keys, &v)?;
+        element_setter(dst, Some(elem), keys, &v)?;
     }
     Ok(())
 }
