@@ -18,11 +18,10 @@ fn err(index: usize, op: &str, message: impl Into<String>) -> PatchError {
 }
 
 /// Applies a decoded JSON patch (the list of operations) to `doc`.
-pub fn apply(doc: &Value, patch: &Value) -> Result<Value, PatchError> {
+pub fn apply(mut doc: Value, patch: &Value) -> Result<Value, PatchError> {
     let ops = patch
         .as_array()
         .ok_or_else(|| err(0, "", "a JSON patch must be a list of operations"))?;
-    let mut doc = doc.clone();
     for (i, op) in ops.iter().enumerate() {
         let kind = op.get("op").and_then(Value::as_str).unwrap_or("");
         let path = || -> Result<String, PatchError> {

@@ -45,7 +45,7 @@ pub fn strategic_merge(
     patch: &Value,
     schema: &Schema,
 ) -> Result<Option<Value>, PatchError> {
-    strategic::merge(target, patch, schema)
+    strategic::merge(target.clone(), patch.clone(), schema)
 }
 
 /// Applies a strategic-merge patch to one resource as kustomize's PatchTransformer does:
@@ -54,6 +54,17 @@ pub fn strategic_merge(
 /// the namespace is always restored. `Ok(None)` means the patch deleted the resource.
 pub fn apply_strategic_merge(
     resource: &Value,
+    patch: &Value,
+    schema: &Schema,
+    targeted: bool,
+    options: PatchOptions,
+) -> Result<Option<Value>, PatchError> {
+    apply_strategic_merge_owned(resource.clone(), patch, schema, targeted, options)
+}
+
+/// [`apply_strategic_merge`] consuming the resource (saves a deep copy).
+pub fn apply_strategic_merge_owned(
+    resource: Value,
     patch: &Value,
     schema: &Schema,
     targeted: bool,
@@ -71,23 +82,22 @@ pub fn apply_strategic_merge(
         );
         m.insert("kind".into(), kind);
     }
-    let Some(mut out) = strategic::merge(resource, &patch, schema)? else {
+    let kind = resource.get("kind").cloned().unwrap_or_default();
+    let name = resource.pointer("/metadata/name").cloned();
+    let namespace = resource
+        .pointer("/metadata/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let Some(mut out) = strategic::merge(resource, patch, schema)? else {
         return Ok(None);
     };
     if out.as_object().is_none_or(|m| m.is_empty()) {
         return Ok(None);
     }
-    let name = resource.pointer("/metadata/name").cloned();
-    let namespace = resource
-        .pointer("/metadata/namespace")
-        .and_then(Value::as_str)
-        .unwrap_or("");
     let obj = out.as_object_mut().expect("checked");
     if !options.allow_kind_change {
-        obj.insert(
-            "kind".into(),
-            resource.get("kind").cloned().unwrap_or_default(),
-        );
+        obj.insert("kind".into(), kind);
     }
     let meta = obj
         .entry("metadata")
@@ -102,7 +112,7 @@ pub fn apply_strategic_merge(
         if namespace.is_empty() {
             meta.shift_remove("namespace");
         } else {
-            meta.insert("namespace".into(), Value::String(namespace.into()));
+            meta.insert("namespace".into(), Value::String(namespace));
         }
     }
     Ok(Some(out))
@@ -114,16 +124,27 @@ pub fn apply_strategic_merge(
 /// Only `copy`/`test` of the whole annotations map could tell the difference from passing
 /// every previous id; use [`apply_json6902_in_build`] for that.
 pub fn apply_json6902(resource: &Value, ops: &Value) -> Result<Value, PatchError> {
-    let s = |p: &str| resource.pointer(p).and_then(Value::as_str).unwrap_or("");
-    let ns =
-        crate::schema::effective_namespace(s("/apiVersion"), s("/kind"), s("/metadata/namespace"));
-    let internal = previous_id_annotations([(s("/kind"), s("/metadata/name"), ns)]);
-    apply_json6902_in_build(resource, ops, &internal)
+    apply_json6902_owned(resource.clone(), ops)
+}
+
+/// [`apply_json6902`] consuming the resource (saves a deep copy).
+pub fn apply_json6902_owned(resource: Value, ops: &Value) -> Result<Value, PatchError> {
+    let s = |p: &str| {
+        resource
+            .pointer(p)
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string()
+    };
+    let (api, kind, name) = (s("/apiVersion"), s("/kind"), s("/metadata/name"));
+    let ns = crate::schema::effective_namespace(&api, &kind, &s("/metadata/namespace")).to_string();
+    let internal = previous_id_annotations([(kind.as_str(), name.as_str(), ns.as_str())]);
+    in_build(resource, ops, &internal)
 }
 
 /// A JSON patch with plain evanphx/json-patch v4 semantics, no kustomize build context.
 pub fn apply_json6902_plain(doc: &Value, ops: &Value) -> Result<Value, PatchError> {
-    json6902::apply(doc, ops)
+    json6902::apply(doc.clone(), ops)
 }
 
 /// Applies a JSON6902 patch the way kustomize's PatchTransformer does inside a build.
@@ -141,7 +162,14 @@ pub fn apply_json6902_in_build(
     ops: &Value,
     internal: &[(String, String)],
 ) -> Result<Value, PatchError> {
-    let mut doc = resource.clone();
+    in_build(resource.clone(), ops, internal)
+}
+
+fn in_build(
+    mut doc: Value,
+    ops: &Value,
+    internal: &[(String, String)],
+) -> Result<Value, PatchError> {
     if !internal.is_empty()
         && let Value::Object(obj) = &mut doc
     {
@@ -162,7 +190,7 @@ pub fn apply_json6902_in_build(
             }
         }
     }
-    let mut out = json6902::apply(&doc, ops)?;
+    let mut out = json6902::apply(doc, ops)?;
     if !internal.is_empty()
         && let Some(Value::Object(meta)) = out.get_mut("metadata")
     {

@@ -46,12 +46,12 @@ impl Walked {
 }
 
 /// Merges `patch` into `target`. `Ok(None)` means the patch deleted the object.
-pub fn merge(target: &Value, patch: &Value, schema: &Schema) -> Result<Option<Value>, PatchError> {
+pub fn merge(target: Value, patch: Value, schema: &Schema) -> Result<Option<Value>, PatchError> {
     let mut w = Walker {
         schema,
         path: Vec::new(),
     };
-    Ok(w.walk(Some(target.clone()), Some(patch.clone()), None)?
+    Ok(w.walk(Some(target), Some(patch), None)?
         .value
         .filter(|v| !v.is_null()))
 }
