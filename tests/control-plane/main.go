@@ -1,0 +1,129 @@
+// Command control-plane runs a real Kubernetes control plane for tests: embedded etcd plus
+// the upstream kube-apiserver, in one process, with all state under one directory.
+//
+// It writes <dir>/kubeconfig (contexts "admin", current, and "dev") only after /readyz
+// answers, so callers wait for that file to appear. There is no controller-manager or
+// scheduler: namespaces stay Terminating after delete, and ServiceAccounts are only those
+// the caller creates.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+func main() {
+	dir := flag.String("dir", "", "state directory (etcd data, keys, kubeconfig); created if missing")
+	exitWithParent := flag.Bool("exit-with-parent", false, "exit when the parent process dies, so test runs never leak servers")
+	ephemeral := flag.Bool("ephemeral", false, "remove --dir on exit (etcd preallocates 64 MiB WAL files per run)")
+	flag.Parse()
+	if *dir == "" {
+		fatalf("--dir is required")
+	}
+	abs, err := filepath.Abs(*dir)
+	if err != nil {
+		fatalf("resolving --dir %q: %v", *dir, err)
+	}
+	cleanup := func() {}
+	if *ephemeral {
+		cleanup = func() { os.RemoveAll(abs) }
+	}
+	err = run(abs, *exitWithParent, cleanup)
+	cleanup()
+	if err != nil {
+		fatalf("%v", err)
+	}
+}
+
+func run(dir string, exitWithParent bool, cleanup func()) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating state directory %s: %w", dir, err)
+	}
+	// A stale kubeconfig from an earlier run would point callers at a dead port.
+	kubeconfigPath := filepath.Join(dir, "kubeconfig")
+	if err := os.Remove(kubeconfigPath); err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("removing stale %s: %w", kubeconfigPath, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pid"), fmt.Appendf(nil, "%d\n", os.Getpid()), 0o600); err != nil {
+		return fmt.Errorf("writing pid file in %s: %w", dir, err)
+	}
+	if exitWithParent {
+		go watchParent(cleanup)
+	}
+
+	creds, err := ensureCredentials(dir)
+	if err != nil {
+		return err
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return err
+	}
+	etcdServer, etcdURL, err := startEtcd(filepath.Join(dir, "etcd"), ports[0], ports[1])
+	if err != nil {
+		return err
+	}
+	defer etcdServer.Close()
+
+	// kube-apiserver installs its own handler too; ours bounds how long its drain may take.
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT)
+
+	apiErr := make(chan error, 1)
+	go func() { apiErr <- runAPIServer(dir, creds, etcdURL, ports[2]) }()
+
+	server := fmt.Sprintf("https://127.0.0.1:%d", ports[2])
+	if err := waitReady(server, creds, apiErr, 3*time.Minute); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := startNamespaceController(ctx, server, creds); err != nil {
+		return err
+	}
+	if err := writeKubeconfig(kubeconfigPath, server, creds); err != nil {
+		return err
+	}
+	fmt.Printf("control-plane: ready at %s, kubeconfig %s\n", server, kubeconfigPath)
+
+	select {
+	case err := <-apiErr:
+		return err
+	case err := <-etcdServer.Err():
+		return fmt.Errorf("etcd stopped: %w", err)
+	case sig := <-signals:
+		// The apiserver stops listening at once but can wait a long time for open watches.
+		cancel()
+		select {
+		case <-apiErr:
+		case <-time.After(5 * time.Second):
+			fmt.Fprintf(os.Stderr, "control-plane: kube-apiserver still draining 5s after %v; exiting\n", sig)
+		}
+		return nil
+	}
+}
+
+// watchParent polls instead of using PR_SET_PDEATHSIG because that signal fires when the
+// parent *thread* exits, and test harnesses spawn from short-lived per-test threads.
+func watchParent(cleanup func()) {
+	parent := os.Getppid()
+	for {
+		time.Sleep(500 * time.Millisecond)
+		if os.Getppid() != parent {
+			fmt.Fprintf(os.Stderr, "control-plane: parent %d exited, shutting down\n", parent)
+			cleanup()
+			os.Exit(0)
+		}
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "control-plane: "+format+"\n", args...)
+	os.Exit(1)
+}
