@@ -12,6 +12,8 @@
 
 mod walk;
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 
 use crate::schema::{FieldSpec, Gvk, NameBackRef, effective_namespace, is_cluster_scoped};
@@ -62,56 +64,105 @@ pub struct NameRefChange {
     pub value: String,
 }
 
-impl RefResource<'_> {
-    fn s(&self, p: &str) -> &str {
-        self.object.pointer(p).and_then(Value::as_str).unwrap_or("")
-    }
-    fn api_version(&self) -> &str {
-        self.s("/apiVersion")
-    }
-    fn kind(&self) -> &str {
-        self.s("/kind")
-    }
-    fn name(&self) -> &str {
-        self.s("/metadata/name")
-    }
-    fn namespace(&self) -> &str {
-        self.s("/metadata/namespace")
-    }
-    fn gvk_with_kind(&self, kind: &str) -> Gvk {
-        Gvk::from_api_version(self.api_version(), kind)
-    }
-    fn cur_effective_ns(&self) -> &str {
-        effective_namespace(self.api_version(), self.kind(), self.namespace())
-    }
-    fn cluster_scoped(&self) -> bool {
-        is_cluster_scoped(self.api_version(), self.kind())
-    }
-    fn org_kind(&self) -> &str {
-        self.previous_ids
+/// What nameref reads about each resource, computed once.
+struct Info<'a> {
+    res: RefResource<'a>,
+    api_version: &'a str,
+    group: &'a str,
+    version: &'a str,
+    kind: &'a str,
+    name: &'a str,
+    namespace: &'a str,
+    cluster_scoped: bool,
+    /// Current effective namespace (kustomize `CurId().EffectiveNamespace()`).
+    ns: &'a str,
+    /// Kind and effective namespace of the original id (`OrgId`).
+    org_kind: &'a str,
+    org_ns: String,
+    /// Namespaces of ServiceAccount subjects, for RoleBindings.
+    sa_namespaces: Vec<&'a str>,
+}
+
+fn str_at<'a>(v: &'a Value, p: &str) -> &'a str {
+    v.pointer(p).and_then(Value::as_str).unwrap_or("")
+}
+
+impl<'a> Info<'a> {
+    fn new(res: RefResource<'a>) -> Self {
+        let o = res.object;
+        let api_version = str_at(o, "/apiVersion");
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let kind = str_at(o, "/kind");
+        let namespace = str_at(o, "/metadata/namespace");
+        let org_kind = res
+            .previous_ids
             .first()
             .map(|p| p.kind.as_str())
-            .unwrap_or(self.kind())
-    }
-    fn org_effective_ns(&self) -> String {
-        match self.previous_ids.first() {
-            Some(p) => effective_namespace(self.api_version(), &p.kind, &p.namespace).to_string(),
-            None => self.cur_effective_ns().to_string(),
+            .unwrap_or(kind);
+        let org_ns = match res.previous_ids.first() {
+            Some(p) => effective_namespace(api_version, &p.kind, &p.namespace).to_string(),
+            None => effective_namespace(api_version, kind, namespace).to_string(),
+        };
+        let mut sa_namespaces = Vec::new();
+        if kind == "RoleBinding" {
+            for s in o
+                .get("subjects")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if s.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
+                    && let Some(ns) = s.get("namespace").and_then(Value::as_str)
+                {
+                    sa_namespaces.push(ns);
+                }
+            }
+        }
+        Info {
+            res,
+            api_version,
+            group,
+            version,
+            kind,
+            name: str_at(o, "/metadata/name"),
+            namespace,
+            cluster_scoped: is_cluster_scoped(api_version, kind),
+            ns: effective_namespace(api_version, kind, namespace),
+            org_kind,
+            org_ns,
+            sa_namespaces,
         }
     }
+
+    /// Whether some id of this resource with `kind` is selected by `sel` (group and version
+    /// are the current ones, as in kustomize's previous ids).
+    fn kind_selected(&self, kind: &str, sel: &Gvk) -> bool {
+        (sel.group.is_empty() || sel.group == self.group)
+            && (sel.version.is_empty() || sel.version == self.version)
+            && (sel.kind.is_empty() || sel.kind == kind)
+    }
+
+    fn spec_applies(&self, spec: &FieldSpec) -> bool {
+        spec.group.as_deref().is_none_or(|g| g == self.group)
+            && spec.version.as_deref().is_none_or(|v| v == self.version)
+            && spec.kind.as_deref().is_none_or(|k| k == self.org_kind)
+    }
+
+    /// kustomize `SubsetThatCouldBeReferencedByResource`, as a predicate on candidates.
+    fn could_reference(&self, c: &Info<'_>) -> bool {
+        self.cluster_scoped
+            || c.cluster_scoped
+            || c.ns == self.ns
+            || self.sa_namespaces.contains(&c.namespace)
+    }
+
     fn id_string(&self) -> String {
-        let ns = if self.namespace().is_empty() {
+        let ns = if self.namespace.is_empty() {
             "[noNs]"
         } else {
-            self.namespace()
+            self.namespace
         };
-        format!(
-            "{}.{}/{}.{}",
-            self.kind(),
-            self.api_version(),
-            self.name(),
-            ns
-        )
+        format!("{}.{}/{}.{}", self.kind, self.api_version, self.name, ns)
     }
 }
 
@@ -120,57 +171,88 @@ pub fn fix_name_references(
     resources: &[RefResource<'_>],
     back_refs: &[NameBackRef],
 ) -> Result<Vec<NameRefChange>, NameRefError> {
-    let mut changes = Vec::new();
-    for (i, referrer) in resources.iter().enumerate() {
-        let filters: Vec<(&FieldSpec, &Gvk)> = back_refs
+    let infos: Vec<Info<'_>> = resources.iter().map(|r| Info::new(*r)).collect();
+    // Only resources with a previous id can be referral targets; index them by those names.
+    let mut by_prev_name: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut by_org_ns: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, info) in infos.iter().enumerate() {
+        let mut names: Vec<&str> = info
+            .res
+            .previous_ids
             .iter()
-            .flat_map(|b| b.referrers.iter().map(move |spec| (spec, &b.gvk)))
-            .filter(|(spec, _)| {
-                referrer
-                    .gvk_with_kind(referrer.org_kind())
-                    .is_selected_by(&spec.gvk())
-            })
+            .map(|p| p.name.as_str())
             .collect();
-        if filters.is_empty() {
-            continue;
+        names.dedup();
+        for n in names {
+            let list = by_prev_name.entry(n).or_default();
+            if list.last() != Some(&i) {
+                list.push(i);
+            }
         }
-        let candidates = subset_for(referrer, resources);
-        let mut object = referrer.object.clone();
-        for (spec, target) in filters {
-            let view = RefResource {
-                object: &object,
-                ..*referrer
-            };
-            let ctx = Ctx {
-                referrer: view,
-                spec,
-                target,
-                candidates: &candidates,
-            };
-            let found = walk::collect(&object, &spec.path, &mut |node, pointer, out| {
-                ctx.set(node, pointer, out)
-            })
-            .map_err(|message| NameRefError::Field {
-                path: spec.path.clone(),
-                referrer: referrer.id_string(),
-                message,
-            })?;
-            for (pointer, value) in found {
-                if let Some(slot) = object.pointer_mut(&pointer) {
-                    *slot = Value::String(value.clone());
-                } else if let Some((parent, field)) = pointer.rsplit_once('/')
-                    && let Some(Value::Object(m)) = object.pointer_mut(parent)
-                {
-                    m.insert(
-                        field.replace("~1", "/").replace("~0", "~"),
-                        Value::String(value.clone()),
-                    );
+        if !is_cluster_scoped(info.api_version, info.org_kind) {
+            by_org_ns.entry(info.org_ns.as_str()).or_default().push(i);
+        }
+    }
+    let index = Index {
+        infos: &infos,
+        by_prev_name,
+        by_org_ns,
+    };
+    // Every (referred kind, referring field spec) pair in kustomize's order, and per
+    // original kind of a referrer the pairs that can apply to it.
+    let pairs: Vec<(&Gvk, &FieldSpec)> = back_refs
+        .iter()
+        .flat_map(|b| b.referrers.iter().map(move |s| (&b.gvk, s)))
+        .collect();
+    let mut by_kind: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut changes = Vec::new();
+    for (i, referrer) in infos.iter().enumerate() {
+        let mut object: Option<Value> = None;
+        let applicable = by_kind.entry(referrer.org_kind).or_insert_with(|| {
+            (0..pairs.len())
+                .filter(|&p| {
+                    pairs[p]
+                        .1
+                        .kind
+                        .as_deref()
+                        .is_none_or(|k| k == referrer.org_kind)
+                })
+                .collect()
+        });
+        for &p in applicable.iter() {
+            let (target, spec) = pairs[p];
+            if !referrer.spec_applies(spec) {
+                continue;
+            }
+            {
+                let current = object.as_ref().unwrap_or(referrer.res.object);
+                let ctx = Ctx {
+                    referrer,
+                    current,
+                    spec,
+                    target,
+                    index: &index,
+                };
+                let found = walk::collect(current, &spec.path, &mut |node, pointer, out| {
+                    ctx.set(node, pointer, out)
+                })
+                .map_err(|message| NameRefError::Field {
+                    path: spec.path.clone(),
+                    referrer: referrer.id_string(),
+                    message,
+                })?;
+                if found.is_empty() {
+                    continue;
                 }
-                changes.push(NameRefChange {
-                    resource: i,
-                    pointer,
-                    value,
-                });
+                let obj = object.get_or_insert_with(|| referrer.res.object.clone());
+                for (pointer, value) in found {
+                    set_pointer(obj, &pointer, &value);
+                    changes.push(NameRefChange {
+                        resource: i,
+                        pointer,
+                        value,
+                    });
+                }
             }
         }
     }
@@ -180,69 +262,47 @@ pub fn fix_name_references(
 /// Applies changes from [`fix_name_references`] to the objects they were computed for.
 pub fn apply_changes(objects: &mut [Value], changes: &[NameRefChange]) {
     for c in changes {
-        let Some(obj) = objects.get_mut(c.resource) else {
-            continue;
-        };
-        if let Some(slot) = obj.pointer_mut(&c.pointer) {
-            *slot = Value::String(c.value.clone());
-        } else if let Some((parent, field)) = c.pointer.rsplit_once('/')
-            && let Some(Value::Object(m)) = obj.pointer_mut(parent)
-        {
-            m.insert(
-                field.replace("~1", "/").replace("~0", "~"),
-                Value::String(c.value.clone()),
-            );
+        if let Some(obj) = objects.get_mut(c.resource) {
+            set_pointer(obj, &c.pointer, &c.value);
         }
     }
 }
 
-/// kustomize `SubsetThatCouldBeReferencedByResource`.
-fn subset_for<'a>(referrer: &RefResource<'_>, all: &[RefResource<'a>]) -> Vec<RefResource<'a>> {
-    if referrer.cluster_scoped() {
-        return all.to_vec();
+/// Sets a string at a JSON pointer; the last segment may be a new key (a subject's
+/// `namespace`).
+fn set_pointer(obj: &mut Value, pointer: &str, value: &str) {
+    if let Some(slot) = obj.pointer_mut(pointer) {
+        *slot = Value::String(value.to_string());
+    } else if let Some((parent, field)) = pointer.rsplit_once('/')
+        && let Some(Value::Object(m)) = obj.pointer_mut(parent)
+    {
+        m.insert(
+            field.replace("~1", "/").replace("~0", "~"),
+            Value::String(value.to_string()),
+        );
     }
-    let mut sa_namespaces: Vec<&str> = Vec::new();
-    if referrer.kind() == "RoleBinding" {
-        for s in referrer
-            .object
-            .get("subjects")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if s.get("kind").and_then(Value::as_str) == Some("ServiceAccount")
-                && let Some(ns) = s.get("namespace").and_then(Value::as_str)
-            {
-                sa_namespaces.push(ns);
-            }
-        }
-    }
-    let ns = referrer.cur_effective_ns();
-    all.iter()
-        .filter(|c| {
-            c.cluster_scoped()
-                || c.cur_effective_ns() == ns
-                || sa_namespaces.contains(&c.namespace())
-        })
-        .copied()
-        .collect()
 }
 
-struct Ctx<'a, 'r> {
-    referrer: RefResource<'r>,
-    spec: &'a FieldSpec,
-    target: &'a Gvk,
-    candidates: &'a [RefResource<'r>],
+struct Index<'i, 'a> {
+    infos: &'i [Info<'a>],
+    by_prev_name: HashMap<&'a str, Vec<usize>>,
+    by_org_ns: HashMap<&'a str, Vec<usize>>,
 }
 
-impl Ctx<'_, '_> {
+struct Ctx<'c, 'i, 'a> {
+    referrer: &'i Info<'a>,
+    /// The referrer as updated by earlier field specs.
+    current: &'c Value,
+    spec: &'c FieldSpec,
+    target: &'c Gvk,
+    index: &'c Index<'i, 'a>,
+}
+
+type Found = Vec<(String, String)>;
+
+impl<'i, 'a> Ctx<'_, 'i, 'a> {
     /// kustomize `Filter.set` on the node the field spec reached.
-    fn set(
-        &self,
-        node: &Value,
-        pointer: &str,
-        out: &mut Vec<(String, String)>,
-    ) -> Result<(), String> {
+    fn set(&self, node: &Value, pointer: &str, out: &mut Found) -> Result<(), String> {
         match node {
             Value::Null => Ok(()),
             Value::Object(_) => self.set_mapping(node, pointer, out),
@@ -261,107 +321,103 @@ impl Ctx<'_, '_> {
         }
     }
 
-    fn set_scalar(
-        &self,
-        node: &Value,
-        pointer: &str,
-        out: &mut Vec<(String, String)>,
-    ) -> Result<(), String> {
+    /// Candidates: resources with a previous id named `old` the referrer could reference.
+    fn candidates(&self, old: &str) -> Vec<&'i Info<'a>> {
+        let infos = self.index.infos;
+        self.index
+            .by_prev_name
+            .get(old)
+            .into_iter()
+            .flatten()
+            .map(|&i| &infos[i])
+            .filter(|c| self.referrer.could_reference(c))
+            .collect()
+    }
+
+    fn set_scalar(&self, node: &Value, pointer: &str, out: &mut Found) -> Result<(), String> {
         let old = scalar_text(node);
-        let Some(r) = self.select(&old, self.candidates.to_vec(), false)? else {
+        let Some(r) = self.select(&old, self.candidates(&old), false)? else {
             return Ok(());
         };
-        if r.name() != old {
-            out.push((pointer.to_string(), r.name().to_string()));
+        if r.name != old {
+            out.push((pointer.to_string(), r.name.to_string()));
         }
         Ok(())
     }
 
-    fn set_mapping(
-        &self,
-        node: &Value,
-        pointer: &str,
-        out: &mut Vec<(String, String)>,
-    ) -> Result<(), String> {
+    fn set_mapping(&self, node: &Value, pointer: &str, out: &mut Found) -> Result<(), String> {
         let Some(name) = node.get("name") else {
             return Err("path config error; no 'name' field in node".into());
         };
         let old = scalar_text(name);
-        let candidates: Vec<RefResource<'_>> = match node.get("namespace") {
-            None => self.candidates.to_vec(),
-            Some(ns) => {
-                let ns = scalar_text(ns);
-                let by_org: Vec<_> = self
-                    .candidates
-                    .iter()
-                    .filter(|c| !c.cluster_scoped() && c.org_effective_ns() == ns)
-                    .copied()
-                    .collect();
-                if !by_org.is_empty() {
-                    by_org
-                } else {
-                    self.candidates
-                        .iter()
-                        .filter(|c| !c.cluster_scoped() && c.cur_effective_ns() == ns)
-                        .copied()
-                        .collect()
-                }
+        let mut candidates = self.candidates(&old);
+        if let Some(ns) = node.get("namespace") {
+            let ns = scalar_text(ns);
+            // kustomize groups all referable resources by original namespace and uses that
+            // group when it exists, else the group of the current namespace.
+            let org_group_exists = self.index.by_org_ns.get(ns.as_str()).is_some_and(|l| {
+                l.iter()
+                    .any(|&i| self.referrer.could_reference(&self.index.infos[i]))
+            });
+            if org_group_exists {
+                candidates
+                    .retain(|c| !is_cluster_scoped(c.api_version, c.org_kind) && c.org_ns == ns);
+            } else {
+                candidates.retain(|c| !c.cluster_scoped && c.ns == ns);
             }
-        };
+        }
         let Some(r) = self.select(&old, candidates, true)? else {
             return Ok(());
         };
-        if r.name() == old && r.namespace().is_empty() {
+        if r.name == old && r.namespace.is_empty() {
             return Ok(());
         }
-        out.push((format!("{pointer}/name"), r.name().to_string()));
-        if !r.namespace().is_empty() {
-            out.push((format!("{pointer}/namespace"), r.namespace().to_string()));
+        out.push((format!("{pointer}/name"), r.name.to_string()));
+        if !r.namespace.is_empty() {
+            out.push((format!("{pointer}/namespace"), r.namespace.to_string()));
         }
         Ok(())
     }
 
-    /// kustomize `selectReferral`: sieve by previous name, target kind, roleRef kind and
-    /// namespace, then disambiguate by prefixes/suffixes.
-    fn select<'c>(
+    /// kustomize `selectReferral`: sieve by target kind, roleRef kind and namespace, then
+    /// disambiguate by prefixes/suffixes. Candidates already carry the previous name.
+    fn select(
         &self,
-        old: &str,
-        mut c: Vec<RefResource<'c>>,
+        _old: &str,
+        mut c: Vec<&'i Info<'a>>,
         with_namespace: bool,
-    ) -> Result<Option<RefResource<'c>>, String> {
-        c.retain(|r| r.previous_ids.iter().any(|p| p.name == old));
+    ) -> Result<Option<&'i Info<'a>>, String> {
         c.retain(|r| {
-            r.previous_ids
+            r.res
+                .previous_ids
                 .iter()
-                .any(|p| r.gvk_with_kind(&p.kind).is_selected_by(self.target))
+                .any(|p| r.kind_selected(&p.kind, self.target))
         });
         if let Some(role_gvk) = self.role_ref_gvk() {
             c.retain(|r| {
-                r.previous_ids
+                r.res
+                    .previous_ids
                     .iter()
-                    .any(|p| r.gvk_with_kind(&p.kind).is_selected_by(&role_gvk))
+                    .any(|p| r.kind_selected(&p.kind, &role_gvk))
             });
         }
-        if !self.referrer.cluster_scoped() {
-            let ns = self.referrer.cur_effective_ns();
-            c.retain(|r| {
-                r.cluster_scoped() || r.kind() == "ServiceAccount" || r.cur_effective_ns() == ns
-            });
+        let referrer = self.referrer;
+        if !referrer.cluster_scoped {
+            c.retain(|r| r.cluster_scoped || r.kind == "ServiceAccount" || r.ns == referrer.ns);
         }
         if c.len() == 1 {
             return Ok(c.pop());
         }
-        c.retain(|r| affixes_equal(r, &self.referrer, true));
+        c.retain(|r| affixes_equal(&r.res, &referrer.res, true));
         if c.len() > 1 {
-            c.retain(|r| affixes_equal(r, &self.referrer, false));
+            c.retain(|r| affixes_equal(&r.res, &referrer.res, false));
         }
         match c.len() {
             0 => Ok(None),
             1 => Ok(c.pop()),
             _ => {
                 let same = c.iter().all(|r| {
-                    r.name() == c[0].name()
-                        && (!with_namespace || r.namespace() == c[0].namespace())
+                    r.name == c[0].name && (!with_namespace || r.namespace == c[0].namespace)
                 });
                 if same {
                     Ok(Some(c[0]))
@@ -380,7 +436,7 @@ impl Ctx<'_, '_> {
         if !self.spec.path.ends_with("roleRef/name") {
             return None;
         }
-        let rr = self.referrer.object.get("roleRef")?;
+        let rr = self.current.get("roleRef")?;
         Some(Gvk {
             group: scalar_text(rr.get("apiGroup")?),
             version: String::new(),
