@@ -40,7 +40,8 @@ struct TypeDef {
 #[derive(Debug, Default)]
 pub struct Schema {
     types: Vec<TypeDef>,
-    kinds: HashMap<(String, String), usize>,
+    /// apiVersion → kind → type index (nested so lookups need no allocation).
+    kinds: HashMap<String, HashMap<String, usize>>,
 }
 
 /// A position in a [`Schema`]: the schema of one field, list or object.
@@ -72,10 +73,13 @@ impl Schema {
                         .collect(),
                 })
                 .collect();
-            let kinds = k8s_table::KINDS
-                .iter()
-                .map(|(api, kind, i)| ((api.to_string(), kind.to_string()), *i as usize))
-                .collect();
+            let mut kinds: HashMap<String, HashMap<String, usize>> = HashMap::new();
+            for (api, kind, i) in k8s_table::KINDS {
+                kinds
+                    .entry(api.to_string())
+                    .or_default()
+                    .insert(kind.to_string(), *i as usize);
+            }
             Schema { types, kinds }
         })
     }
@@ -115,7 +119,11 @@ impl Schema {
                     "" => s("version").to_string(),
                     g => format!("{g}/{}", s("version")),
                 };
-                schema.kinds.insert((api, s("kind").to_string()), i);
+                schema
+                    .kinds
+                    .entry(api)
+                    .or_default()
+                    .insert(s("kind").to_string(), i);
             }
             let _ = name;
         }
@@ -124,9 +132,7 @@ impl Schema {
 
     /// The schema of a whole object of this type, if the type is known.
     pub fn for_kind(&self, api_version: &str, kind: &str) -> Option<SchemaRef<'_>> {
-        let i = *self
-            .kinds
-            .get(&(api_version.to_string(), kind.to_string()))?;
+        let i = *self.kinds.get(api_version)?.get(kind)?;
         Some(SchemaRef {
             schema: self,
             node: NodeRef::Type(i),
@@ -148,7 +154,10 @@ impl Schema {
 /// Whether kustomize knows this type to be cluster-scoped (kyaml `IsCertainlyClusterScoped`
 /// over the built-in schema). Unknown types, CRDs included, count as namespaced.
 pub fn is_cluster_scoped(api_version: &str, kind: &str) -> bool {
-    k8s_table::CLUSTER_SCOPED.iter().any(|(a, k)| *a == api_version && *k == kind)
+    // The generated table is sorted by (apiVersion, kind).
+    k8s_table::CLUSTER_SCOPED
+        .binary_search_by(|(a, k)| (*a, *k).cmp(&(api_version, kind)))
+        .is_ok()
 }
 
 /// kustomize `ResId.EffectiveNamespace`: `_non_namespaceable_` for cluster-scoped types,
@@ -361,10 +370,16 @@ mod tests {
 
     #[test]
     fn scope() {
-        assert!(is_cluster_scoped("rbac.authorization.k8s.io/v1", "ClusterRole"));
+        assert!(is_cluster_scoped(
+            "rbac.authorization.k8s.io/v1",
+            "ClusterRole"
+        ));
         assert!(!is_cluster_scoped("v1", "ConfigMap"));
         assert!(!is_cluster_scoped("example.com/v1", "Cluster"));
-        assert_eq!(effective_namespace("v1", "Namespace", "x"), "_non_namespaceable_");
+        assert_eq!(
+            effective_namespace("v1", "Namespace", "x"),
+            "_non_namespaceable_"
+        );
         assert_eq!(effective_namespace("v1", "ConfigMap", ""), "default");
         assert_eq!(effective_namespace("v1", "ConfigMap", "a"), "a");
     }
