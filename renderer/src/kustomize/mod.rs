@@ -10,6 +10,7 @@ mod generate;
 mod kfile;
 mod order;
 mod patches;
+mod replacements;
 mod resource;
 mod select;
 mod target;
@@ -90,6 +91,9 @@ pub fn render(
     let mut items = rm.items;
     add_name_hashes(&mut items, &root)?;
     fix_name_references(&mut items, &config.name_reference, &root)?;
+    for r in items.iter_mut() {
+        resource::stringify_annotations(&mut r.value, &Default::default(), "");
+    }
     if let Some(r) = items
         .iter()
         .find(|r| crate::yaml::emit::unprintable(&r.value).is_some())

@@ -134,13 +134,15 @@ fn apply_smp(
             found
         }
     };
+    let mut patch_value = doc.value.clone();
+    super::resource::stringify_annotations(&mut patch_value, &doc.raw_scalars, "");
     let mut deleted = Vec::new();
     for i in indices {
         let r = &mut rm.items[i];
         if options.allow_name_change || options.allow_kind_change {
             r.store_previous_id();
         }
-        let out = apply_strategic_merge(&r.value, &doc.value, schema, target.is_some(), options)
+        let out = apply_strategic_merge(&r.value, &patch_value, schema, target.is_some(), options)
             .map_err(|e| {
                 RenderError::new(
                     ErrorKind::Invalid,

@@ -47,7 +47,9 @@ impl ResId {
             .to_string();
         let mut namespace = s("namespace").to_string();
         // kustomize treats "default" and "" alike for namespaced kinds.
-        if namespace == "default" || !super::transform::is_namespaceable(api, &kind) {
+        if namespace == "default"
+            || (!namespace.is_empty() && !super::transform::is_namespaceable(api, &kind))
+        {
             namespace.clear();
         }
         ResId {
@@ -128,7 +130,8 @@ impl Resource {
     }
     pub fn name(&self) -> &str {
         self.value
-            .pointer("/metadata/name")
+            .get("metadata")
+            .and_then(|m| m.get("name"))
             .and_then(Value::as_str)
             .unwrap_or("")
     }
@@ -300,5 +303,39 @@ impl ResMap {
             self.items.push(r);
         }
         Ok(())
+    }
+}
+
+/// kustomize re-reads every object's annotations as strings (the text that was written, so
+/// `a: 1.50` stays `"1.50"` and `a: null` becomes `"null"`); labels keep their types.
+/// `raw` holds the source text of typed plain scalars by JSON pointer below `base_pointer`.
+pub fn stringify_annotations(
+    value: &mut Value,
+    raw: &std::collections::HashMap<String, String>,
+    base_pointer: &str,
+) {
+    let Some(Value::Object(ann)) = value
+        .get_mut("metadata")
+        .and_then(|m| m.get_mut("annotations"))
+    else {
+        return;
+    };
+    for (k, v) in ann.iter_mut() {
+        if v.is_string() {
+            continue;
+        }
+        let ptr = format!(
+            "{base_pointer}/metadata/annotations/{}",
+            crate::yaml::escape_pointer(k)
+        );
+        let text = match raw.get(&ptr) {
+            Some(t) => t.clone(),
+            None => match &*v {
+                Value::Null => "null".into(),
+                Value::Number(n) => crate::yaml::scalar::format_number(n),
+                other => other.to_string(),
+            },
+        };
+        *v = Value::String(text);
     }
 }

@@ -26,3 +26,45 @@ impl Selector {
         self.0.matches(&r.value, Some(original))
     }
 }
+
+/// Kubernetes label selector text (`a=b,c!=d,e in (x,y),!f`) against a label map.
+pub fn label_selector_matches(sel: &str, labels: Option<&serde_json::Map<String, Value>>) -> bool {
+    let get = |k: &str| labels.and_then(|m| m.get(k)).and_then(Value::as_str);
+    let mut terms = Vec::new();
+    let (mut depth, mut start) = (0, 0);
+    for (i, c) in sel.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                terms.push(&sel[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    terms.push(&sel[start..]);
+    terms.iter().all(|term| {
+        let t = term.trim();
+        if t.is_empty() {
+            return true;
+        }
+        if let Some(k) = t.strip_prefix('!') {
+            return get(k.trim()).is_none();
+        }
+        if let Some((k, v)) = t.split_once("!=") {
+            return get(k.trim()) != Some(v.trim());
+        }
+        if let Some((k, v)) = t.split_once("==").or_else(|| t.split_once('=')) {
+            return get(k.trim()) == Some(v.trim());
+        }
+        for (op, want) in [(" notin ", false), (" in ", true)] {
+            if let Some((k, set)) = t.split_once(op) {
+                let set = set.trim().trim_start_matches('(').trim_end_matches(')');
+                let found = get(k.trim()).is_some_and(|v| set.split(',').any(|x| x.trim() == v));
+                return found == want;
+            }
+        }
+        get(t).is_some()
+    })
+}

@@ -6,8 +6,8 @@ use serde_json::Value;
 
 use super::error::{ErrorKind, RenderError};
 use super::kfile::{self, KFile, is_remote, is_within, read_text, resolve};
-use super::resource::{ConfigDoc, ResMap, Resource, marks_from_positions};
-use super::{generate, patches, transform};
+use super::resource::{ConfigDoc, ResMap, Resource, marks_from_positions, stringify_annotations};
+use super::{generate, patches, replacements, transform};
 use crate::provenance::SetBy;
 use crate::schema::Schema;
 use crate::source::{EntryKind, Source};
@@ -125,19 +125,14 @@ impl<'a> Builder<'a> {
         let items = &mut rm.items;
         run(transform::replicas(k, items, &config))?;
         run(transform::images(k, items, &config))?;
+        run(replacements::run(self.source, k, items))?;
         rm.reindex();
         Ok(())
     }
 
     /// Fields whose engines are not wired in yet fail loudly rather than render wrongly.
     fn check_unimplemented(&self, k: &KFile) -> Result<(), RenderError> {
-        for f in [
-            "replacements",
-            "vars",
-            "generators",
-            "transformers",
-            "validators",
-        ] {
+        for f in ["vars", "generators", "transformers", "validators"] {
             if k.get(f).is_some() {
                 return Err(self.err(k.error(
                     ErrorKind::NotSupported,
@@ -224,6 +219,7 @@ impl<'a> Builder<'a> {
                                 out.push(self.new_resource(
                                     it,
                                     &d.positions,
+                                    &d.raw_scalars,
                                     &format!("/items/{i}"),
                                     &file,
                                     d.start,
@@ -231,7 +227,14 @@ impl<'a> Builder<'a> {
                             }
                         }
                     } else {
-                        out.push(self.new_resource(&d.value, &d.positions, "", &file, d.start)?);
+                        out.push(self.new_resource(
+                            &d.value,
+                            &d.positions,
+                            &d.raw_scalars,
+                            "",
+                            &file,
+                            d.start,
+                        )?);
                     }
                 }
                 _ => {
@@ -251,6 +254,7 @@ impl<'a> Builder<'a> {
         &self,
         v: &Value,
         positions: &crate::yaml::Positions,
+        raw: &std::collections::HashMap<String, String>,
         pointer: &str,
         file: &Arc<str>,
         start: Pos,
@@ -278,8 +282,10 @@ impl<'a> Builder<'a> {
                 "missing metadata.name in resource",
             )));
         }
+        let mut value = v.clone();
+        stringify_annotations(&mut value, raw, pointer);
         Ok(Resource {
-            value: v.clone(),
+            value,
             marks: marks_from_positions(v, positions, pointer, file, SetBy::Resource),
             chain: vec![],
             file: file.clone(),

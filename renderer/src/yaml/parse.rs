@@ -50,6 +50,9 @@ pub struct Document {
     /// Plain mapping keys that go-yaml v3 types as something other than a string (`1:`,
     /// `true:`). They are kept as text here; kubectl cannot print such objects.
     pub non_string_keys: Vec<(Pos, String)>,
+    /// Source text of plain scalars typed as numbers, booleans or null, by JSON pointer
+    /// (kustomize re-reads annotation values as the text that was written).
+    pub raw_scalars: HashMap<String, String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -78,6 +81,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         anchors: HashMap::new(),
         positions: HashMap::new(),
         odd_keys: Vec::new(),
+        raw: HashMap::new(),
         depth: 0,
     };
     let mut docs = Vec::new();
@@ -94,6 +98,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                         positions: Positions::default(),
                         start: pos(&span),
                         non_string_keys: vec![],
+                        raw_scalars: HashMap::new(),
                     });
                     continue;
                 }
@@ -106,6 +111,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                     },
                     start: pos(&span),
                     non_string_keys: std::mem::take(&mut b.odd_keys),
+                    raw_scalars: std::mem::take(&mut b.raw),
                 });
             }
             other => {
@@ -166,6 +172,7 @@ struct Builder<'a> {
     anchors: HashMap<usize, Value>,
     positions: HashMap<String, Pos>,
     odd_keys: Vec<(Pos, String)>,
+    raw: HashMap<String, String>,
     depth: usize,
 }
 
@@ -187,6 +194,9 @@ impl<'a> Builder<'a> {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let v = scalar_value(&text, style, tag.as_deref()).map_err(|m| err(&span, m))?;
+                if !v.is_string() && style == ScalarStyle::Plain {
+                    self.raw.insert(ptr.clone(), text.to_string());
+                }
                 if anchor > 0 {
                     self.anchors.insert(anchor, v.clone());
                 }
