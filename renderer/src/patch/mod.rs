@@ -123,6 +123,10 @@ pub fn apply_strategic_merge_owned(
 /// kustomize stores just before patching (the current kind, name and effective namespace).
 /// Only `copy`/`test` of the whole annotations map could tell the difference from passing
 /// every previous id; use [`apply_json6902_in_build`] for that.
+///
+/// kustomize also *records* that id as a previous id of the resource before patching, so a
+/// patch that renames the resource (`replace /metadata/name`) is followed by name references:
+/// the caller must push the id onto the resource's previous ids (see `nameref::PrevId`).
 pub fn apply_json6902(resource: &Value, ops: &Value) -> Result<Value, PatchError> {
     apply_json6902_owned(resource.clone(), ops)
 }
