@@ -202,6 +202,31 @@ fn in_build(
             for (k, _) in internal {
                 ann.shift_remove(k);
             }
+            // kustomize rewrites the annotations through a string map: every value becomes
+            // its scalar text ("5", "true", "null"), collections become "".
+            for v in ann.values_mut() {
+                let text = match &*v {
+                    Value::String(_) => continue,
+                    Value::Object(_) | Value::Array(_) => String::new(),
+                    other => other.to_string(),
+                };
+                *v = Value::String(text);
+            }
+        }
+        // Annotations that are no longer a map: a list makes kustomize fail, a scalar reads
+        // back as no annotations.
+        match meta.get("annotations") {
+            Some(Value::Array(_)) => {
+                return Err(PatchError::Json6902 {
+                    index: 0,
+                    op: String::new(),
+                    message: "metadata.annotations became a list".into(),
+                });
+            }
+            Some(a) if !a.is_object() => {
+                meta.shift_remove("annotations");
+            }
+            _ => {}
         }
         if meta
             .get("annotations")
