@@ -39,7 +39,8 @@ pub struct Origin {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldOrigin {
     pub origin: Origin,
-    pub chain: Vec<Arc<str>>,
+    /// Shared by all fields of an object that arrived the same way.
+    pub chain: Arc<[Arc<str>]>,
 }
 
 impl fmt::Display for FieldOrigin {

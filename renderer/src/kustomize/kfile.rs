@@ -60,6 +60,8 @@ pub struct KFile {
     pub dir: String,
     pub doc: serde_json::Map<String, Value>,
     pub positions: Positions,
+    /// Plain scalars YAML 1.1 types as non-strings (see `Document::raw_scalars`).
+    pub raw: crate::yaml::FxHashMap<String, String>,
     pub is_component: bool,
 }
 
@@ -117,38 +119,52 @@ impl KFile {
             .collect()
     }
 
-    /// A string field such as `namePrefix`; numbers and booleans are taken as their text.
+    /// A string field such as `namePrefix`.
     pub fn string(&self, field: &str) -> Result<Option<String>, RenderError> {
         match self.get(field) {
             None => Ok(None),
-            Some(v) => scalar_text(v).map(Some).ok_or_else(|| {
-                self.error(
-                    ErrorKind::Yaml,
-                    &format!("/{field}"),
-                    format!("{field} must be a string"),
-                )
-            }),
+            Some(v) => self.go_string(&format!("/{field}"), v, field).map(Some),
         }
     }
-}
 
-/// The text of a scalar as kustomize's string fields receive it.
-pub fn scalar_text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(crate::yaml::scalar::format_number(n)),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
+    /// kustomize decodes kustomization files with YAML 1.1 typing into Go structs, so a
+    /// string field holding `1`, `true` or `yes` is an error.
+    pub fn go_string(&self, pointer: &str, v: &Value, field: &str) -> Result<String, RenderError> {
+        let go_type = match v {
+            Value::String(s) if !self.raw.contains_key(pointer) => return Ok(s.clone()),
+            Value::String(_) | Value::Bool(_) => "bool",
+            Value::Number(_) => "number",
+            Value::Null => return Ok(String::new()),
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        let go_type = match self.raw.get(pointer).map(String::as_str) {
+            Some("~" | "null" | "Null" | "NULL" | "") => return Ok(String::new()),
+            Some(t) if crate::yaml::scalar::resolve_plain(t).is_number() => "number",
+            Some(_) => "bool",
+            None => go_type,
+        };
+        Err(self.error(
+            ErrorKind::Yaml,
+            pointer,
+            format!(
+                "invalid Kustomization: json: cannot unmarshal {go_type} into Go struct field Kustomization.{field} of type string"
+            ),
+        ))
     }
 }
 
 /// Finds and parses the kustomization file of `dir`; `Ok(None)` when the directory has none.
 pub fn load(source: &dyn Source, dir: &str) -> Result<Option<KFile>, RenderError> {
+    // One directory listing instead of probing each name.
+    let names = source.list(dir).unwrap_or_default();
     let mut found = Vec::new();
     for name in FILE_NAMES {
-        let p = join(dir, name);
-        if source.kind(&p) == Some(EntryKind::File) {
-            found.push(p);
+        if names.iter().any(|n| n == name) {
+            let p = join(dir, name);
+            if source.kind(&p) == Some(EntryKind::File) {
+                found.push(p);
+            }
         }
     }
     let path = match found.len() {
@@ -177,10 +193,14 @@ pub fn load(source: &dyn Source, dir: &str) -> Result<Option<KFile>, RenderError
             "a kustomization file must hold a single YAML document",
         ));
     }
-    let (doc, positions) = match docs.pop() {
-        None => (serde_json::Map::new(), Positions::default()),
+    let (doc, positions, raw) = match docs.pop() {
+        None => (
+            serde_json::Map::new(),
+            Positions::default(),
+            Default::default(),
+        ),
         Some(d) => match d.value {
-            Value::Object(m) => (m, d.positions),
+            Value::Object(m) => (m, d.positions, d.raw_scalars),
             _ => {
                 return Err(RenderError::new(
                     ErrorKind::Yaml,
@@ -196,6 +216,7 @@ pub fn load(source: &dyn Source, dir: &str) -> Result<Option<KFile>, RenderError
         dir: dir.to_string(),
         doc,
         positions,
+        raw,
         is_component: false,
     };
     for key in k.doc.keys() {

@@ -112,6 +112,9 @@ pub fn render(
         .into_iter()
         .map(|r| {
             let mut provenance = Provenance::new();
+            let chains: Vec<std::sync::Arc<[std::sync::Arc<str>]>> = (0..=r.chain.len())
+                .map(|d| std::sync::Arc::from(&r.chain[d..]))
+                .collect();
             for_each_leaf(&r.value, &mut |path, _| {
                 if let Some(m) = find_mark(&r.marks, path) {
                     let depth = m.depth.min(r.chain.len());
@@ -119,7 +122,7 @@ pub fn render(
                         path.to_string(),
                         FieldOrigin {
                             origin: m.origin.clone(),
-                            chain: r.chain[depth..].to_vec(),
+                            chain: chains[depth].clone(),
                         },
                     );
                 }
@@ -207,10 +210,7 @@ fn fix_name_references(
 }
 
 /// The mark of a leaf, or of its nearest marked ancestor (a patch may set a whole subtree).
-fn find_mark<'m>(
-    marks: &'m std::collections::HashMap<String, resource::Mark>,
-    path: &str,
-) -> Option<&'m resource::Mark> {
+fn find_mark<'m>(marks: &'m resource::Marks, path: &str) -> Option<&'m resource::Mark> {
     let mut p = path;
     loop {
         if let Some(m) = marks.get(p) {

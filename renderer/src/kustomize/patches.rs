@@ -88,11 +88,7 @@ fn load(
     })
 }
 
-fn shift(
-    marks: &mut std::collections::HashMap<String, super::resource::Mark>,
-    offset: u32,
-    depth: usize,
-) {
+fn shift(marks: &mut super::resource::Marks, offset: u32, depth: usize) {
     for m in marks.values_mut() {
         m.origin.line += offset;
         m.depth = depth;
@@ -395,7 +391,7 @@ fn marks_under(
     base_pointer: &str,
     field: &str,
     file: &Arc<str>,
-) -> std::collections::HashMap<String, super::resource::Mark> {
+) -> super::resource::Marks {
     let inner = marks_from_positions(value, positions, base_pointer, file, SetBy::Patch);
     inner
         .into_iter()

@@ -1,6 +1,5 @@
 //! Objects as they move through a build: value, origins of their fields, identity.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -16,6 +15,9 @@ pub struct Mark {
     pub origin: Origin,
     pub depth: usize,
 }
+
+/// Field path text -> where it was set.
+pub type Marks = crate::yaml::FxHashMap<String, Mark>;
 
 /// Kind, namespace and name: what must be unique in a build.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -100,7 +102,7 @@ impl std::fmt::Display for ResId {
 pub struct Resource {
     pub value: Value,
     /// Field path text -> where it was set.
-    pub marks: HashMap<String, Mark>,
+    pub marks: Marks,
     /// Kustomization files the object has passed through, innermost first.
     pub chain: Vec<Arc<str>>,
     /// The file the object was read from (or the kustomization that generated it).
@@ -171,8 +173,8 @@ pub fn marks_from_positions(
     base_pointer: &str,
     file: &Arc<str>,
     set_by: SetBy,
-) -> HashMap<String, Mark> {
-    let mut marks = HashMap::new();
+) -> Marks {
+    let mut marks = Marks::default();
     let mut ptr = base_pointer.to_string();
     let mut path = String::new();
     walk(
@@ -188,7 +190,7 @@ fn walk(
     path: &mut String,
     file: &Arc<str>,
     set_by: SetBy,
-    out: &mut HashMap<String, Mark>,
+    out: &mut Marks,
 ) {
     match v {
         Value::Object(m) if !m.is_empty() => {
@@ -247,7 +249,7 @@ pub struct ResMap {
     /// `configurations` and `crds` documents of this kustomization and everything below it.
     pub configs: Vec<ConfigDoc>,
     /// Ids of `items`; rebuilt by [`ResMap::reindex`] after anything renames objects.
-    ids: HashMap<ResId, usize>,
+    ids: crate::yaml::FxHashMap<ResId, usize>,
 }
 
 impl ResMap {
@@ -311,7 +313,7 @@ impl ResMap {
 /// `raw` holds the source text of typed plain scalars by JSON pointer below `base_pointer`.
 pub fn stringify_annotations(
     value: &mut Value,
-    raw: &std::collections::HashMap<String, String>,
+    raw: &crate::yaml::FxHashMap<String, String>,
     base_pointer: &str,
 ) {
     let Some(Value::Object(ann)) = value

@@ -254,7 +254,7 @@ impl<'a> Builder<'a> {
         &self,
         v: &Value,
         positions: &crate::yaml::Positions,
-        raw: &std::collections::HashMap<String, String>,
+        raw: &crate::yaml::FxHashMap<String, String>,
         pointer: &str,
         file: &Arc<str>,
         start: Pos,

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::error::{ErrorKind, RenderError};
 use super::fieldspec::{self, FieldSpec};
-use super::kfile::{KFile, scalar_text};
+use super::kfile::KFile;
 use super::resource::Resource;
 use crate::provenance::{Origin, SetBy};
 use crate::schema::FieldSpecs;
@@ -206,16 +206,7 @@ fn pairs_of(
             if crate::yaml::scalar::v2_needs_quotes(key) {
                 return Err(k.error(ErrorKind::Invalid, &p, yaml11_key(name, key)));
             }
-            let text = match val {
-                Value::Null => String::new(),
-                v => scalar_text(v).ok_or_else(|| {
-                    k.error(
-                        ErrorKind::Yaml,
-                        &p,
-                        format!("{name} values must be strings"),
-                    )
-                })?,
-            };
+            let text = k.go_string(&p, val, name)?;
             Ok((key.clone(), text, origin(k, k.pos(&p), name)))
         })
         .collect()
@@ -356,7 +347,16 @@ pub fn images(k: &KFile, items: &mut [Resource], config: &FieldSpecs) -> Result<
     let mut rules = Vec::new();
     for (i, e) in entries.iter().enumerate() {
         let p = format!("/images/{i}");
-        let s = |f: &str| e.get(f).and_then(scalar_text).filter(|s| !s.is_empty());
+        let mut fields = std::collections::HashMap::new();
+        for f in ["name", "newName", "newTag", "digest"] {
+            if let Some(v) = e.get(f) {
+                let text = k.go_string(&format!("{p}/{f}"), v, &format!("images.{f}"))?;
+                if !text.is_empty() {
+                    fields.insert(f, text);
+                }
+            }
+        }
+        let s = |f: &str| fields.get(f).cloned();
         let Some(name) = s("name") else { continue };
         // Provenance points at the field that changed the image most specifically.
         let field = ["digest", "newTag", "newName"]

@@ -90,8 +90,17 @@ pub fn key_less(a: &str, b: &str) -> bool {
 }
 
 pub fn key_cmp(a: &str, b: &str) -> Ordering {
+    // Keys are nearly always ASCII: compare bytes then, without collecting chars.
+    if a.is_ascii() && b.is_ascii() {
+        return cmp_units(a.as_bytes(), b.as_bytes());
+    }
     let ar: Vec<char> = a.chars().collect();
     let br: Vec<char> = b.chars().collect();
+    cmp_units(&ar, &br)
+}
+
+fn cmp_units<T: Copy + Into<char> + PartialEq>(ar: &[T], br: &[T]) -> Ordering {
+    let ch = |x: T| -> char { x.into() };
     let less = |x: bool| if x { Ordering::Less } else { Ordering::Greater };
     let mut i = 0;
     while i < ar.len() && i < br.len() {
@@ -99,21 +108,22 @@ pub fn key_cmp(a: &str, b: &str) -> Ordering {
             i += 1;
             continue;
         }
-        let al = ar[i].is_alphabetic();
-        let bl = br[i].is_alphabetic();
+        let (ac, bc) = (ch(ar[i]), ch(br[i]));
+        let al = ac.is_alphabetic();
+        let bl = bc.is_alphabetic();
         if al && bl {
-            return ar[i].cmp(&br[i]);
+            return ac.cmp(&bc);
         }
         if al || bl {
             return less(bl);
         }
-        let digit = |c: char| c.is_ascii_digit();
+        let digit = |c: T| ch(c).is_ascii_digit();
         let (mut an, mut bn) = (0i64, 0i64);
-        if ar[i] == '0' || br[i] == '0' {
+        if ac == '0' || bc == '0' {
             let mut j = i;
             while j > 0 && digit(ar[j - 1]) {
                 j -= 1;
-                if ar[j] != '0' {
+                if ch(ar[j]) != '0' {
                     an = 1;
                     bn = 1;
                     break;
@@ -122,12 +132,16 @@ pub fn key_cmp(a: &str, b: &str) -> Ordering {
         }
         let mut ai = i;
         while ai < ar.len() && digit(ar[ai]) {
-            an = an.wrapping_mul(10).wrapping_add(ar[ai] as i64 - '0' as i64);
+            an = an
+                .wrapping_mul(10)
+                .wrapping_add(ch(ar[ai]) as i64 - '0' as i64);
             ai += 1;
         }
         let mut bi = i;
         while bi < br.len() && digit(br[bi]) {
-            bn = bn.wrapping_mul(10).wrapping_add(br[bi] as i64 - '0' as i64);
+            bn = bn
+                .wrapping_mul(10)
+                .wrapping_add(ch(br[bi]) as i64 - '0' as i64);
             bi += 1;
         }
         if an != bn {
@@ -136,7 +150,7 @@ pub fn key_cmp(a: &str, b: &str) -> Ordering {
         if ai != bi {
             return less(ai < bi);
         }
-        return ar[i].cmp(&br[i]);
+        return ac.cmp(&bc);
     }
     ar.len().cmp(&br.len())
 }
@@ -299,6 +313,12 @@ impl Emitter {
     }
 
     fn plain(&mut self, s: &str, indent: usize, allow_breaks: bool) {
+        // Folding needs the column to pass 80; most values end well before.
+        if s.is_ascii() && self.column + s.len() <= BEST_WIDTH + 1 {
+            self.out.push_str(s);
+            self.column += s.len();
+            return;
+        }
         let chars: Vec<char> = s.chars().collect();
         let mut spaces = false;
         for (i, &c) in chars.iter().enumerate() {
@@ -529,7 +549,6 @@ fn analyze(s: &str) -> Analysis {
             block_allowed: false,
         };
     }
-    let chars: Vec<char> = s.chars().collect();
     let mut block_indicators = s.starts_with("---") || s.starts_with("...");
     let (mut line_breaks, mut special) = (false, false);
     let (mut leading_space, mut leading_break) = (false, false);
@@ -537,10 +556,12 @@ fn analyze(s: &str) -> Analysis {
     let (mut break_space, mut space_break) = (false, false);
     let (mut previous_space, mut previous_break) = (false, false);
     let mut preceded_by_ws = true;
-    let n = chars.len();
-    for (i, &c) in chars.iter().enumerate() {
-        let followed_by_ws =
-            i + 1 >= n || matches!(chars[i + 1], ' ' | '\t') || is_break(chars[i + 1]);
+    let mut iter = s.chars().peekable();
+    let mut i = 0;
+    while let Some(c) = iter.next() {
+        let next = iter.peek().copied();
+        let last = next.is_none();
+        let followed_by_ws = next.is_none_or(|n| matches!(n, ' ' | '\t') || is_break(n));
         if i == 0 {
             match c {
                 '#' | ',' | '[' | ']' | '{' | '}' | '&' | '*' | '!' | '|' | '>' | '\'' | '"'
@@ -562,7 +583,7 @@ fn analyze(s: &str) -> Analysis {
             if i == 0 {
                 leading_space = true;
             }
-            if i + 1 == n {
+            if last {
                 trailing_space = true;
             }
             if previous_break {
@@ -575,7 +596,7 @@ fn analyze(s: &str) -> Analysis {
             if i == 0 {
                 leading_break = true;
             }
-            if i + 1 == n {
+            if last {
                 trailing_break = true;
             }
             if previous_space {
@@ -588,6 +609,7 @@ fn analyze(s: &str) -> Analysis {
             previous_break = false;
         }
         preceded_by_ws = matches!(c, ' ' | '\t') || is_break(c);
+        i += 1;
     }
     let mut a = Analysis {
         multiline: line_breaks,

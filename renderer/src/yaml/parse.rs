@@ -22,7 +22,7 @@ pub struct Pos {
 /// document root). For a mapping entry the position is that of its value node.
 #[derive(Debug, Clone, Default)]
 pub struct Positions {
-    map: HashMap<String, Pos>,
+    map: super::FxHashMap<String, Pos>,
 }
 
 impl Positions {
@@ -50,9 +50,10 @@ pub struct Document {
     /// Plain mapping keys that go-yaml v3 types as something other than a string (`1:`,
     /// `true:`). They are kept as text here; kubectl cannot print such objects.
     pub non_string_keys: Vec<(Pos, String)>,
-    /// Source text of plain scalars typed as numbers, booleans or null, by JSON pointer
-    /// (kustomize re-reads annotation values as the text that was written).
-    pub raw_scalars: HashMap<String, String>,
+    /// Source text of plain scalars typed as numbers, booleans or null by YAML 1.2 or 1.1
+    /// rules (`1`, `true`, `~`, `yes`), by JSON pointer: kustomize re-reads annotation values
+    /// as the text that was written, and reads kustomization files with YAML 1.1 typing.
+    pub raw_scalars: super::FxHashMap<String, String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -79,9 +80,9 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
     let mut b = Builder {
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
-        positions: HashMap::new(),
+        positions: Default::default(),
         odd_keys: Vec::new(),
-        raw: HashMap::new(),
+        raw: Default::default(),
         depth: 0,
     };
     let mut docs = Vec::new();
@@ -98,7 +99,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
                         positions: Positions::default(),
                         start: pos(&span),
                         non_string_keys: vec![],
-                        raw_scalars: HashMap::new(),
+                        raw_scalars: Default::default(),
                     });
                     continue;
                 }
@@ -170,9 +171,9 @@ const MAX_DEPTH: usize = 512;
 struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     anchors: HashMap<usize, Value>,
-    positions: HashMap<String, Pos>,
+    positions: super::FxHashMap<String, Pos>,
     odd_keys: Vec<(Pos, String)>,
-    raw: HashMap<String, String>,
+    raw: super::FxHashMap<String, String>,
     depth: usize,
 }
 
@@ -194,7 +195,10 @@ impl<'a> Builder<'a> {
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
                 let v = scalar_value(&text, style, tag.as_deref()).map_err(|m| err(&span, m))?;
-                if !v.is_string() && style == ScalarStyle::Plain {
+                if style == ScalarStyle::Plain
+                    && tag.is_none()
+                    && (!v.is_string() || super::scalar::v2_needs_quotes(&text))
+                {
                     self.raw.insert(ptr.clone(), text.to_string());
                 }
                 if anchor > 0 {
