@@ -123,6 +123,14 @@ pub fn run(source: &dyn Source, k: &KFile, rm: &mut ResMap) -> Result<(), Render
                         needs_hash: merged.needs_hash,
                         prefixes: vec![],
                         suffixes: vec![],
+                        origin: super::resource::ResOrigin::Generator(
+                            if field == "configMapGenerator" {
+                                "ConfigMapGenerator"
+                            } else {
+                                "SecretGenerator"
+                            },
+                        ),
+                        transformations: vec![],
                     };
                     rm.append_all(vec![r], &k.path, k.pos(&ptr).line)?;
                 }

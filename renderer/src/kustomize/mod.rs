@@ -105,6 +105,7 @@ pub fn render(
             format!("{}: yaml: control characters are not allowed", r.id()),
         ));
     }
+    build_metadata(&mut items, &root)?;
     if let Some(order) = sort_order(&root, opts)? {
         order::legacy_sort(&mut items, &order);
     }
@@ -207,6 +208,97 @@ fn fix_name_references(
         r.value = v;
     }
     Ok(())
+}
+
+/// `buildMetadata` of the root kustomization: origin and transformer annotations, and the
+/// managed-by label, on every object.
+fn build_metadata(
+    items: &mut [resource::Resource],
+    root: &kfile::KFile,
+) -> Result<(), RenderError> {
+    let Some(v) = root.get("buildMetadata") else {
+        return Ok(());
+    };
+    let Value::Array(opts) = v else {
+        return Err(root.error(
+            ErrorKind::Yaml,
+            "/buildMetadata",
+            "buildMetadata must be a list",
+        ));
+    };
+    let has = |o: &str| opts.iter().any(|x| x.as_str() == Some(o));
+    for (i, o) in opts.iter().enumerate() {
+        let known = [
+            "originAnnotations",
+            "transformerAnnotations",
+            "managedByLabel",
+        ];
+        if !o.as_str().is_some_and(|o| known.contains(&o)) {
+            return Err(root.error(
+                ErrorKind::Invalid,
+                &format!("/buildMetadata/{i}"),
+                format!("buildMetadata option must be one of {known:?}"),
+            ));
+        }
+    }
+    for r in items.iter_mut() {
+        let mut ann: Vec<(&str, String)> = Vec::new();
+        if has("originAnnotations") {
+            let text = match r.origin {
+                resource::ResOrigin::File => format!("path: {}\n", relative(&root.dir, &r.file)),
+                resource::ResOrigin::Generator(kind) => format!(
+                    "configuredIn: {}\nconfiguredBy:\n  apiVersion: builtin\n  kind: {kind}\n",
+                    relative(&root.dir, &r.file)
+                ),
+            };
+            ann.push(("config.kubernetes.io/origin", text));
+        }
+        if has("transformerAnnotations") && !r.transformations.is_empty() {
+            let mut text = String::new();
+            for (file, kind) in &r.transformations {
+                text.push_str(&format!(
+                    "- configuredIn: {}\n  configuredBy:\n    apiVersion: builtin\n    kind: {kind}\n",
+                    relative(&root.dir, file)
+                ));
+            }
+            ann.push(("alpha.config.kubernetes.io/transformations", text));
+        }
+        let Some(meta) = r.value.get_mut("metadata").and_then(Value::as_object_mut) else {
+            continue;
+        };
+        if !ann.is_empty() {
+            let a = meta
+                .entry("annotations")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Value::Object(a) = a {
+                for (k, v) in ann {
+                    a.insert(k.to_string(), Value::String(v));
+                }
+            }
+        }
+        if has("managedByLabel") {
+            let l = meta
+                .entry("labels")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if let Value::Object(l) = l {
+                l.insert(
+                    "app.kubernetes.io/managed-by".into(),
+                    Value::String("kustomize-(devel)".into()),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `path` relative to directory `from` (both relative to the source root).
+fn relative(from: &str, path: &str) -> String {
+    let f: Vec<&str> = from.split('/').filter(|s| !s.is_empty()).collect();
+    let p: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    let common = f.iter().zip(&p).take_while(|(a, b)| a == b).count();
+    let mut out: Vec<&str> = vec![".."; f.len() - common];
+    out.extend(&p[common..]);
+    out.join("/")
 }
 
 /// The mark of a leaf, or of its nearest marked ancestor (a patch may set a whole subtree).

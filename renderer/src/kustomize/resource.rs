@@ -16,6 +16,15 @@ pub struct Mark {
     pub depth: usize,
 }
 
+/// How an object entered the build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResOrigin {
+    /// Read from `Resource::file`.
+    File,
+    /// Made by a generator of the kustomization `Resource::file`.
+    Generator(&'static str),
+}
+
 /// Field path text -> where it was set.
 pub type Marks = crate::yaml::FxHashMap<String, Mark>;
 
@@ -115,6 +124,10 @@ pub struct Resource {
     /// Name prefixes and suffixes applied, innermost first (for name references).
     pub prefixes: Vec<String>,
     pub suffixes: Vec<String>,
+    /// Where the object came from, for `buildMetadata: [originAnnotations]`.
+    pub origin: ResOrigin,
+    /// Built-in transformers that ran over the object: kustomization file and kind.
+    pub transformations: Vec<(Arc<str>, &'static str)>,
 }
 
 impl Resource {

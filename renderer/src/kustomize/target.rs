@@ -126,6 +126,13 @@ impl<'a> Builder<'a> {
         run(transform::replicas(k, items, &config))?;
         run(transform::images(k, items, &config))?;
         run(replacements::run(self.source, k, items))?;
+        let applied = configured_transformers(k);
+        if !applied.is_empty() {
+            for r in &mut rm.items {
+                r.transformations
+                    .extend(applied.iter().map(|t| (k.path.clone(), *t)));
+            }
+        }
         rm.reindex();
         Ok(())
     }
@@ -293,6 +300,8 @@ impl<'a> Builder<'a> {
             needs_hash: false,
             prefixes: vec![],
             suffixes: vec![],
+            origin: super::resource::ResOrigin::File,
+            transformations: vec![],
         })
     }
 
@@ -450,4 +459,57 @@ pub fn non_string_key(key: &str) -> String {
     format!(
         "mapping key {key:?} is not a string; kubectl fails with \"json: unsupported type: map[interface {{}}]interface {{}}\" (quote the key)"
     )
+}
+
+/// The built-in transformers a kustomization configures, in kustomize's run order, one per
+/// instance (each `patches` entry is its own PatchTransformer): what `buildMetadata:
+/// [transformerAnnotations]` lists on every object they ran over.
+fn configured_transformers(k: &KFile) -> Vec<&'static str> {
+    let count = |f: &str| k.get(f).and_then(Value::as_array).map_or(0, Vec::len);
+    let set = |f: &str| {
+        k.get(f)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
+    let mut out = Vec::new();
+    if count("patchesStrategicMerge") > 0 {
+        out.push("PatchStrategicMergeTransformer");
+    }
+    out.extend(std::iter::repeat_n("PatchTransformer", count("patches")));
+    if set("namespace") {
+        out.push("NamespaceTransformer");
+    }
+    if set("namePrefix") {
+        out.push("PrefixTransformer");
+    }
+    if set("nameSuffix") {
+        out.push("SuffixTransformer");
+    }
+    let common_labels = k
+        .get("commonLabels")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.is_empty());
+    out.extend(std::iter::repeat_n(
+        "LabelTransformer",
+        count("labels") + usize::from(common_labels),
+    ));
+    if k.get("commonAnnotations")
+        .and_then(Value::as_object)
+        .is_some_and(|m| !m.is_empty())
+    {
+        out.push("AnnotationsTransformer");
+    }
+    out.extend(std::iter::repeat_n(
+        "PatchJson6902Transformer",
+        count("patchesJson6902"),
+    ));
+    out.extend(std::iter::repeat_n(
+        "ReplicaCountTransformer",
+        count("replicas"),
+    ));
+    out.extend(std::iter::repeat_n("ImageTagTransformer", count("images")));
+    if count("replacements") > 0 {
+        out.push("ReplacementTransformer");
+    }
+    out
 }

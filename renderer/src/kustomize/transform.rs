@@ -305,6 +305,7 @@ pub fn replicas(k: &KFile, items: &mut [Resource], config: &FieldSpecs) -> Resul
             ));
         };
         let o = origin(k, k.pos(&format!("{p}/count")), "replicas");
+        let mut hit = false;
         for r in items.iter_mut() {
             let matches = r.any_id(|id| id.name == name);
             if !matches {
@@ -313,6 +314,7 @@ pub fn replicas(k: &KFile, items: &mut [Resource], config: &FieldSpecs) -> Resul
             let (api, kind) = (r.api_version().to_string(), r.kind().to_string());
             let mut marks = Vec::new();
             for spec in specs.iter().filter(|s| s.applies_to(&api, &kind)) {
+                hit = true;
                 fieldspec::visit(&mut r.value, spec, &mut |parent, key, path| {
                     parent.insert(key.to_string(), Value::from(count));
                     marks.push(path.to_string());
@@ -321,6 +323,21 @@ pub fn replicas(k: &KFile, items: &mut [Resource], config: &FieldSpecs) -> Resul
             for m in marks {
                 r.mark(m, o.clone());
             }
+        }
+        if !hit {
+            let kinds: Vec<String> = specs
+                .iter()
+                .filter_map(|s| s.kind.clone())
+                .map(|k| format!("{k}.[noVer].[noGrp]"))
+                .collect();
+            return Err(k.error(
+                ErrorKind::Invalid,
+                &format!("{p}/name"),
+                format!(
+                    "resource with name {name} does not match a config with the following GVK [{}]",
+                    kinds.join(" ")
+                ),
+            ));
         }
     }
     Ok(())
