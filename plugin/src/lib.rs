@@ -1,1 +1,46 @@
 //! The `kubectl gitops` plugin: one module per subcommand, one printer for all output.
+//!
+//! `main.rs` only parses, calls [`run`], and turns the [`ExitStatus`] into a process exit code.
+
+pub mod cli;
+pub mod commands;
+pub mod complete;
+pub mod constants;
+pub mod git_source;
+pub mod kube_context;
+pub mod printer;
+pub mod redact;
+pub mod unified_diff;
+
+use cli::{Cli, Command};
+use printer::Printer;
+
+/// Exit codes follow `kubectl diff`: scripts can tell "differences" from "broken".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Nothing to report.
+    Success,
+    /// The command worked and found differences or problems.
+    Failure,
+    /// The command could not do its job.
+    Error,
+}
+
+impl From<ExitStatus> for std::process::ExitCode {
+    fn from(status: ExitStatus) -> Self {
+        std::process::ExitCode::from(match status {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Error => 2,
+        })
+    }
+}
+
+/// Runs one parsed invocation.
+pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    match cli.command {
+        Command::Render(args) => commands::render::run(&args, printer),
+        Command::Version(args) => commands::version::run(&args, printer),
+        Command::Completion(args) => commands::completion::run(&args, printer),
+    }
+}

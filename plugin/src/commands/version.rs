@@ -1,0 +1,24 @@
+use anyhow::Context;
+
+use crate::ExitStatus;
+use crate::cli::VersionArgs;
+use crate::constants::BIN_NAME;
+use crate::printer::Printer;
+
+/// The commit the binary was built from, when build.rs could find one.
+pub const GIT_COMMIT: Option<&str> = option_env!("GITOPS_GIT_COMMIT");
+
+pub fn version_line() -> String {
+    let version = env!("CARGO_PKG_VERSION");
+    match GIT_COMMIT {
+        Some(commit) => format!("{BIN_NAME} {version} ({commit})\n"),
+        None => format!("{BIN_NAME} {version}\n"),
+    }
+}
+
+pub fn run(_args: &VersionArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    printer
+        .result(&version_line())
+        .context("writing to stdout")?;
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,31 @@
+//! Every name the plugin shows or looks up, so renames happen in one place.
+
+/// The executable kubectl discovers on `PATH`.
+pub const BIN_NAME: &str = "kubectl-gitops";
+/// How users invoke us; used in usage text and examples.
+pub const DISPLAY_NAME: &str = "kubectl gitops";
+/// kubectl (>= 1.26) runs this executable to complete `kubectl gitops <TAB>`.
+pub const COMPLETE_BIN_NAME: &str = "kubectl_complete-gitops";
+
+/// <https://no-color.org>: set and non-empty disables color.
+pub const ENV_NO_COLOR: &str = "NO_COLOR";
+/// kubectl's list of kubeconfig files, merged first-wins.
+pub const ENV_KUBECONFIG: &str = "KUBECONFIG";
+/// Set by build.rs (or by packagers building without a .git directory).
+pub const ENV_GIT_COMMIT: &str = "GITOPS_GIT_COMMIT";
+
+/// Where kubectl looks when neither `--kubeconfig` nor `KUBECONFIG` is set, relative to `$HOME`.
+pub const DEFAULT_KUBECONFIG: &str = ".kube/config";
+/// kubectl's namespace when neither `-n` nor the context names one.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Files that make a directory a kustomization, in kustomize's lookup order.
+pub const KUSTOMIZATION_FILES: [&str; 3] =
+    ["kustomization.yaml", "kustomization.yml", "Kustomization"];
+
+/// Secret fields whose values are never printed.
+pub const SECRET_VALUE_FIELDS: [&str; 2] = ["data", "stringData"];
+/// `kubectl apply` copies the whole object, Secret values included, into this annotation.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// Prefix of the marker that replaces a Secret value.
+pub const REDACTED_MARKER: &str = "***";
