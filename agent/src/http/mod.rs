@@ -1,0 +1,169 @@
+//! The agent's HTTP endpoints: `/healthz`, `/readyz`, `/metrics` and `POST /hook`.
+
+mod webhook;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+
+pub use webhook::{
+    GITHUB_SIGNATURE_HEADER, GITLAB_TOKEN_HEADER, WebhookError, authenticate, github_signature,
+};
+
+use crate::metrics::{Metrics, WebhookOutcome};
+
+/// Push payloads are small; anything bigger is not a webhook we want to hash.
+const MAX_HOOK_BODY: usize = 1 << 20;
+/// Slow clients cannot hold a connection open without sending headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What `/readyz` reports: ready once a reconcile has been attempted and while this replica
+/// holds the lease (or no lease is needed).
+#[derive(Debug)]
+pub struct Readiness {
+    attempted: AtomicBool,
+    leading: AtomicBool,
+}
+
+impl Readiness {
+    pub fn new(lease_needed: bool) -> Self {
+        Self {
+            attempted: AtomicBool::new(false),
+            leading: AtomicBool::new(!lease_needed),
+        }
+    }
+
+    /// Called after each completed reconcile attempt (whatever its result).
+    pub fn mark_attempted(&self) {
+        self.attempted.store(true, Ordering::Release);
+    }
+
+    pub fn set_leading(&self, leading: bool) {
+        self.leading.store(leading, Ordering::Release);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.attempted.load(Ordering::Acquire) && self.leading.load(Ordering::Acquire)
+    }
+}
+
+/// Everything the handlers share with the rest of the agent.
+pub struct HttpState {
+    pub metrics: Arc<Metrics>,
+    pub readiness: Arc<Readiness>,
+    /// `None`: `/hook` answers 404.
+    pub webhook_secret: Option<Vec<u8>>,
+    /// Notified on every authenticated hook; the reconcile loop fetches at once.
+    pub trigger: Arc<Notify>,
+}
+
+/// Serves on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            () = &mut shutdown => return Ok(()),
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let state = state.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(state.clone(), req));
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = conn.await {
+                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn handle(
+    state: Arc<HttpState>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let response = match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/readyz") if state.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
+        (&Method::GET, "/readyz") => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no reconcile attempted yet, or not the leader\n",
+        ),
+        (&Method::GET, "/metrics") => {
+            let mut r = text(StatusCode::OK, state.metrics.render());
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            r
+        }
+        (&Method::POST, "/hook") => hook(&state, req).await,
+        (_, "/healthz" | "/readyz" | "/metrics" | "/hook") => {
+            text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+        }
+        _ => text(StatusCode::NOT_FOUND, "not found\n"),
+    };
+    Ok(response)
+}
+
+async fn hook(state: &HttpState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let Some(secret) = &state.webhook_secret else {
+        return text(StatusCode::NOT_FOUND, "webhook not configured\n");
+    };
+    let header = |name: &str| req.headers().get(name).map(|v| v.as_bytes().to_vec());
+    let (github, gitlab) = (header(GITHUB_SIGNATURE_HEADER), header(GITLAB_TOKEN_HEADER));
+    let body = match Limited::new(req.into_body(), MAX_HOOK_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "body too large or unreadable\n",
+            );
+        }
+    };
+    match authenticate(secret, &body, github.as_deref(), gitlab.as_deref()) {
+        Ok(()) => {
+            state.metrics.record_webhook(WebhookOutcome::Accepted);
+            state.trigger.notify_one();
+            text(StatusCode::ACCEPTED, "fetch triggered\n")
+        }
+        Err(e) => {
+            state.metrics.record_webhook(WebhookOutcome::Rejected);
+            tracing::warn!(error = %e, "rejected webhook");
+            text(StatusCode::UNAUTHORIZED, format!("{e}\n"))
+        }
+    }
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r
+}
+
+#[cfg(test)]
+mod tests;

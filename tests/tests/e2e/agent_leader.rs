@@ -1,0 +1,103 @@
+//! Leader election against the real API server: one holder at a time, hand-over on release,
+//! take-over after expiry, and the campaign loop publishing who leads.
+
+use std::time::Duration;
+
+use agent::leader::{LeaderElector, Timing};
+use anyhow::{Context, Result};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::Api;
+use tests::cluster::{TestNamespace, admin_client};
+use tokio::sync::{oneshot, watch};
+
+const LEASE: &str = "gitops-agent-leader";
+
+fn fast() -> Timing {
+    Timing {
+        lease_duration: Duration::from_secs(3),
+        renew_deadline: Duration::from_secs(2),
+        retry_period: Duration::from_millis(300),
+    }
+}
+
+async fn holder(api: &Api<Lease>) -> Result<(Option<String>, i32)> {
+    let lease = api.get(LEASE).await.context("reading the lease")?;
+    let spec = lease.spec.unwrap_or_default();
+    Ok((spec.holder_identity, spec.lease_transitions.unwrap_or(0)))
+}
+
+#[tokio::test]
+async fn one_holder_release_and_expiry() -> Result<()> {
+    let ns = TestNamespace::create("leader").await?;
+    let client = admin_client().await?;
+    let api: Api<Lease> = Api::namespaced(client.clone(), ns.name());
+    let mut a = LeaderElector::new(client.clone(), ns.name(), LEASE, "agent-a", fast());
+    let mut b = LeaderElector::new(client.clone(), ns.name(), LEASE, "agent-b", fast());
+
+    assert!(a.try_acquire_or_renew().await?, "a creates the lease");
+    assert!(
+        !b.try_acquire_or_renew().await?,
+        "b must not take a held lease"
+    );
+    assert!(a.try_acquire_or_renew().await?, "a renews");
+    assert_eq!(holder(&api).await?, (Some("agent-a".into()), 0));
+
+    // Release hands over at once, without waiting for expiry.
+    a.release().await?;
+    assert_eq!(holder(&api).await?.0, None);
+    assert!(
+        b.try_acquire_or_renew().await?,
+        "b takes the released lease"
+    );
+    assert!(!a.try_acquire_or_renew().await?);
+    assert_eq!(holder(&api).await?, (Some("agent-b".into()), 1));
+
+    // b stops renewing (crashed): a takes over only after a full lease duration.
+    assert!(!a.try_acquire_or_renew().await?);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !a.try_acquire_or_renew().await?,
+        "the lease has not expired yet"
+    );
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(
+        a.try_acquire_or_renew().await?,
+        "a takes over the expired lease"
+    );
+    assert_eq!(holder(&api).await?, (Some("agent-a".into()), 2));
+    assert!(!b.try_acquire_or_renew().await?, "b, back, finds a leading");
+    Ok(())
+}
+
+#[tokio::test]
+async fn campaign_loop_fails_over_on_shutdown() -> Result<()> {
+    let ns = TestNamespace::create("leader-run").await?;
+    let client = admin_client().await?;
+    let start = |id: &str| {
+        let elector = LeaderElector::new(client.clone(), ns.name(), LEASE, id, fast());
+        let (tx, rx) = watch::channel(false);
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(elector.run(tx, async {
+            let _ = stopped.await;
+        }));
+        (rx, stop, task)
+    };
+    let (mut a_leads, a_stop, a_task) = start("agent-a");
+    tokio::time::timeout(Duration::from_secs(10), a_leads.wait_for(|l| *l))
+        .await
+        .context("a never led")??;
+    let (mut b_leads, b_stop, b_task) = start("agent-b");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(!*b_leads.borrow(), "two leaders at once");
+
+    a_stop.send(()).unwrap();
+    a_task.await?;
+    assert!(!*a_leads.borrow(), "a still claims to lead after shutdown");
+    // a released the lease, so b leads within a retry period or two, not a lease duration.
+    tokio::time::timeout(Duration::from_secs(2), b_leads.wait_for(|l| *l))
+        .await
+        .context("b did not take over after a released")??;
+    b_stop.send(()).unwrap();
+    b_task.await?;
+    Ok(())
+}
