@@ -88,6 +88,10 @@ pub struct Config {
     #[arg(long, env = "GITOPS_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
+    /// Elect a leader through a Lease (`gitops-agent`) so only one replica reconciles.
+    #[arg(long, env = "GITOPS_LEADER_ELECT")]
+    pub leader_elect: bool,
+
     /// KIND:JSONPOINTER the agent never reverts, e.g. Deployment:/spec/replicas (repeatable).
     #[arg(long = "ignore-field", env = "GITOPS_IGNORE_FIELDS", value_delimiter = ',', value_parser = parse_ignore_field)]
     pub ignore_fields: Vec<IgnoreField>,

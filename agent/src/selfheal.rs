@@ -119,7 +119,11 @@ fn key_of(gk: &GroupKind, obj: &DynamicObject) -> Option<ObjectKey> {
 }
 
 /// Runs until `rx` closes: debounces requests, drops echoes of the agent's own writes, heals.
-pub async fn heal_loop(agent: Arc<Agent>, mut rx: UnboundedReceiver<HealRequest>) {
+pub async fn heal_loop(
+    agent: Arc<Agent>,
+    mut rx: UnboundedReceiver<HealRequest>,
+    leading: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let expiry = agent.inner.lock().await.next_expiry;
         let wake = expiry.map(|t| {
@@ -150,7 +154,8 @@ pub async fn heal_loop(agent: Arc<Agent>, mut rx: UnboundedReceiver<HealRequest>
                 }
             }
         }
-        if !all && keys.is_empty() {
+        // A standby replica never writes; the leader heals what it sees.
+        if (!all && keys.is_empty()) || !*leading.borrow() {
             continue;
         }
         let target = if all { None } else { Some(keys) };

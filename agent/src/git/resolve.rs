@@ -9,6 +9,8 @@ pub struct Resolved {
     pub commit: Oid,
     /// The tag the commit was reached through (a tag or a semver range).
     pub tag: Option<String>,
+    /// The annotated tag object, when `tag` is one (its signature is what gets verified).
+    pub tag_object: Option<Oid>,
 }
 
 /// Resolves against the bare cache's `refs/heads/*` and `refs/tags/*` (as fetched).
@@ -18,23 +20,19 @@ pub fn resolve(repo: &Repository, revision: &str) -> Result<Resolved, GitError> 
         revision: revision.to_string(),
         message,
     };
+    let untagged = |commit: Oid| Resolved {
+        commit,
+        tag: None,
+        tag_object: None,
+    };
     if let Ok(r) = repo.find_reference(&format!("refs/heads/{revision}")) {
         let commit = r
             .peel_to_commit()
             .map_err(|e| fail(e.message().to_string()))?;
-        return Ok(Resolved {
-            commit: commit.id(),
-            tag: None,
-        });
+        return Ok(untagged(commit.id()));
     }
     if let Ok(r) = repo.find_reference(&format!("refs/tags/{revision}")) {
-        let commit = r
-            .peel_to_commit()
-            .map_err(|e| fail(e.message().to_string()))?;
-        return Ok(Resolved {
-            commit: commit.id(),
-            tag: Some(revision.to_string()),
-        });
+        return tagged(repo, &r, revision).map_err(|e| fail(e.message().to_string()));
     }
     if is_hex_prefix(revision) {
         let object = repo
@@ -43,10 +41,7 @@ pub fn resolve(repo: &Repository, revision: &str) -> Result<Resolved, GitError> 
         let commit = object
             .peel_to_commit()
             .map_err(|e| fail(e.message().to_string()))?;
-        return Ok(Resolved {
-            commit: commit.id(),
-            tag: None,
-        });
+        return Ok(untagged(commit.id()));
     }
     if let Some(req) = parse_range(revision) {
         let tags = repo.tag_names(None)?;
@@ -59,16 +54,16 @@ pub fn resolve(repo: &Repository, revision: &str) -> Result<Resolved, GitError> 
         let Some((_, name)) = best else {
             return Err(fail("no tag matches this semver range".into()));
         };
-        let commit = repo
-            .find_reference(&format!("refs/tags/{name}"))?
-            .peel_to_commit()
-            .map_err(|e| fail(e.message().to_string()))?;
-        return Ok(Resolved {
-            commit: commit.id(),
-            tag: Some(name.to_string()),
-        });
+        let r = repo.find_reference(&format!("refs/tags/{name}"))?;
+        return tagged(repo, &r, name).map_err(|e| fail(e.message().to_string()));
     }
     Err(fail("no branch, tag or commit of that name".into()))
+}
+
+fn tagged(repo: &Repository, r: &git2::Reference<'_>, name: &str) -> Result<Resolved, git2::Error> {
+    let commit = r.peel_to_commit()?.id();
+    let tag_object = r.target().filter(|oid| repo.find_tag(*oid).is_ok());
+    Ok(Resolved { commit, tag: Some(name.to_string()), tag_object })
 }
 
 fn is_hex_prefix(s: &str) -> bool {

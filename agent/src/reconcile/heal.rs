@@ -87,6 +87,7 @@ impl Agent {
                         expired.extend(bg.map(|bg| (d.clone(), bg)));
                     } else {
                         inner.status.status.drift_corrected += 1;
+                        self.metrics.add_drift_corrected(1);
                         let what = if live.is_none() {
                             "recreated"
                         } else {

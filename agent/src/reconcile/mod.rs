@@ -20,7 +20,9 @@ use serde_json::Value;
 use tokio::sync::{Mutex, Notify};
 
 use crate::applyset::ApplySet;
-use crate::config::Config;
+use crate::config::{Config, VerifyMode};
+use crate::metrics::Metrics;
+use crate::verify::{Format, Verifier};
 use crate::git::{self, Fetcher, GitError, GitTreeSource};
 use crate::render;
 use crate::status::StatusWriter;
@@ -72,6 +74,19 @@ impl SyncError {
     }
 }
 
+/// A tag pinned or chosen by range is trusted through the tag's own signature when it is an
+/// annotated tag; anything else through the commit's.
+fn verify_revision(
+    verifier: &Verifier,
+    repo: &git2::Repository,
+    resolved: &git::Resolved,
+) -> Result<crate::verify::Signer, crate::verify::VerifyError> {
+    match resolved.tag_object {
+        Some(tag) => verifier.verify_tag(repo, tag),
+        None => verifier.verify_commit(repo, resolved.commit),
+    }
+}
+
 /// The revision that last passed dry-run and was applied: what self-heal restores.
 #[derive(Debug, Clone)]
 pub struct LastGood {
@@ -102,6 +117,7 @@ pub struct Agent {
     pub inner: Mutex<Inner>,
     /// Poked by the webhook to sync now instead of at the next interval.
     pub trigger: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Agent {
@@ -152,6 +168,7 @@ impl Agent {
                 rendered: None,
             }),
             trigger: Arc::new(Notify::new()),
+            metrics: Arc::new(Metrics::new()),
         })
     }
 
@@ -176,9 +193,12 @@ impl Agent {
         let now = Timestamp::now();
         let fetcher = self.fetcher.clone();
         let revision = self.config.revision.clone();
-        let resolved = tokio::task::spawn_blocking(move || {
+        let verifier = self.verifier()?;
+        let (resolved, verified) = tokio::task::spawn_blocking(move || {
             let repo = fetcher.fetch()?;
-            git::resolve(&repo, &revision)
+            let resolved = git::resolve(&repo, &revision)?;
+            let verified = verifier.map(|v| verify_revision(&v, &repo, &resolved));
+            Ok::<_, GitError>((resolved, verified))
         })
         .await
         .map_err(|e| SyncError::Internal(e.to_string()))??;
@@ -189,7 +209,11 @@ impl Agent {
             s.resolved_tag = resolved.tag.clone();
             s.last_attempted_revision = Some(commit.clone());
         }
-        self.verify(&resolved)?;
+        match verified {
+            Some(Ok(signer)) => tracing::debug!(commit = %commit, %signer, "signature verified"),
+            Some(Err(e)) => return Err(SyncError::Verify(format!("revision {commit} not applied: {e}"))),
+            None => {}
+        }
 
         let desired = match &inner.rendered {
             Some((c, objects)) if *c == commit => objects.clone(),
@@ -329,13 +353,27 @@ impl Agent {
             inner.status.flush().await?;
         }
 
+        let mut health: BTreeMap<ObjectKey, _> = plan
+            .applies
+            .iter()
+            .map(|d| {
+                let entry = match live.get(&d.key) {
+                    Some(obj) => crate::health::assess(obj),
+                    None => crate::health::missing(&d.key.group_kind.kind, &d.key.name),
+                };
+                (d.key.clone(), entry)
+            })
+            .collect();
+        let written = writes.len() as u64;
         for (d, body) in writes {
             let applied = self.cluster.apply(d, &body, false).await?;
             if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
                 inner.own_versions.insert(d.key.clone(), rv.to_string());
             }
+            health.insert(d.key.clone(), crate::health::assess(&applied));
             tracing::info!(object = %d.key, revision = %commit, "applied");
         }
+        self.metrics.add_applied(written);
         self.finish_break_glass(inner, expired).await;
 
         let mut pruned = 0;
@@ -351,6 +389,7 @@ impl Agent {
                 .await;
             tracing::info!(object = %m.key, "pruned");
         }
+        self.metrics.add_pruned(pruned);
 
         inner.last_good = Some(LastGood {
             revision: commit.clone(),
@@ -365,6 +404,7 @@ impl Agent {
         s.applied = plan.applies.len() as u64;
         s.pruned += pruned;
         s.prune_skipped = plan.prune_skipped.clone();
+        s.health = health.into_values().collect();
         if revision_changed {
             s.last_sync_time = Some(now);
         }
@@ -400,14 +440,17 @@ impl Agent {
         Ok(self.base_rules.clone().with_hpas(&hpas))
     }
 
-    fn verify(&self, resolved: &git::Resolved) -> Result<(), SyncError> {
-        match self.config.verify {
-            crate::config::VerifyMode::None => Ok(()),
-            mode => Err(SyncError::Verify(format!(
-                "commit {} not applied: --verify {mode:?} is configured but signature verification is not available in this build",
-                resolved.commit
-            ))),
-        }
+    /// The trusted keys, read again every cycle so a rotated Secret takes effect.
+    fn verifier(&self) -> Result<Option<Verifier>, SyncError> {
+        let format = match self.config.verify {
+            VerifyMode::None => return Ok(None),
+            VerifyMode::Ssh => Format::Ssh,
+            VerifyMode::Openpgp => Format::OpenPgp,
+        };
+        let Some(keys) = &self.config.trusted_keys else {
+            return Err(SyncError::Verify(format!("--verify {format} needs --trusted-keys")));
+        };
+        Verifier::from_file(format, keys).map(Some).map_err(|e| SyncError::Verify(e.to_string()))
     }
 
     /// Sets result and message from what is held, drifted or clean.
