@@ -15,6 +15,7 @@ mod resource;
 mod select;
 mod target;
 mod transform;
+mod vars;
 
 use serde_json::Value;
 
@@ -88,9 +89,11 @@ pub fn render(
     let mut builder = target::Builder::new(source);
     let (rm, root) = builder.build_dir(&dir, None)?;
     let config = rm.field_specs();
+    let rm_vars = rm.vars;
     let mut items = rm.items;
     add_name_hashes(&mut items, &root)?;
     fix_name_references(&mut items, &config.name_reference, &root)?;
+    vars::resolve(&mut items, &rm_vars, &config.var_reference)?;
     for r in items.iter_mut() {
         resource::stringify_annotations(&mut r.value, &Default::default(), "");
     }

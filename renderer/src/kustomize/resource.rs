@@ -261,6 +261,8 @@ pub struct ResMap {
     pub items: Vec<Resource>,
     /// `configurations` and `crds` documents of this kustomization and everything below it.
     pub configs: Vec<ConfigDoc>,
+    /// Legacy `vars` of this kustomization and everything below it.
+    pub vars: Vec<super::vars::VarDef>,
     /// Ids of `items`; rebuilt by [`ResMap::reindex`] after anything renames objects.
     ids: crate::yaml::FxHashMap<ResId, usize>,
 }

@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::error::{ErrorKind, RenderError};
 use super::kfile::{self, KFile, is_remote, is_within, read_text, resolve};
 use super::resource::{ConfigDoc, ResMap, Resource, marks_from_positions, stringify_annotations};
-use super::{generate, patches, replacements, transform};
+use super::{generate, patches, replacements, transform, vars};
 use crate::provenance::SetBy;
 use crate::schema::Schema;
 use crate::source::{EntryKind, Source};
@@ -93,8 +93,9 @@ impl<'a> Builder<'a> {
         let mut entries = k.strings("resources")?;
         entries.extend(k.strings("bases")?);
         for (entry, pos) in entries {
-            let (items, configs) = self.resource_entry(k, &entry, pos)?;
+            let (items, configs, sub_vars) = self.resource_entry(k, &entry, pos)?;
             rm.configs.extend(configs);
+            vars::merge(&mut rm.vars, sub_vars).map_err(|e| self.err(e))?;
             rm.append_all(items, &k.path, pos.line)
                 .map_err(|e| self.err(e.at(pos.line, pos.col)))?;
         }
@@ -126,6 +127,7 @@ impl<'a> Builder<'a> {
         run(transform::replicas(k, items, &config))?;
         run(transform::images(k, items, &config))?;
         run(replacements::run(self.source, k, items))?;
+        run(vars::merge(&mut rm.vars, vars::read(k)?))?;
         let applied = configured_transformers(k);
         if !applied.is_empty() {
             for r in &mut rm.items {
@@ -139,7 +141,7 @@ impl<'a> Builder<'a> {
 
     /// Fields whose engines are not wired in yet fail loudly rather than render wrongly.
     fn check_unimplemented(&self, k: &KFile) -> Result<(), RenderError> {
-        for f in ["vars", "generators", "transformers", "validators"] {
+        for f in ["generators", "transformers", "validators"] {
             if k.get(f).is_some() {
                 return Err(self.err(k.error(
                     ErrorKind::NotSupported,
@@ -156,7 +158,7 @@ impl<'a> Builder<'a> {
         k: &KFile,
         entry: &str,
         pos: Pos,
-    ) -> Result<(Vec<Resource>, Vec<ConfigDoc>), RenderError> {
+    ) -> Result<(Vec<Resource>, Vec<ConfigDoc>, Vec<vars::VarDef>), RenderError> {
         let here = |kind, msg: String| {
             self.err(RenderError::new(kind, &k.path, pos.line, msg).at(pos.line, pos.col))
         };
@@ -179,7 +181,7 @@ impl<'a> Builder<'a> {
             )),
             Some(EntryKind::Dir) => {
                 let rm = self.build_dir(&path, Some((&k.path, pos)))?.0;
-                Ok((rm.items, rm.configs))
+                Ok((rm.items, rm.configs, rm.vars))
             }
             Some(EntryKind::File) => {
                 if !is_within(&k.dir, &path) {
@@ -191,7 +193,7 @@ impl<'a> Builder<'a> {
                         ),
                     ));
                 }
-                Ok((self.load_file(&path)?, vec![]))
+                Ok((self.load_file(&path)?, vec![], vec![]))
             }
         }
     }
