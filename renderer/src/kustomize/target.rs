@@ -93,10 +93,10 @@ impl<'a> Builder<'a> {
         let mut entries = k.strings("resources")?;
         entries.extend(k.strings("bases")?);
         for (entry, pos) in entries {
-            let (items, configs, sub_vars) = self.resource_entry(k, &entry, pos)?;
-            rm.configs.extend(configs);
-            vars::merge(&mut rm.vars, sub_vars).map_err(|e| self.err(e))?;
-            rm.append_all(items, &k.path, pos.line)
+            let sub = self.resource_entry(k, &entry, pos)?;
+            rm.configs.extend(sub.configs);
+            vars::merge(&mut rm.vars, sub.vars).map_err(|e| self.err(e))?;
+            rm.append_all(sub.items, &k.path, pos.line)
                 .map_err(|e| self.err(e.at(pos.line, pos.col)))?;
         }
         for (entry, pos) in k.strings("components")? {
@@ -153,12 +153,7 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn resource_entry(
-        &mut self,
-        k: &KFile,
-        entry: &str,
-        pos: Pos,
-    ) -> Result<(Vec<Resource>, Vec<ConfigDoc>, Vec<vars::VarDef>), RenderError> {
+    fn resource_entry(&mut self, k: &KFile, entry: &str, pos: Pos) -> Result<ResMap, RenderError> {
         let here = |kind, msg: String| {
             self.err(RenderError::new(kind, &k.path, pos.line, msg).at(pos.line, pos.col))
         };
@@ -181,7 +176,7 @@ impl<'a> Builder<'a> {
             )),
             Some(EntryKind::Dir) => {
                 let rm = self.build_dir(&path, Some((&k.path, pos)))?.0;
-                Ok((rm.items, rm.configs, rm.vars))
+                Ok(rm)
             }
             Some(EntryKind::File) => {
                 if !is_within(&k.dir, &path) {
@@ -193,7 +188,9 @@ impl<'a> Builder<'a> {
                         ),
                     ));
                 }
-                Ok((self.load_file(&path)?, vec![], vec![]))
+                let mut rm = ResMap::default();
+                rm.items = self.load_file(&path)?;
+                Ok(rm)
             }
         }
     }

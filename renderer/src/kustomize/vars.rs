@@ -218,18 +218,18 @@ fn expand<'o>(
                 i += 2;
                 continue;
             }
-            if b[i + 1] == b'(' {
-                if let Some(end) = s[i + 2..].find(')') {
-                    let name = &s[i + 2..i + 2 + end];
-                    if let Some((_, val, o, _)) = values.iter().find(|(n, ..)| n == name) {
-                        out.push_str(val);
-                        hit = Some(o);
-                    } else {
-                        out.push_str(&s[i..i + 3 + end]);
-                    }
-                    i += 3 + end;
-                    continue;
+            if b[i + 1] == b'('
+                && let Some(end) = s[i + 2..].find(')')
+            {
+                let name = &s[i + 2..i + 2 + end];
+                if let Some((_, val, o, _)) = values.iter().find(|(n, ..)| n == name) {
+                    out.push_str(val);
+                    hit = Some(o);
+                } else {
+                    out.push_str(&s[i..i + 3 + end]);
                 }
+                i += 3 + end;
+                continue;
             }
         }
         let ch = s[i..].chars().next().unwrap_or(' ');
