@@ -32,6 +32,11 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![200, 500, 1000]);
+    // Other builds share the target directory and may replace this binary mid-run; the
+    // children run from a private copy.
+    let exe_dir = tempfile::tempdir().expect("tempdir");
+    let exe = exe_dir.path().join("render-bench");
+    std::fs::copy(std::env::current_exe().expect("current exe"), &exe).expect("copy bench binary");
     let mut ours_by_n = Vec::new();
     println!(
         "{:>6} {:>9} {:>9} {:>9} {:>11} {:>11} {:>9} {:>9} {:>9} {:>9}",
@@ -55,7 +60,7 @@ fn main() {
             .status()
             .expect("run generator");
         assert!(st.success(), "generator failed");
-        let ours = best(|| run_ours(tmp.path()));
+        let ours = best(|| run_ours(&exe, tmp.path()));
         let kubectl = run_kubectl(tmp.path());
         let same = ours.output == kubectl.output;
         println!(
@@ -113,8 +118,7 @@ fn best(mut f: impl FnMut() -> Sample) -> Sample {
     best.expect("at least one run")
 }
 
-fn run_ours(root: &Path) -> Sample {
-    let exe = std::env::current_exe().expect("current exe");
+fn run_ours(exe: &Path, root: &Path) -> Sample {
     let out = Command::new(exe)
         .arg("--child")
         .arg(root)

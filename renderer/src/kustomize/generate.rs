@@ -27,6 +27,7 @@ pub fn run(source: &dyn Source, k: &KFile, rm: &mut ResMap) -> Result<(), Render
         })?),
         None => None,
     };
+    let mut generated_any = false;
     for field in ["configMapGenerator", "secretGenerator"] {
         let Some(v) = k.get(field) else { continue };
         let Value::Array(entries) = v else {
@@ -84,6 +85,7 @@ pub fn run(source: &dyn Source, k: &KFile, rm: &mut ResMap) -> Result<(), Render
                 generate_secret(&args, global.as_ref(), &mut read)
             }
             .map_err(|err| k.error(ErrorKind::Invalid, &ptr, err.to_string()))?;
+            generated_any = true;
             let id = ResId::of(&generated.object);
             let existing = rm.items.iter().position(|r| r.any_id(|x| x == &id));
             let merged = apply_behavior(
@@ -137,7 +139,9 @@ pub fn run(source: &dyn Source, k: &KFile, rm: &mut ResMap) -> Result<(), Render
             }
         }
     }
-    rm.reindex();
+    if generated_any {
+        rm.reindex();
+    }
     Ok(())
 }
 

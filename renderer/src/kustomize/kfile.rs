@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::error::{ErrorKind, RenderError};
-use crate::source::{EntryKind, Source};
+use crate::source::Source;
 use crate::yaml::{Pos, Positions, escape_pointer, parse_documents};
 
 /// The file names kustomize looks for, in its order.
@@ -161,10 +161,7 @@ pub fn load(source: &dyn Source, dir: &str) -> Result<Option<KFile>, RenderError
     let mut found = Vec::new();
     for name in FILE_NAMES {
         if names.iter().any(|n| n == name) {
-            let p = join(dir, name);
-            if source.kind(&p) == Some(EntryKind::File) {
-                found.push(p);
-            }
+            found.push(join(dir, name));
         }
     }
     let path = match found.len() {

@@ -133,6 +133,7 @@ fn apply_smp(
     let mut patch_value = doc.value.clone();
     super::resource::stringify_annotations(&mut patch_value, &doc.raw_scalars, "");
     let mut deleted = Vec::new();
+    let patched = indices.clone();
     for i in indices {
         let r = &mut rm.items[i];
         if options.allow_name_change || options.allow_kind_change {
@@ -166,7 +167,9 @@ fn apply_smp(
     for i in deleted.into_iter().rev() {
         rm.items.remove(i);
     }
-    rm.reindex();
+    if !patched.is_empty() {
+        rm.reindex();
+    }
     Ok(())
 }
 
