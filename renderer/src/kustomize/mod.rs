@@ -10,6 +10,7 @@ mod generate;
 mod kfile;
 mod order;
 mod patches;
+mod plugins;
 mod replacements;
 mod resource;
 mod select;

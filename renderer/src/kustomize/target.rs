@@ -7,7 +7,7 @@ use serde_json::Value;
 use super::error::{ErrorKind, RenderError};
 use super::kfile::{self, KFile, is_remote, is_within, read_text, resolve};
 use super::resource::{ConfigDoc, ResMap, Resource, marks_from_positions, stringify_annotations};
-use super::{generate, patches, replacements, transform, vars};
+use super::{generate, patches, plugins, replacements, transform, vars};
 use crate::provenance::SetBy;
 use crate::schema::Schema;
 use crate::source::{EntryKind, Source};
@@ -115,6 +115,14 @@ impl<'a> Builder<'a> {
         }
         let schema = self.schemas.last().cloned();
         let schema: &Schema = schema.as_deref().unwrap_or_else(|| Schema::builtin());
+        run(plugins::run(
+            self.source,
+            schema,
+            k,
+            "generators",
+            rm,
+            &config,
+        ))?;
         run(patches::strategic_merge_entries(schema, self.source, k, rm))?;
         run(patches::patch_entries(schema, self.source, k, rm))?;
         let items = &mut rm.items;
@@ -127,6 +135,14 @@ impl<'a> Builder<'a> {
         run(transform::replicas(k, items, &config))?;
         run(transform::images(k, items, &config))?;
         run(replacements::run(self.source, k, items))?;
+        run(plugins::run(
+            self.source,
+            schema,
+            k,
+            "transformers",
+            rm,
+            &config,
+        ))?;
         run(vars::merge(&mut rm.vars, vars::read(k)?))?;
         let applied = configured_transformers(k);
         if !applied.is_empty() {
@@ -141,7 +157,7 @@ impl<'a> Builder<'a> {
 
     /// Fields whose engines are not wired in yet fail loudly rather than render wrongly.
     fn check_unimplemented(&self, k: &KFile) -> Result<(), RenderError> {
-        for f in ["generators", "transformers", "validators"] {
+        for f in ["validators"] {
             if k.get(f).is_some() {
                 return Err(self.err(k.error(
                     ErrorKind::NotSupported,

@@ -1,0 +1,246 @@
+//! `transformers:` and `generators:` entries that configure kustomize's built-in plugins
+//! (`apiVersion: builtin`). Each configuration is turned into the kustomization field that
+//! drives the same code, with the configuration's own field specs; anything else (exec or
+//! container plugins, plugin directories) is refused.
+
+use serde_json::{Map, Value, json};
+
+use super::error::{ErrorKind, RenderError};
+use super::kfile::{KFile, is_within, read_text, resolve};
+use super::resource::ResMap;
+use super::{generate, patches, replacements, transform};
+use crate::schema::{FieldSpec, FieldSpecs, Schema};
+use crate::source::{EntryKind, Source};
+use crate::yaml::{Positions, parse_documents};
+
+/// Runs the entries of `field` (`generators` or `transformers`) of `k` over `rm`.
+pub fn run(
+    source: &dyn Source,
+    schema: &Schema,
+    k: &KFile,
+    field: &str,
+    rm: &mut ResMap,
+    base_specs: &FieldSpecs,
+) -> Result<(), RenderError> {
+    for (i, (entry, pos)) in k.strings(field)?.into_iter().enumerate() {
+        let ptr = format!("/{field}/{i}");
+        let (file, docs) = if entry.contains('\n') {
+            (k.path.to_string(), parse(&k.path, &entry)?)
+        } else {
+            let path = resolve(&k.dir, &entry).ok_or_else(|| {
+                k.error(
+                    ErrorKind::OutsideRoot,
+                    &ptr,
+                    format!("{entry:?} is outside the repository root"),
+                )
+            })?;
+            match source.kind(&path) {
+                Some(EntryKind::File) if is_within(&k.dir, &path) => {
+                    let text = read_text(source, &path)?;
+                    (path.clone(), parse(&path, &text)?)
+                }
+                Some(EntryKind::File) => {
+                    return Err(k.error(
+                        ErrorKind::OutsideRoot,
+                        &ptr,
+                        format!("security; file '{path}' is not in or below '{}'", k.dir),
+                    ));
+                }
+                Some(EntryKind::Dir) => {
+                    return Err(k.error(
+                        ErrorKind::NotSupported,
+                        &ptr,
+                        format!("{field} entry {entry:?}: plugin configuration directories are not supported"),
+                    ));
+                }
+                None => {
+                    return Err(k.error(
+                        ErrorKind::Missing,
+                        &ptr,
+                        format!("{entry:?}: no such file or directory"),
+                    ));
+                }
+            }
+        };
+        for doc in docs {
+            let kf = synthesize(k, &file, pos.line, &doc, field)?;
+            let specs = |f: &str| -> Vec<FieldSpec> {
+                doc.get("fieldSpecs")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(FieldSpec::from_value).collect())
+                    .unwrap_or_else(|| match f {
+                        "images" => base_specs.images.clone(),
+                        "replicas" => base_specs.replicas.clone(),
+                        _ => vec![],
+                    })
+            };
+            let mut fs = base_specs.clone();
+            fs.common_labels = specs("labels");
+            fs.common_annotations = specs("annotations");
+            fs.images = specs("images");
+            fs.replicas = specs("replicas");
+            fs.namespace = specs("namespace")
+                .into_iter()
+                .filter(|s| s.path != "metadata/namespace")
+                .collect();
+            let items = &mut rm.items;
+            match doc.get("kind").and_then(Value::as_str).unwrap_or("") {
+                "ConfigMapGenerator" | "SecretGenerator" => generate::run(source, &kf, rm)?,
+                "PrefixTransformer" | "SuffixTransformer" | "PrefixSuffixTransformer" => {
+                    transform::prefix_suffix(&kf, items)?
+                }
+                "LabelTransformer" => transform::labels(&kf, items, &fs)?,
+                "AnnotationsTransformer" => transform::annotations(&kf, items, &fs)?,
+                "NamespaceTransformer" => transform::namespace(&kf, items, &fs)?,
+                "ImageTagTransformer" => transform::images(&kf, items, &fs)?,
+                "ReplicaCountTransformer" => transform::replicas(&kf, items, &fs)?,
+                "ReplacementTransformer" => replacements::run(source, &kf, items)?,
+                "PatchTransformer" => patches::patch_entries(schema, source, &kf, rm)?,
+                "PatchStrategicMergeTransformer" => {
+                    patches::strategic_merge_entries(schema, source, &kf, rm)?
+                }
+                "PatchJson6902Transformer" => patches::json6902_entries(source, &kf, rm)?,
+                _ => unreachable_kind(&kf)?,
+            }
+            rm.reindex();
+        }
+    }
+    Ok(())
+}
+
+fn unreachable_kind(kf: &KFile) -> Result<(), RenderError> {
+    Err(kf.error(
+        ErrorKind::NotSupported,
+        "",
+        "unsupported built-in plugin kind",
+    ))
+}
+
+fn parse(file: &str, text: &str) -> Result<Vec<Value>, RenderError> {
+    let docs = parse_documents(text).map_err(|e| {
+        RenderError::new(ErrorKind::Yaml, file, e.line, e.message).at(e.line, e.col)
+    })?;
+    Ok(docs
+        .into_iter()
+        .map(|d| d.value)
+        .filter(|v| !v.is_null())
+        .collect())
+}
+
+/// The kustomization fields equivalent to one built-in plugin configuration.
+fn synthesize(
+    k: &KFile,
+    file: &str,
+    line: u32,
+    doc: &Value,
+    field: &str,
+) -> Result<KFile, RenderError> {
+    let bad = |m: String| RenderError::new(ErrorKind::NotSupported, file, line, m);
+    let api = doc.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or("");
+    if api != "builtin" {
+        return Err(bad(format!(
+            "{field}: {api}/{kind} is not a built-in plugin; exec and container plugins are not supported"
+        )));
+    }
+    let get = |f: &str| doc.get(f).cloned().unwrap_or(Value::Null);
+    let mut m = Map::new();
+    match kind {
+        "ConfigMapGenerator" | "SecretGenerator" => {
+            let mut args = doc.as_object().cloned().unwrap_or_default();
+            for f in ["apiVersion", "kind", "metadata"] {
+                args.remove(f);
+            }
+            args.insert(
+                "name".into(),
+                doc.pointer("/metadata/name").cloned().unwrap_or_default(),
+            );
+            if let Some(ns) = doc.pointer("/metadata/namespace") {
+                args.insert("namespace".into(), ns.clone());
+            }
+            let key = if kind == "ConfigMapGenerator" {
+                "configMapGenerator"
+            } else {
+                "secretGenerator"
+            };
+            m.insert(key.into(), json!([Value::Object(args)]));
+        }
+        "PrefixTransformer" => {
+            m.insert("namePrefix".into(), get("prefix"));
+        }
+        "SuffixTransformer" => {
+            m.insert("nameSuffix".into(), get("suffix"));
+        }
+        "PrefixSuffixTransformer" => {
+            m.insert("namePrefix".into(), get("prefix"));
+            m.insert("nameSuffix".into(), get("suffix"));
+        }
+        "LabelTransformer" => {
+            m.insert("commonLabels".into(), get("labels"));
+        }
+        "AnnotationsTransformer" => {
+            m.insert("commonAnnotations".into(), get("annotations"));
+        }
+        "NamespaceTransformer" => {
+            m.insert(
+                "namespace".into(),
+                doc.pointer("/metadata/namespace")
+                    .cloned()
+                    .unwrap_or_default(),
+            );
+        }
+        "ImageTagTransformer" => {
+            m.insert("images".into(), json!([get("imageTag")]));
+        }
+        "ReplicaCountTransformer" => {
+            m.insert("replicas".into(), json!([get("replica")]));
+        }
+        "ReplacementTransformer" => {
+            m.insert("replacements".into(), get("replacements"));
+        }
+        "PatchTransformer" => {
+            let mut p = Map::new();
+            for f in ["path", "patch", "target", "options"] {
+                if let Some(v) = doc.get(f) {
+                    p.insert(f.into(), v.clone());
+                }
+            }
+            m.insert("patches".into(), json!([Value::Object(p)]));
+        }
+        "PatchStrategicMergeTransformer" => {
+            let mut list: Vec<Value> = doc
+                .get("paths")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            if let Some(Value::String(p)) = doc.get("patches") {
+                list.push(Value::String(p.clone()));
+            }
+            m.insert("patchesStrategicMerge".into(), Value::Array(list));
+        }
+        "PatchJson6902Transformer" => {
+            let mut p = Map::new();
+            p.insert("target".into(), get("target"));
+            if let Some(v) = doc.get("path") {
+                p.insert("path".into(), v.clone());
+            }
+            if let Some(v) = doc.get("jsonOp") {
+                p.insert("patch".into(), v.clone());
+            }
+            m.insert("patchesJson6902".into(), json!([Value::Object(p)]));
+        }
+        other => {
+            return Err(bad(format!(
+                "{field}: built-in kind {other:?} is not supported"
+            )));
+        }
+    }
+    Ok(KFile {
+        path: std::sync::Arc::from(file),
+        dir: k.dir.clone(),
+        doc: m,
+        positions: Positions::default(),
+        raw: Default::default(),
+        is_component: false,
+    })
+}
