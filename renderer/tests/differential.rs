@@ -98,7 +98,8 @@ fn generated_infra_repo_matches_kubectl() {
     let status = std::process::Command::new("python3")
         .arg("/work/shared/bench/gen_infra_repo.py")
         .arg(tmp.path())
-        .args(["--apps", "3"])
+        // More entries than the engine's parallel threshold, so cluster builds run threaded.
+        .args(["--apps", "20"])
         .status()
         .expect("run gen_infra_repo.py");
     assert!(status.success());

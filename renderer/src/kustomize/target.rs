@@ -13,6 +13,9 @@ use crate::schema::Schema;
 use crate::source::{EntryKind, Source};
 use crate::yaml::{Pos, parse_documents};
 
+/// Entries of one kustomization at which building them on several threads pays off.
+const PARALLEL_MIN: usize = 16;
+
 pub struct Builder<'a> {
     pub source: &'a dyn Source,
     /// Directories being built, outermost first, to detect cycles.
@@ -92,8 +95,16 @@ impl<'a> Builder<'a> {
         // kustomize appends `bases` to `resources`.
         let mut entries = k.strings("resources")?;
         entries.extend(k.strings("bases")?);
-        for (entry, pos) in entries {
-            let sub = self.resource_entry(k, &entry, pos)?;
+        let subs = if entries.len() >= PARALLEL_MIN {
+            self.entries_in_parallel(k, &entries)
+        } else {
+            entries
+                .iter()
+                .map(|(e, p)| self.resource_entry(k, e, *p))
+                .collect()
+        };
+        for ((_, pos), sub) in entries.into_iter().zip(subs) {
+            let sub = sub?;
             rm.configs.extend(sub.configs);
             vars::merge(&mut rm.vars, sub.vars).map_err(|e| self.err(e))?;
             rm.append_all(sub.items, &k.path, pos.line)
@@ -167,6 +178,69 @@ impl<'a> Builder<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Builds many resource entries (typically one overlay per application under a cluster
+    /// kustomization) on all cores. Results come back in entry order, so ids, ordering and
+    /// the first error reported are those of a sequential build.
+    fn entries_in_parallel(
+        &mut self,
+        k: &KFile,
+        entries: &[(String, Pos)],
+    ) -> Vec<Result<ResMap, RenderError>> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(entries.len());
+        if threads <= 1 {
+            return entries
+                .iter()
+                .map(|(e, p)| self.resource_entry(k, e, *p))
+                .collect();
+        }
+        let chunk = entries.len().div_ceil(threads);
+        let known = self.schemas.len();
+        let this = &*self;
+        let parts: Vec<(Vec<Result<ResMap, RenderError>>, Vec<Arc<Schema>>)> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = entries
+                    .chunks(chunk)
+                    .map(|c| {
+                        s.spawn(move || {
+                            let mut b = Builder {
+                                source: this.source,
+                                stack: this.stack.clone(),
+                                chain: this.chain.clone(),
+                                schemas: this.schemas.clone(),
+                            };
+                            let out: Vec<_> =
+                                c.iter().map(|(e, p)| b.resource_entry(k, e, *p)).collect();
+                            (out, b.schemas.split_off(known))
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .zip(entries.chunks(chunk))
+                    .map(|(h, c)| {
+                        h.join().unwrap_or_else(|_| {
+                            let e = RenderError::new(
+                                ErrorKind::Invalid,
+                                &k.path,
+                                0,
+                                "internal error while building",
+                            );
+                            (c.iter().map(|_| Err(e.clone())).collect(), vec![])
+                        })
+                    })
+                    .collect()
+            });
+        let mut results = Vec::with_capacity(entries.len());
+        for (out, schemas) in parts {
+            results.extend(out);
+            // kustomize's `openapi` setting is global: later builds see it.
+            self.schemas.extend(schemas);
+        }
+        results
     }
 
     fn resource_entry(&mut self, k: &KFile, entry: &str, pos: Pos) -> Result<ResMap, RenderError> {
