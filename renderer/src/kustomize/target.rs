@@ -13,6 +13,10 @@ use crate::schema::Schema;
 use crate::source::{EntryKind, Source};
 use crate::yaml::{Pos, parse_documents};
 
+/// What one thread of [`Builder::entries_in_parallel`] returns: its entries' results and
+/// the `openapi` schemas they loaded.
+type ChunkResult = (Vec<Result<ResMap, RenderError>>, Vec<Arc<Schema>>);
+
 /// Entries of one kustomization at which building them on several threads pays off.
 const PARALLEL_MIN: usize = 16;
 
@@ -200,40 +204,39 @@ impl<'a> Builder<'a> {
         let chunk = entries.len().div_ceil(threads);
         let known = self.schemas.len();
         let this = &*self;
-        let parts: Vec<(Vec<Result<ResMap, RenderError>>, Vec<Arc<Schema>>)> =
-            std::thread::scope(|s| {
-                let handles: Vec<_> = entries
-                    .chunks(chunk)
-                    .map(|c| {
-                        s.spawn(move || {
-                            let mut b = Builder {
-                                source: this.source,
-                                stack: this.stack.clone(),
-                                chain: this.chain.clone(),
-                                schemas: this.schemas.clone(),
-                            };
-                            let out: Vec<_> =
-                                c.iter().map(|(e, p)| b.resource_entry(k, e, *p)).collect();
-                            (out, b.schemas.split_off(known))
-                        })
+        let parts: Vec<ChunkResult> = std::thread::scope(|s| {
+            let handles: Vec<_> = entries
+                .chunks(chunk)
+                .map(|c| {
+                    s.spawn(move || {
+                        let mut b = Builder {
+                            source: this.source,
+                            stack: this.stack.clone(),
+                            chain: this.chain.clone(),
+                            schemas: this.schemas.clone(),
+                        };
+                        let out: Vec<_> =
+                            c.iter().map(|(e, p)| b.resource_entry(k, e, *p)).collect();
+                        (out, b.schemas.split_off(known))
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .zip(entries.chunks(chunk))
-                    .map(|(h, c)| {
-                        h.join().unwrap_or_else(|_| {
-                            let e = RenderError::new(
-                                ErrorKind::Invalid,
-                                &k.path,
-                                0,
-                                "internal error while building",
-                            );
-                            (c.iter().map(|_| Err(e.clone())).collect(), vec![])
-                        })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .zip(entries.chunks(chunk))
+                .map(|(h, c)| {
+                    h.join().unwrap_or_else(|_| {
+                        let e = RenderError::new(
+                            ErrorKind::Invalid,
+                            &k.path,
+                            0,
+                            "internal error while building",
+                        );
+                        (c.iter().map(|_| Err(e.clone())).collect(), vec![])
                     })
-                    .collect()
-            });
+                })
+                .collect()
+        });
         let mut results = Vec::with_capacity(entries.len());
         for (out, schemas) in parts {
             results.extend(out);
