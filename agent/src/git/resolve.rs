@@ -118,6 +118,55 @@ mod tests {
         assert!(parse_range("v1.5.0").is_none());
     }
 
+    /// A real repository: commits on main, annotated and lightweight tags.
+    fn repo() -> (tempfile::TempDir, Repository, Vec<Oid>) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let sig = git2::Signature::now("t", "t@example.com").unwrap();
+        let commits = build(&repo, &sig);
+        (dir, repo, commits)
+    }
+
+    fn build(repo: &Repository, sig: &git2::Signature<'_>) -> Vec<Oid> {
+        let tree = repo.find_tree(repo.treebuilder(None).unwrap().write().unwrap()).unwrap();
+        let mut commits = Vec::new();
+        for i in 0..4 {
+            let parents: Vec<git2::Commit<'_>> =
+                commits.last().map(|c| repo.find_commit(*c).unwrap()).into_iter().collect();
+            let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
+            let c = repo.commit(Some("refs/heads/main"), sig, sig, &format!("c{i}"), &tree, &refs).unwrap();
+            commits.push(c);
+        }
+        let obj = |i: usize| repo.find_object(commits[i], None).unwrap();
+        repo.tag("v1.4.0", &obj(0), sig, "1.4.0", false).unwrap();
+        repo.tag("v1.5.0", &obj(1), sig, "1.5.0", false).unwrap();
+        repo.tag_lightweight("v1.6.2", &obj(2), false).unwrap();
+        repo.tag("v2.0.0", &obj(3), sig, "2.0.0", false).unwrap();
+        commits
+    }
+
+    #[test]
+    fn resolves_branches_tags_shas_and_ranges() {
+        let (_d, repo, c) = repo();
+        let main = resolve(&repo, "main").unwrap();
+        assert_eq!((main.commit, main.tag), (c[3], None));
+
+        let pinned = resolve(&repo, "v1.5.0").unwrap();
+        assert_eq!(pinned.commit, c[1]);
+        assert_eq!(pinned.tag.as_deref(), Some("v1.5.0"));
+        assert!(pinned.tag_object.is_some(), "annotated tags are verified through the tag");
+        assert_eq!(resolve(&repo, "v1.6.2").unwrap().tag_object, None);
+
+        let sha = c[2].to_string();
+        assert_eq!(resolve(&repo, &sha).unwrap().commit, c[2]);
+        assert_eq!(resolve(&repo, &sha[..10]).unwrap().commit, c[2]);
+
+        let range = resolve(&repo, ">=1.5.0 <2.0.0").unwrap();
+        assert_eq!((range.commit, range.tag.as_deref()), (c[2], Some("v1.6.2")));
+        assert!(resolve(&repo, ">=3.0.0").unwrap_err().to_string().contains("no tag matches"));
+        assert!(resolve(&repo, "nope").is_err());
+    }
+
     #[test]
     fn versions_from_tags() {
         assert_eq!(tag_version("v1.5.0"), Some("1.5.0".parse().unwrap()));
