@@ -408,21 +408,15 @@ pub fn format_number(n: &Number) -> String {
     go_format_g(f)
 }
 
-/// `strconv.FormatFloat(f, 'g', -1, 64)`: shortest digits; exponent form when exp < -4 or
-/// exp >= 21 (the shortest-precision rule uses 21 as eprec when digits exceed... Go uses
-/// `eprec = 6` only if shortest and digits <= 6? No: for shortest, eprec = 6 unless the
-/// number of digits is larger, then eprec = number of digits, capped by 21).
+/// `strconv.FormatFloat(f, 'g', -1, 64)`: the shortest digits that round-trip, in exponent
+/// form when the exponent is below -4 or at least 6 (Go's threshold for shortest `%g`),
+/// with at least two exponent digits (`1e+06`, `1e-05`).
 fn go_format_g(f: f64) -> String {
     let sci = format!("{f:e}");
     let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
     let neg = mant.starts_with('-');
     let digits: String = mant.chars().filter(char::is_ascii_digit).collect();
-    let nd = digits.len() as i32;
-    // Go: eprec = digs.nd when shortest && nd > digs.dp? The rule in Go's ftoa for 'g' with
-    // shortest: eprec = 6, but `if eprec > digs.nd && digs.nd >= digs.dp { eprec = digs.nd }`
-    // runs before; then `if shortest { eprec = 6 }`. So eprec is 6.
-    let _ = nd;
     let mut out = String::new();
     if neg {
         out.push('-');
