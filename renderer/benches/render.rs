@@ -153,15 +153,20 @@ fn run_ours(exe: &Path, root: &Path) -> Sample {
     }
 }
 
-/// CPU time of this (single-threaded) process so far, from the scheduler's statistics.
+/// CPU time (user + system) of this process so far, all threads included (the renderer
+/// builds sibling directories on several threads): fields 14 and 15 of /proc/self/stat.
 fn cpu_now() -> Duration {
-    let s = std::fs::read_to_string("/proc/self/schedstat").unwrap_or_default();
-    let ns = s
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The command name (field 2) may contain spaces; fields are counted after its ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
         .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    Duration::from_nanos(ns)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    // Numbers after ')' start at ppid (field 4), so utime (14) and stime (15) are 10 and 11;
+    // clock ticks are 10 ms (USER_HZ 100).
+    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
 }
 
 /// In the child: render once, print the YAML on stdout and the measurements on stderr.

@@ -3,6 +3,20 @@
 //! [`render`] is a drop-in for `kubectl kustomize DIR` (kustomize v5.5.0):
 //! [`Rendered::to_yaml`] is byte-identical to its output, and every object carries the
 //! origin of each of its fields.
+//!
+//! Each kustomization is built as kustomize's `AccumulateTarget` does: resources (files and
+//! sub-kustomizations, in order; sibling directories on several threads), components (which
+//! transform the accumulated objects in place), `configurations`/`crds`, generators, then
+//! the built-in transformers in kustomize's order (strategic-merge patches, patches,
+//! namespace, prefix/suffix, labels, annotations, JSON 6902 patches, replicas, images,
+//! replacements), then `transformers:` entries; legacy vars are collected. Once, at the
+//! root: content hashes on generated names, name references, vars, annotation text,
+//! `buildMetadata`, and the output order.
+//!
+//! Provenance: every object keeps marks — field path -> (file, line, column, what set it)
+//! and how many kustomizations it had passed — updated by each step that writes a field;
+//! [`RenderedObject::provenance`] lists every leaf with its mark (or its nearest marked
+//! ancestor) and the chain of kustomization files from that point to the root.
 
 mod error;
 pub mod fieldspec;

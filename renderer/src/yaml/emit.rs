@@ -20,6 +20,17 @@
 //! * Plain, single- and double-quoted scalars longer than 80 columns are folded at a space
 //!   once the column passes 80; continuation lines are indented two more than the key.
 //! * Numbers go through JSON, so `1.0` prints as `1`; see [`super::scalar::format_number`].
+//! * Keys longer than 128 bytes (or spanning lines) print as `? key` / `: value`.
+//! * A value starting with a BOM has every character escaped (`"\uFEFF\x62..."`): go-yaml's
+//!   `is_bom` looks at the start of the value, not the current character.
+//! * U+0085 (NEL) is left raw by Go's JSON encoder and then folded by go-yaml's reader: one
+//!   NEL (with the blanks around it) becomes a space, `n` NELs become `n-1` newlines.
+//! * C1 controls and U+FFFE/U+FFFF make kubectl fail ("control characters are not
+//!   allowed"); [`unprintable`] finds them so the engine can fail the same way.
+//!
+//! Elsewhere in the engine, because of the same round trip: annotation values always print
+//! as the text that was written (`a: 1.50` -> `"1.50"`), and label/annotation keys that YAML
+//! 1.1 reads as non-strings (`n`, `yes`, `1`) make kubectl fail.
 
 use std::cmp::Ordering;
 
