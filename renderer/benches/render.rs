@@ -159,13 +159,11 @@ fn cpu_now() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // The command name (field 2) may contain spaces; fields are counted after its ')'.
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<u64> = rest
-        .split_whitespace()
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // Numbers after ')' start at ppid (field 4), so utime (14) and stime (15) are 10 and 11;
-    // clock ticks are 10 ms (USER_HZ 100).
-    let ticks = f.get(10).copied().unwrap_or(0) + f.get(11).copied().unwrap_or(0);
+    // After ')' come state (field 3), ppid (4), ...: utime (14) and stime (15) are the 12th
+    // and 13th tokens; clock ticks are 10 ms (USER_HZ 100).
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| f.get(i).and_then(|x| x.parse::<u64>().ok()).unwrap_or(0);
+    let ticks = tick(11) + tick(12);
     Duration::from_millis(ticks * 10)
 }
 
