@@ -99,8 +99,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let (leading_tx, mut leading) = watch::channel(!leader_elect);
     let elector = leader_elect.then(|| {
-        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| format!("gitops-agent-{}", std::process::id()));
-        let elector = leader::LeaderElector::new(client, &agent.namespace, LEASE_NAME, &identity, leader::Timing::default());
+        let identity = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("gitops-agent-{}", std::process::id()));
+        let elector = leader::LeaderElector::new(
+            client,
+            &agent.namespace,
+            LEASE_NAME,
+            &identity,
+            leader::Timing::default(),
+        );
         tokio::spawn(elector.run(leading_tx, stopped()))
     });
 

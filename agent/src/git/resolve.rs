@@ -63,7 +63,11 @@ pub fn resolve(repo: &Repository, revision: &str) -> Result<Resolved, GitError> 
 fn tagged(repo: &Repository, r: &git2::Reference<'_>, name: &str) -> Result<Resolved, git2::Error> {
     let commit = r.peel_to_commit()?.id();
     let tag_object = r.target().filter(|oid| repo.find_tag(*oid).is_ok());
-    Ok(Resolved { commit, tag: Some(name.to_string()), tag_object })
+    Ok(Resolved {
+        commit,
+        tag: Some(name.to_string()),
+        tag_object,
+    })
 }
 
 fn is_hex_prefix(s: &str) -> bool {
@@ -128,13 +132,27 @@ mod tests {
     }
 
     fn build(repo: &Repository, sig: &git2::Signature<'_>) -> Vec<Oid> {
-        let tree = repo.find_tree(repo.treebuilder(None).unwrap().write().unwrap()).unwrap();
+        let tree = repo
+            .find_tree(repo.treebuilder(None).unwrap().write().unwrap())
+            .unwrap();
         let mut commits = Vec::new();
         for i in 0..4 {
-            let parents: Vec<git2::Commit<'_>> =
-                commits.last().map(|c| repo.find_commit(*c).unwrap()).into_iter().collect();
+            let parents: Vec<git2::Commit<'_>> = commits
+                .last()
+                .map(|c| repo.find_commit(*c).unwrap())
+                .into_iter()
+                .collect();
             let refs: Vec<&git2::Commit<'_>> = parents.iter().collect();
-            let c = repo.commit(Some("refs/heads/main"), sig, sig, &format!("c{i}"), &tree, &refs).unwrap();
+            let c = repo
+                .commit(
+                    Some("refs/heads/main"),
+                    sig,
+                    sig,
+                    &format!("c{i}"),
+                    &tree,
+                    &refs,
+                )
+                .unwrap();
             commits.push(c);
         }
         let obj = |i: usize| repo.find_object(commits[i], None).unwrap();
@@ -154,7 +172,10 @@ mod tests {
         let pinned = resolve(&repo, "v1.5.0").unwrap();
         assert_eq!(pinned.commit, c[1]);
         assert_eq!(pinned.tag.as_deref(), Some("v1.5.0"));
-        assert!(pinned.tag_object.is_some(), "annotated tags are verified through the tag");
+        assert!(
+            pinned.tag_object.is_some(),
+            "annotated tags are verified through the tag"
+        );
         assert_eq!(resolve(&repo, "v1.6.2").unwrap().tag_object, None);
 
         let sha = c[2].to_string();
@@ -163,7 +184,12 @@ mod tests {
 
         let range = resolve(&repo, ">=1.5.0 <2.0.0").unwrap();
         assert_eq!((range.commit, range.tag.as_deref()), (c[2], Some("v1.6.2")));
-        assert!(resolve(&repo, ">=3.0.0").unwrap_err().to_string().contains("no tag matches"));
+        assert!(
+            resolve(&repo, ">=3.0.0")
+                .unwrap_err()
+                .to_string()
+                .contains("no tag matches")
+        );
         assert!(resolve(&repo, "nope").is_err());
     }
 

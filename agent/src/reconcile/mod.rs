@@ -21,11 +21,11 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::applyset::ApplySet;
 use crate::config::{Config, VerifyMode};
-use crate::metrics::Metrics;
-use crate::verify::{Format, Verifier};
 use crate::git::{self, Fetcher, GitError, GitTreeSource};
+use crate::metrics::Metrics;
 use crate::render;
 use crate::status::StatusWriter;
+use crate::verify::{Format, Verifier};
 use cluster::{ApiError, Cluster};
 use object::Prepared;
 use plan::{Desired, ObjectKey, PlanError, PlanInput};
@@ -211,7 +211,11 @@ impl Agent {
         }
         match verified {
             Some(Ok(signer)) => tracing::debug!(commit = %commit, %signer, "signature verified"),
-            Some(Err(e)) => return Err(SyncError::Verify(format!("revision {commit} not applied: {e}"))),
+            Some(Err(e)) => {
+                return Err(SyncError::Verify(format!(
+                    "revision {commit} not applied: {e}"
+                )));
+            }
             None => {}
         }
 
@@ -448,9 +452,13 @@ impl Agent {
             VerifyMode::Openpgp => Format::OpenPgp,
         };
         let Some(keys) = &self.config.trusted_keys else {
-            return Err(SyncError::Verify(format!("--verify {format} needs --trusted-keys")));
+            return Err(SyncError::Verify(format!(
+                "--verify {format} needs --trusted-keys"
+            )));
         };
-        Verifier::from_file(format, keys).map(Some).map_err(|e| SyncError::Verify(e.to_string()))
+        Verifier::from_file(format, keys)
+            .map(Some)
+            .map_err(|e| SyncError::Verify(e.to_string()))
     }
 
     /// Sets result and message from what is held, drifted or clean.
