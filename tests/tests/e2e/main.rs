@@ -1,1 +1,7 @@
 //! One integration-test binary; each module is a scenario family.
+//!
+//! Run with `cargo test -p tests`. The first run on a machine builds the control plane
+//! (see `scripts/dev-cluster`); set `GITOPS_TEST_KUBECONFIG` to reuse a running cluster.
+
+mod cluster;
+mod git;

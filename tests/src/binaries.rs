@@ -1,0 +1,78 @@
+//! Paths to the workspace's own binaries (`gitops-agent`, `kubectl-gitops`) for tests that
+//! spawn them.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use anyhow::{Context, Result, anyhow, bail};
+
+use crate::cluster::workspace_root;
+
+/// Path of binary `bin` of workspace package `package`, e.g.
+/// `workspace_binary("agent", "gitops-agent")`.
+///
+/// Runs `cargo build -p <package> --bin <bin>` into the target directory this test executable
+/// lives in (a no-op when it is up to date), so a test never runs a stale binary. Set
+/// `GITOPS_TEST_PREBUILT=1` to skip cargo and only look next to the test executable (CI that
+/// built everything beforehand). Built at most once per test process.
+pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf> {
+    static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    let built = built.get_or_insert_with(HashMap::new);
+    let key = format!("{package}/{bin}");
+    if let Some(path) = built.get(&key) {
+        return Ok(path.clone());
+    }
+
+    let (target_dir, profile_dir) = target_dirs()?;
+    let path = profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
+    if std::env::var_os("GITOPS_TEST_PREBUILT").is_none() {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", package, "--bin", bin])
+            .env("CARGO_TARGET_DIR", &target_dir)
+            .current_dir(workspace_root());
+        if profile_dir
+            .file_name()
+            .is_some_and(|name| name == "release")
+        {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .with_context(|| format!("running cargo build -p {package} --bin {bin}"))?;
+        if !status.success() {
+            bail!("cargo build -p {package} --bin {bin} failed with {status}");
+        }
+    }
+    if !path.is_file() {
+        bail!(
+            "binary {bin} of package {package} not found at {}",
+            path.display()
+        );
+    }
+    built.insert(key, path.clone());
+    Ok(path)
+}
+
+/// The target directory and its profile directory (`debug`/`release`), derived from the
+/// running test executable at `<target>/<profile>/deps/<test>-<hash>`.
+fn target_dirs() -> Result<(PathBuf, PathBuf)> {
+    let exe = std::env::current_exe().context("locating the running test executable")?;
+    let deps = exe
+        .parent()
+        .ok_or_else(|| anyhow!("{} has no parent", exe.display()))?;
+    let profile = if deps.file_name().is_some_and(|n| n == "deps") {
+        deps.parent()
+    } else {
+        Some(deps)
+    }
+    .ok_or_else(|| anyhow!("{} has no profile directory", exe.display()))?;
+    let target = profile
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| anyhow!("{} has no target directory", profile.display()))?;
+    Ok((target, profile.to_path_buf()))
+}

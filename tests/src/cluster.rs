@@ -1,0 +1,390 @@
+//! One real control plane per test-binary run, a fresh namespace per test.
+//!
+//! The control plane starts on first use: either the cluster named by the environment
+//! variable [`KUBECONFIG_ENV`] (nothing is started), or the binary from
+//! `scripts/dev-cluster build` with `--exit-with-parent --ephemeral`, so it stops and removes
+//! its state when the test process exits. The first run on a machine builds that binary
+//! (10-20 minutes); later runs reuse it from `~/.cache/kubectl-gitops`.
+//!
+//! Only the kubeconfig path is shared between tests: every `#[tokio::test]` has its own
+//! runtime, and a `kube::Client` must not outlive the runtime it was created on, so each test
+//! builds its clients with [`admin_client`] / [`dev_client`].
+//!
+//! The control plane runs the namespace controller (deleted namespaces really go away) but no
+//! other controllers: no pods run, and ServiceAccounts exist only if a test creates them.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
+use kube::config::{
+    AuthInfo, Context as KubeContext, KubeConfigOptions, Kubeconfig, NamedAuthInfo, NamedContext,
+};
+use kube::{Api, Client, Config};
+
+/// Environment variable naming the kubeconfig of an already running cluster to reuse.
+pub const KUBECONFIG_ENV: &str = "GITOPS_TEST_KUBECONFIG";
+/// Context (in the kubeconfig) of the `admin` user, group `system:masters`.
+pub const ADMIN_CONTEXT: &str = "admin";
+/// Context of the `dev` user, who has no RBAC permissions at all.
+pub const DEV_CONTEXT: &str = "dev";
+/// Label put on every namespace created by [`TestNamespace`].
+pub const TEST_NAMESPACE_LABEL: &str = "kubectl-gitops.test/namespace";
+
+const START_TIMEOUT: Duration = Duration::from_secs(180);
+
+struct ControlPlane {
+    kubeconfig: PathBuf,
+    // Held so the child is not reaped/forgotten; it exits by itself with this process.
+    _child: Option<Child>,
+    // Holds generated ServiceAccount kubeconfigs. A static is never dropped, so a started
+    // control plane removes this directory itself (`--ephemeral`, its --dir) when we exit;
+    // with a reused cluster it is left behind in the temp directory (a few small files).
+    scratch: PathBuf,
+}
+
+static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+
+fn control_plane() -> Result<&'static ControlPlane> {
+    CONTROL_PLANE
+        .get_or_init(|| start_or_reuse().map_err(|e| format!("{e:#}")))
+        .as_ref()
+        .map_err(|e| anyhow!("control plane unavailable: {e}"))
+}
+
+/// Path of the admin kubeconfig (contexts [`ADMIN_CONTEXT`], current, and [`DEV_CONTEXT`]).
+///
+/// Starts the control plane on first call and blocks until `/readyz` is ok.
+pub fn kubeconfig_path() -> Result<&'static Path> {
+    Ok(&control_plane()?.kubeconfig)
+}
+
+/// A client for the `admin` user (`system:masters`).
+pub async fn admin_client() -> Result<Client> {
+    client_for(kubeconfig_path()?, Some(ADMIN_CONTEXT)).await
+}
+
+/// A client for the unprivileged `dev` user: every request is forbidden unless a test grants
+/// it RBAC permissions.
+pub async fn dev_client() -> Result<Client> {
+    client_for(kubeconfig_path()?, Some(DEV_CONTEXT)).await
+}
+
+/// A client for any kubeconfig, e.g. one from [`service_account_kubeconfig`]; `context`
+/// `None` means its current context.
+pub async fn client_for(kubeconfig: &Path, context: Option<&str>) -> Result<Client> {
+    let raw = Kubeconfig::read_from(kubeconfig)
+        .with_context(|| format!("reading kubeconfig {}", kubeconfig.display()))?;
+    let options = KubeConfigOptions {
+        context: context.map(str::to_owned),
+        ..KubeConfigOptions::default()
+    };
+    let config = Config::from_custom_kubeconfig(raw, &options)
+        .await
+        .with_context(|| format!("loading context {context:?} of {}", kubeconfig.display()))?;
+    Client::try_from(config)
+        .with_context(|| format!("building a client for {}", kubeconfig.display()))
+}
+
+fn start_or_reuse() -> Result<ControlPlane> {
+    let scratch = tempfile::Builder::new()
+        .prefix("gitops-test-")
+        .tempdir()
+        .context("creating a scratch directory for the test run")?
+        .keep();
+    if let Some(path) = std::env::var_os(KUBECONFIG_ENV) {
+        let kubeconfig = PathBuf::from(path);
+        if !kubeconfig.is_file() {
+            bail!("{KUBECONFIG_ENV}={} is not a file", kubeconfig.display());
+        }
+        return Ok(ControlPlane {
+            kubeconfig,
+            _child: None,
+            scratch,
+        });
+    }
+
+    let binary = control_plane_binary()?;
+    let dir = scratch.clone();
+    let started = Instant::now();
+    let mut child = Command::new(&binary)
+        .arg("--dir")
+        .arg(&dir)
+        .args(["--exit-with-parent", "--ephemeral"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", binary.display()))?;
+    let log = OutputTail::capture(&mut child);
+
+    let kubeconfig = dir.join("kubeconfig");
+    while !kubeconfig.is_file() {
+        if let Some(status) = child
+            .try_wait()
+            .context("polling the control plane process")?
+        {
+            bail!(
+                "control plane {} exited with {status} during start-up:\n{}",
+                binary.display(),
+                log.text()
+            );
+        }
+        if started.elapsed() > START_TIMEOUT {
+            let _ = child.kill();
+            bail!(
+                "control plane not ready after {START_TIMEOUT:?}:\n{}",
+                log.text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "tests::cluster: control plane ready in {:.1}s ({})",
+        started.elapsed().as_secs_f64(),
+        kubeconfig.display()
+    );
+    Ok(ControlPlane {
+        kubeconfig,
+        _child: Some(child),
+        scratch,
+    })
+}
+
+/// Runs `scripts/dev-cluster build`, which builds or finds the cached binary.
+fn control_plane_binary() -> Result<PathBuf> {
+    let script = workspace_root().join("scripts/dev-cluster");
+    // stderr is inherited so a cold build's progress message reaches the terminal.
+    let output = Command::new(&script)
+        .arg("build")
+        .stderr(Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {} build", script.display()))?;
+    if !output.status.success() {
+        bail!("{} build failed with {}", script.display(), output.status);
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let path = stdout
+        .lines()
+        .last()
+        .map(|line| PathBuf::from(line.trim()))
+        .ok_or_else(|| anyhow!("{} build printed no path", script.display()))?;
+    if !path.is_file() {
+        bail!(
+            "{} build printed {}, which is not a file",
+            script.display(),
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+pub(crate) fn workspace_root() -> PathBuf {
+    // CARGO_MANIFEST_DIR is tests/; the workspace root is its parent.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests crate lives inside the workspace")
+        .to_path_buf()
+}
+
+/// Keeps draining the child's output (so it never blocks on a full pipe) and remembers the
+/// last lines for error messages.
+#[derive(Clone)]
+struct OutputTail(Arc<Mutex<VecDeque<String>>>);
+
+impl OutputTail {
+    const LINES: usize = 60;
+
+    fn capture(child: &mut Child) -> Self {
+        let tail = OutputTail(Arc::new(Mutex::new(VecDeque::new())));
+        if let Some(out) = child.stdout.take() {
+            tail.drain(out);
+        }
+        if let Some(err) = child.stderr.take() {
+            tail.drain(err);
+        }
+        tail
+    }
+
+    fn drain(&self, stream: impl Read + Send + 'static) {
+        let tail = self.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let mut lines = tail.0.lock().unwrap_or_else(|e| e.into_inner());
+                if lines.len() == Self::LINES {
+                    lines.pop_front();
+                }
+                lines.push_back(line);
+            }
+        });
+    }
+
+    fn text(&self) -> String {
+        let lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        lines.iter().cloned().collect::<Vec<_>>().join("\n")
+    }
+}
+
+/// A namespace of its own for one test, deleted when dropped.
+///
+/// ```no_run
+/// # async fn t() -> anyhow::Result<()> {
+/// let ns = tests::cluster::TestNamespace::create("apply").await?;
+/// let cms: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+///     kube::Api::namespaced(tests::cluster::admin_client().await?, ns.name());
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct TestNamespace {
+    name: String,
+}
+
+impl TestNamespace {
+    /// Creates `gt-<prefix>-<random>`; `prefix` should be a short lowercase DNS label.
+    pub async fn create(prefix: &str) -> Result<Self> {
+        let name = unique_name(prefix);
+        let namespace = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some([(TEST_NAMESPACE_LABEL.to_owned(), "true".to_owned())].into()),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(admin_client().await?)
+            .create(&PostParams::default(), &namespace)
+            .await
+            .with_context(|| format!("creating namespace {name}"))?;
+        Ok(TestNamespace { name })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await, and the test's runtime may be shutting down: use a private one.
+        let result = std::thread::spawn(move || -> Result<()> {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("building a runtime to delete the namespace")?;
+            runtime.block_on(async {
+                let api = Api::<Namespace>::all(admin_client().await?);
+                match api.delete(&name, &DeleteParams::background()).await {
+                    Ok(_) => Ok(()),
+                    Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+                    Err(e) => Err(e).with_context(|| format!("deleting namespace {name}")),
+                }
+            })
+        })
+        .join();
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("tests::cluster: {e:#}"),
+            Err(_) => eprintln!("tests::cluster: deleting namespace {} panicked", self.name),
+        }
+    }
+}
+
+/// A name unique across tests and concurrent test processes: `gt-<prefix>-<10 hex chars>`.
+pub fn unique_name(prefix: &str) -> String {
+    use std::hash::{BuildHasher, RandomState};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    // RandomState is seeded randomly per process; the counter separates calls within one.
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let hash = RandomState::new().hash_one((std::process::id(), n));
+    let prefix: String = prefix.chars().take(40).collect();
+    format!("gt-{prefix}-{:010x}", hash & 0xff_ffff_ffff)
+}
+
+/// Writes a kubeconfig that authenticates as ServiceAccount `sa_name` in namespace `ns`, with
+/// a token from the TokenRequest API (valid for one hour). Creates the ServiceAccount if it
+/// does not exist; grants nothing — bind the Role under test yourself.
+pub async fn service_account_kubeconfig(ns: &str, sa_name: &str) -> Result<PathBuf> {
+    let plane = control_plane()?;
+    let client = admin_client().await?;
+    let accounts = Api::<ServiceAccount>::namespaced(client, ns);
+    let account = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some(sa_name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        ..ServiceAccount::default()
+    };
+    match accounts.create(&PostParams::default(), &account).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("creating ServiceAccount {ns}/{sa_name}"));
+        }
+    }
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    let token = accounts
+        .create_token_request(sa_name, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("requesting a token for ServiceAccount {ns}/{sa_name}"))?
+        .status
+        .and_then(|status| status.token)
+        .ok_or_else(|| anyhow!("TokenRequest for {ns}/{sa_name} returned no token"))?;
+
+    let mut config = Kubeconfig::read_from(&plane.kubeconfig)
+        .with_context(|| format!("reading {}", plane.kubeconfig.display()))?;
+    let cluster = config
+        .contexts
+        .iter()
+        .find(|c| c.name == ADMIN_CONTEXT)
+        .and_then(|c| c.context.as_ref())
+        .map(|c| c.cluster.clone())
+        .ok_or_else(|| {
+            anyhow!(
+                "{} has no context {ADMIN_CONTEXT}",
+                plane.kubeconfig.display()
+            )
+        })?;
+    let user = format!("system:serviceaccount:{ns}:{sa_name}");
+    config.auth_infos = vec![NamedAuthInfo {
+        name: user.clone(),
+        auth_info: Some(AuthInfo {
+            token: Some(token.into()),
+            ..AuthInfo::default()
+        }),
+        other: Default::default(),
+    }];
+    config.contexts = vec![NamedContext {
+        name: user.clone(),
+        context: Some(KubeContext {
+            cluster,
+            user: Some(user.clone()),
+            namespace: Some(ns.to_owned()),
+            ..KubeContext::default()
+        }),
+        other: Default::default(),
+    }];
+    config.current_context = Some(user);
+
+    let path = plane
+        .scratch
+        .join(format!("kubeconfig-{ns}-{sa_name}.json"));
+    // JSON is valid YAML, so kubectl and kube-rs both read this file.
+    let json = serde_json::to_vec_pretty(&config).context("serializing the kubeconfig")?;
+    std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
