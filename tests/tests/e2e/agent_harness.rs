@@ -29,25 +29,45 @@ pub struct AgentEnv {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ is in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
 }
 
 /// The objects of a YAML file of the workspace.
 pub fn load_yaml(rel: &str) -> Result<Vec<Value>> {
     let path = workspace_root().join(rel);
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let docs = renderer::yaml::parse_documents(&text).with_context(|| format!("parsing {}", path.display()))?;
-    Ok(docs.into_iter().map(|d| d.value).filter(|v| !v.is_null()).collect())
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let docs = renderer::yaml::parse_documents(&text)
+        .with_context(|| format!("parsing {}", path.display()))?;
+    Ok(docs
+        .into_iter()
+        .map(|d| d.value)
+        .filter(|v| !v.is_null())
+        .collect())
 }
 
 /// Applies JSON objects as the admin (the set-up a cluster admin does once per namespace).
 pub async fn admin_apply(client: &Client, ns: &str, objects: &[Value]) -> Result<()> {
     for obj in objects {
-        let api = dynamic_api(client, ns, obj["apiVersion"].as_str().unwrap(), obj["kind"].as_str().unwrap());
-        let name = obj["metadata"]["name"].as_str().context("object without a name")?;
-        api.patch(name, &PatchParams::apply("test-admin").force(), &Patch::Apply(obj))
-            .await
-            .with_context(|| format!("applying {} {name}", obj["kind"]))?;
+        let api = dynamic_api(
+            client,
+            ns,
+            obj["apiVersion"].as_str().unwrap(),
+            obj["kind"].as_str().unwrap(),
+        );
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .context("object without a name")?;
+        api.patch(
+            name,
+            &PatchParams::apply("test-admin").force(),
+            &Patch::Apply(obj),
+        )
+        .await
+        .with_context(|| format!("applying {} {name}", obj["kind"]))?;
     }
     Ok(())
 }
@@ -62,7 +82,11 @@ pub fn dynamic_api(client: &Client, ns: &str, api_version: &str, kind: &str) -> 
         k if k.ends_with('s') => format!("{}es", k.to_lowercase()),
         k => format!("{}s", k.to_lowercase()),
     };
-    Api::namespaced_with(client.clone(), ns, &ApiResource::from_gvk_with_plural(&gvk, &plural))
+    Api::namespaced_with(
+        client.clone(),
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, &plural),
+    )
 }
 
 impl AgentEnv {
@@ -72,13 +96,26 @@ impl AgentEnv {
         let ns = TestNamespace::create(prefix).await?;
         let admin = admin_client().await?;
         let mut rbac = Vec::new();
-        for file in ["manifests/base/serviceaccount.yaml", "manifests/base/role.yaml", "manifests/base/rolebinding.yaml"] {
+        for file in [
+            "manifests/base/serviceaccount.yaml",
+            "manifests/base/role.yaml",
+            "manifests/base/rolebinding.yaml",
+        ] {
             rbac.extend(load_yaml(file)?);
         }
         admin_apply(&admin, ns.name(), &rbac).await?;
         let kubeconfig = service_account_kubeconfig(ns.name(), AGENT_SA).await?;
-        let scratch = tempfile::Builder::new().prefix("gitops-agent-e2e-").tempdir()?;
-        Ok(Self { ns, repo: Repo::new()?, kubeconfig, scratch, agent: None, starts: 0 })
+        let scratch = tempfile::Builder::new()
+            .prefix("gitops-agent-e2e-")
+            .tempdir()?;
+        Ok(Self {
+            ns,
+            repo: Repo::new()?,
+            kubeconfig,
+            scratch,
+            agent: None,
+            starts: 0,
+        })
     }
 
     /// Copies a directory of the workspace (e.g. `examples/catalog-api`) into the repository.
@@ -92,7 +129,11 @@ impl AgentEnv {
                     stack.push(path);
                 } else {
                     let rel = path.strip_prefix(&base)?.to_string_lossy().into_owned();
-                    let target = if to.is_empty() { rel } else { format!("{to}/{rel}") };
+                    let target = if to.is_empty() {
+                        rel
+                    } else {
+                        format!("{to}/{rel}")
+                    };
                     self.repo.write(&target, &std::fs::read_to_string(&path)?)?;
                 }
             }
@@ -110,15 +151,25 @@ impl AgentEnv {
     pub fn start_with_url(&mut self, url: &str, args: &[&str]) -> Result<()> {
         let binary = tests::binaries::workspace_binary("agent", "gitops-agent")?;
         self.starts += 1;
-        let log = self.scratch.path().join(format!("agent-{}.log", self.starts));
+        let log = self
+            .scratch
+            .path()
+            .join(format!("agent-{}.log", self.starts));
         let out = std::fs::File::create(&log)?;
         // A test's own --interval replaces the default (clap refuses a flag twice).
-        let interval = if args.iter().any(|a| a.starts_with("--interval")) { None } else { Some("--interval=3s") };
+        let interval = if args.iter().any(|a| a.starts_with("--interval")) {
+            None
+        } else {
+            Some("--interval=3s")
+        };
         let child = Command::new(binary)
             .arg(format!("--repo={url}"))
             .arg(format!("--namespace={}", self.ns.name()))
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
-            .arg(format!("--cache-dir={}", self.scratch.path().join("cache").display()))
+            .arg(format!(
+                "--cache-dir={}",
+                self.scratch.path().join("cache").display()
+            ))
             .arg("--listen=127.0.0.1:0")
             .args(interval)
             .args(args)
@@ -144,7 +195,10 @@ impl AgentEnv {
     /// Everything the agent logged (all starts), for failure messages.
     pub fn logs(&self) -> String {
         (1..=self.starts)
-            .map(|i| std::fs::read_to_string(self.scratch.path().join(format!("agent-{i}.log"))).unwrap_or_default())
+            .map(|i| {
+                std::fs::read_to_string(self.scratch.path().join(format!("agent-{i}.log")))
+                    .unwrap_or_default()
+            })
             .collect::<Vec<_>>()
             .join("\n--- restart ---\n")
     }
@@ -160,13 +214,21 @@ impl AgentEnv {
     /// The status the agent wrote on its ApplySet parent.
     pub async fn status(&self) -> Result<Option<SyncStatus>> {
         let cms: Api<ConfigMap> = Api::namespaced(self.admin().await?, self.ns.name());
-        let Some(cm) = cms.get_opt(PARENT_NAME).await? else { return Ok(None) };
-        let Some(json) = cm.data.as_ref().and_then(|d| d.get(STATUS_DATA_KEY)) else { return Ok(None) };
+        let Some(cm) = cms.get_opt(PARENT_NAME).await? else {
+            return Ok(None);
+        };
+        let Some(json) = cm.data.as_ref().and_then(|d| d.get(STATUS_DATA_KEY)) else {
+            return Ok(None);
+        };
         Ok(Some(SyncStatus::from_json(json)?))
     }
 
     /// Waits for a status matching `pred`, failing with the last status and the agent's log.
-    pub async fn wait_status(&self, timeout: Duration, pred: impl Fn(&SyncStatus) -> bool) -> Result<SyncStatus> {
+    pub async fn wait_status(
+        &self,
+        timeout: Duration,
+        pred: impl Fn(&SyncStatus) -> bool,
+    ) -> Result<SyncStatus> {
         let start = Instant::now();
         let mut last = None;
         while start.elapsed() < timeout {
@@ -178,7 +240,10 @@ impl AgentEnv {
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        bail!("status not reached in {timeout:?}; last: {last:#?}\nagent log:\n{}", self.logs())
+        bail!(
+            "status not reached in {timeout:?}; last: {last:#?}\nagent log:\n{}",
+            self.logs()
+        )
     }
 
     /// Waits until the agent reports `Synced` at `commit`.
@@ -190,12 +255,25 @@ impl AgentEnv {
     }
 
     /// The live object, if it exists.
-    pub async fn get(&self, api_version: &str, kind: &str, name: &str) -> Result<Option<DynamicObject>> {
-        Ok(self.api(&self.admin().await?, api_version, kind).get_opt(name).await?)
+    pub async fn get(
+        &self,
+        api_version: &str,
+        kind: &str,
+        name: &str,
+    ) -> Result<Option<DynamicObject>> {
+        Ok(self
+            .api(&self.admin().await?, api_version, kind)
+            .get_opt(name)
+            .await?)
     }
 
     /// Polls `check` until it returns `Some`, or fails after `timeout` with the agent's log.
-    pub async fn eventually<T, F, Fut>(&self, what: &str, timeout: Duration, mut check: F) -> Result<T>
+    pub async fn eventually<T, F, Fut>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut check: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Option<T>>>,
@@ -206,7 +284,10 @@ impl AgentEnv {
                 return Ok(v);
             }
             if start.elapsed() > timeout {
-                bail!("{what}: not within {timeout:?}\nagent log:\n{}", self.logs());
+                bail!(
+                    "{what}: not within {timeout:?}\nagent log:\n{}",
+                    self.logs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -217,8 +298,15 @@ impl AgentEnv {
         let client = self.admin().await?;
         let mut out = BTreeMap::new();
         for (api_version, kind) in kinds {
-            for obj in self.api(&client, api_version, kind).list(&Default::default()).await? {
-                out.insert(format!("{kind}/{}", obj.name_any()), obj.resource_version().unwrap_or_default());
+            for obj in self
+                .api(&client, api_version, kind)
+                .list(&Default::default())
+                .await?
+            {
+                out.insert(
+                    format!("{kind}/{}", obj.name_any()),
+                    obj.resource_version().unwrap_or_default(),
+                );
             }
         }
         Ok(out)
@@ -232,5 +320,9 @@ impl Drop for AgentEnv {
 }
 
 /// The kinds the catalog-api example declares (plus the parent's ConfigMap kind).
-pub const CATALOG_KINDS: &[(&str, &str)] =
-    &[("v1", "ConfigMap"), ("v1", "Service"), ("v1", "ServiceAccount"), ("apps/v1", "Deployment")];
+pub const CATALOG_KINDS: &[(&str, &str)] = &[
+    ("v1", "ConfigMap"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("apps/v1", "Deployment"),
+];

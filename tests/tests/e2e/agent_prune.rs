@@ -19,17 +19,28 @@ async fn agent_prunes_what_git_no_longer_declares() -> Result<()> {
     env.repo.remove("base/service.yaml")?;
     env.repo.write(
         "base/kustomization.yaml",
-        &std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog-api/base/kustomization.yaml"))?
-            .replace("- service.yaml\n", ""),
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples/catalog-api/base/kustomization.yaml"),
+        )?
+        .replace("- service.yaml\n", ""),
     )?;
     let second = env.repo.commit("drop the Service")?;
     let status = env.wait_synced(&second).await?;
     assert_eq!(status.pruned, 1, "{status:#?}");
     env.eventually("Service pruned", Duration::from_secs(10), || async {
-        Ok(env.get("v1", "Service", "catalog-api").await?.is_none().then_some(()))
+        Ok(env
+            .get("v1", "Service", "catalog-api")
+            .await?
+            .is_none()
+            .then_some(()))
     })
     .await?;
-    assert!(env.get("apps/v1", "Deployment", "catalog-api").await?.is_some());
+    assert!(
+        env.get("apps/v1", "Deployment", "catalog-api")
+            .await?
+            .is_some()
+    );
     Ok(())
 }
 
@@ -49,8 +60,11 @@ async fn agent_never_touches_an_unmanaged_nodeport_service() -> Result<()> {
     env.repo.remove("base/service.yaml")?;
     env.repo.write(
         "base/kustomization.yaml",
-        &std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog-api/base/kustomization.yaml"))?
-            .replace("- service.yaml\n", ""),
+        &std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../examples/catalog-api/base/kustomization.yaml"),
+        )?
+        .replace("- service.yaml\n", ""),
     )?;
     let second = env.repo.commit("drop the Service")?;
     env.wait_synced(&second).await?;
@@ -58,6 +72,9 @@ async fn agent_never_touches_an_unmanaged_nodeport_service() -> Result<()> {
 
     let now = services.get("legacy-nodeport").await?;
     assert_eq!(now.metadata.uid, created.metadata.uid);
-    assert_eq!(now.metadata.resource_version, created.metadata.resource_version, "the agent wrote to an unmanaged Service");
+    assert_eq!(
+        now.metadata.resource_version, created.metadata.resource_version,
+        "the agent wrote to an unmanaged Service"
+    );
     Ok(())
 }

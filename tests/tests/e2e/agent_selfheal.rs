@@ -24,13 +24,25 @@ async fn agent_recreates_a_deleted_service() -> Result<()> {
     let old_uid = services.get("catalog-api").await?.metadata.uid;
 
     let start = Instant::now();
-    services.delete("catalog-api", &DeleteParams::default()).await?;
+    services
+        .delete("catalog-api", &DeleteParams::default())
+        .await?;
     env.eventually("Service recreated", Duration::from_secs(10), || async {
-        Ok(env.get("v1", "Service", "catalog-api").await?.filter(|s| s.metadata.uid != old_uid))
+        Ok(env
+            .get("v1", "Service", "catalog-api")
+            .await?
+            .filter(|s| s.metadata.uid != old_uid))
     })
     .await?;
-    eprintln!("agent_recreates_a_deleted_service: recreated in {:?}", start.elapsed());
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
+    eprintln!(
+        "agent_recreates_a_deleted_service: recreated in {:?}",
+        start.elapsed()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
     Ok(())
 }
 
@@ -46,18 +58,38 @@ async fn agent_reverts_kubectl_set_image() -> Result<()> {
         {"name": "api", "image": "registry.example.com/catalog-api:hotfix"}
     ]}}}});
     let start = Instant::now();
-    let params = PatchParams { field_manager: Some("kubectl-set".into()), ..Default::default() };
-    deployments.patch("catalog-api", &params, &Patch::Strategic(&patch)).await?;
+    let params = PatchParams {
+        field_manager: Some("kubectl-set".into()),
+        ..Default::default()
+    };
+    deployments
+        .patch("catalog-api", &params, &Patch::Strategic(&patch))
+        .await?;
     env.eventually("image reverted", Duration::from_secs(10), || async {
         let d = deployments.get("catalog-api").await?;
-        let image = d.spec.and_then(|s| s.template.spec).and_then(|s| s.containers[0].image.clone());
+        let image = d
+            .spec
+            .and_then(|s| s.template.spec)
+            .and_then(|s| s.containers[0].image.clone());
         Ok((image.as_deref() == Some("registry.example.com/catalog-api:1.4.2")).then_some(()))
     })
     .await?;
-    eprintln!("agent_reverts_kubectl_set_image: reverted in {:?}", start.elapsed());
-    assert!(start.elapsed() < Duration::from_secs(5), "took {:?}", start.elapsed());
-    let status = env.wait_status(Duration::from_secs(5), |s| s.drift_corrected >= 1).await?;
-    assert_eq!(status.last_applied_revision.as_deref(), Some(commit.as_str()));
+    eprintln!(
+        "agent_reverts_kubectl_set_image: reverted in {:?}",
+        start.elapsed()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    let status = env
+        .wait_status(Duration::from_secs(5), |s| s.drift_corrected >= 1)
+        .await?;
+    assert_eq!(
+        status.last_applied_revision.as_deref(),
+        Some(commit.as_str())
+    );
     Ok(())
 }
 
@@ -78,13 +110,31 @@ async fn agent_does_not_fight_an_hpa() -> Result<()> {
     // There is no controller manager here: scale the way the HPA controller does, through the
     // scale subresource under its own field manager.
     let deployments: Api<Deployment> = Api::namespaced(admin, env.ns.name());
-    let params = PatchParams { field_manager: Some("horizontal-pod-autoscaler".into()), ..Default::default() };
-    deployments.patch_scale("catalog-api", &params, &Patch::Merge(json!({"spec": {"replicas": 7}}))).await?;
+    let params = PatchParams {
+        field_manager: Some("horizontal-pod-autoscaler".into()),
+        ..Default::default()
+    };
+    deployments
+        .patch_scale(
+            "catalog-api",
+            &params,
+            &Patch::Merge(json!({"spec": {"replicas": 7}})),
+        )
+        .await?;
 
     // Self-heal sees the change at once and periodic resyncs run every 2 s: give it several.
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let replicas = deployments.get("catalog-api").await?.spec.and_then(|s| s.replicas);
-    assert_eq!(replicas, Some(7), "the agent fought the HPA\n{}", env.logs());
+    let replicas = deployments
+        .get("catalog-api")
+        .await?
+        .spec
+        .and_then(|s| s.replicas);
+    assert_eq!(
+        replicas,
+        Some(7),
+        "the agent fought the HPA\n{}",
+        env.logs()
+    );
     let status = env.status().await?.expect("status");
     assert_eq!(status.drift_corrected, 0, "{status:#?}");
     Ok(())

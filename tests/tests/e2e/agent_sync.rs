@@ -22,16 +22,26 @@ async fn agent_applies_the_prod_overlay() -> Result<()> {
     let status = env.wait_synced(&commit).await?;
     assert_eq!(status.applied, 4, "{status:#?}");
 
-    let deploy = env.get("apps/v1", "Deployment", "catalog-api").await?.expect("deployment");
+    let deploy = env
+        .get("apps/v1", "Deployment", "catalog-api")
+        .await?
+        .expect("deployment");
     assert_eq!(deploy.data["spec"]["replicas"], 3);
     let container = &deploy.data["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["resources"]["limits"]["cpu"], "1");
     assert_eq!(container["image"], "registry.example.com/catalog-api:1.4.2");
     let labels = deploy.metadata.labels.clone().unwrap_or_default();
     assert!(labels.contains_key(APPLYSET_PART_OF_LABEL), "{labels:?}");
-    assert_eq!(deploy.metadata.annotations.clone().unwrap_or_default()[REVISION_ANNOTATION], commit);
+    assert_eq!(
+        deploy.metadata.annotations.clone().unwrap_or_default()[REVISION_ANNOTATION],
+        commit
+    );
     assert!(env.get("v1", "Service", "catalog-api").await?.is_some());
-    assert!(env.get("v1", "ServiceAccount", "catalog-api").await?.is_some());
+    assert!(
+        env.get("v1", "ServiceAccount", "catalog-api")
+            .await?
+            .is_some()
+    );
     Ok(())
 }
 
@@ -40,10 +50,14 @@ async fn agent_follows_a_pinned_tag_not_main() -> Result<()> {
     let (mut env, pinned) = catalog_env("agent-tag").await?;
     env.repo.tag("v1.5.0", &pinned, "release 1.5.0")?;
     let newer = env.repo.commit_files(
-        &[("overlays/prod/deployment-prod.yaml", &std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog-api/overlays/prod/deployment-prod.yaml"),
-        )?
-        .replace("replicas: 3", "replicas: 5"))],
+        &[(
+            "overlays/prod/deployment-prod.yaml",
+            &std::fs::read_to_string(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../examples/catalog-api/overlays/prod/deployment-prod.yaml"),
+            )?
+            .replace("replicas: 3", "replicas: 5"),
+        )],
         "scale to 5 on main",
     )?;
     env.start(&["--path=overlays/prod", "--revision=v1.5.0"])?;
@@ -51,9 +65,22 @@ async fn agent_follows_a_pinned_tag_not_main() -> Result<()> {
     assert_eq!(status.resolved_tag.as_deref(), Some("v1.5.0"));
     // Several intervals pass; main's newer commit must never be applied.
     tokio::time::sleep(Duration::from_secs(7)).await;
-    let deploy = env.get("apps/v1", "Deployment", "catalog-api").await?.expect("deployment");
-    assert_eq!(deploy.data["spec"]["replicas"], 3, "main ({newer}) leaked into a pinned agent");
-    assert_eq!(env.status().await?.unwrap().last_applied_revision.as_deref(), Some(pinned.as_str()));
+    let deploy = env
+        .get("apps/v1", "Deployment", "catalog-api")
+        .await?
+        .expect("deployment");
+    assert_eq!(
+        deploy.data["spec"]["replicas"], 3,
+        "main ({newer}) leaked into a pinned agent"
+    );
+    assert_eq!(
+        env.status()
+            .await?
+            .unwrap()
+            .last_applied_revision
+            .as_deref(),
+        Some(pinned.as_str())
+    );
     Ok(())
 }
 
@@ -72,16 +99,32 @@ async fn agent_broken_commit_applies_and_deletes_nothing() -> Result<()> {
         "broken yaml, and the Service and ServiceAccount dropped",
     )?;
     let status = env
-        .wait_status(Duration::from_secs(30), |s| s.last_attempted_revision.as_deref() == Some(broken.as_str()) && s.result == SyncResult::Failed)
+        .wait_status(Duration::from_secs(30), |s| {
+            s.last_attempted_revision.as_deref() == Some(broken.as_str())
+                && s.result == SyncResult::Failed
+        })
         .await?;
-    assert!(status.message.contains("overlays/prod/deployment-prod.yaml"), "{}", status.message);
+    assert!(
+        status
+            .message
+            .contains("overlays/prod/deployment-prod.yaml"),
+        "{}",
+        status.message
+    );
     assert_eq!(status.last_applied_revision.as_deref(), Some(good.as_str()));
     tokio::time::sleep(Duration::from_secs(4)).await;
     let after = env.versions(CATALOG_KINDS).await?;
     let members = |m: &std::collections::BTreeMap<String, String>| {
-        m.iter().filter(|(k, _)| !k.ends_with("/kubectl-gitops")).map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
+        m.iter()
+            .filter(|(k, _)| !k.ends_with("/kubectl-gitops"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
     };
-    assert_eq!(members(&before), members(&after), "a broken commit changed or deleted objects");
+    assert_eq!(
+        members(&before),
+        members(&after),
+        "a broken commit changed or deleted objects"
+    );
     Ok(())
 }
 
@@ -91,9 +134,18 @@ async fn agent_refuses_cluster_scoped_and_foreign_objects() -> Result<()> {
     let mut env = env_;
     let commit = env.repo.commit_files(
         &[
-            ("app/kustomization.yaml", "resources:\n- ns.yaml\n- cm.yaml\n"),
-            ("app/ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: someone-else\n"),
-            ("app/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fine\ndata:\n  a: b\n"),
+            (
+                "app/kustomization.yaml",
+                "resources:\n- ns.yaml\n- cm.yaml\n",
+            ),
+            (
+                "app/ns.yaml",
+                "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: someone-else\n",
+            ),
+            (
+                "app/cm.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fine\ndata:\n  a: b\n",
+            ),
         ],
         "a Namespace",
     )?;
@@ -101,10 +153,24 @@ async fn agent_refuses_cluster_scoped_and_foreign_objects() -> Result<()> {
     let status = env
         .wait_status(Duration::from_secs(30), |s| s.result == SyncResult::Refused)
         .await?;
-    assert_eq!(status.last_attempted_revision.as_deref(), Some(commit.as_str()));
-    assert!(status.message.contains("Namespace/someone-else"), "{}", status.message);
-    assert!(status.message.contains("cluster-scoped"), "{}", status.message);
-    assert!(env.get("v1", "ConfigMap", "fine").await?.is_none(), "a refused revision was partly applied");
+    assert_eq!(
+        status.last_attempted_revision.as_deref(),
+        Some(commit.as_str())
+    );
+    assert!(
+        status.message.contains("Namespace/someone-else"),
+        "{}",
+        status.message
+    );
+    assert!(
+        status.message.contains("cluster-scoped"),
+        "{}",
+        status.message
+    );
+    assert!(
+        env.get("v1", "ConfigMap", "fine").await?.is_none(),
+        "a refused revision was partly applied"
+    );
     Ok(())
 }
 
@@ -118,6 +184,11 @@ async fn agent_noop_resync_writes_nothing() -> Result<()> {
     let before = env.versions(CATALOG_KINDS).await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let after = env.versions(CATALOG_KINDS).await?;
-    assert_eq!(before, after, "a no-op resync wrote to the API server\n{}", env.logs());
+    assert_eq!(
+        before,
+        after,
+        "a no-op resync wrote to the API server\n{}",
+        env.logs()
+    );
     Ok(())
 }
