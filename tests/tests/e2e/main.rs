@@ -5,3 +5,10 @@
 
 mod cluster;
 mod git;
+mod agent_harness;
+mod agent_sync;
+mod agent_selfheal;
+mod agent_prune;
+mod agent_restart;
+mod agent_breakglass;
+mod agent_leader;
