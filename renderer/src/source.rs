@@ -37,7 +37,9 @@ pub struct FsSource {
 
 impl FsSource {
     pub fn new(root: impl AsRef<Path>) -> std::io::Result<Self> {
-        Ok(Self { root: root.as_ref().canonicalize()? })
+        Ok(Self {
+            root: root.as_ref().canonicalize()?,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -45,12 +47,18 @@ impl FsSource {
     }
 
     fn resolve(&self, path: &str) -> Result<PathBuf, SourceError> {
-        let joined = if path.is_empty() { self.root.clone() } else { self.root.join(path) };
-        let real = joined
-            .canonicalize()
-            .map_err(|_| SourceError::NotFound { path: path.to_string() })?;
+        let joined = if path.is_empty() {
+            self.root.clone()
+        } else {
+            self.root.join(path)
+        };
+        let real = joined.canonicalize().map_err(|_| SourceError::NotFound {
+            path: path.to_string(),
+        })?;
         if !real.starts_with(&self.root) {
-            return Err(SourceError::EscapesRoot { path: path.to_string() });
+            return Err(SourceError::EscapesRoot {
+                path: path.to_string(),
+            });
         }
         Ok(real)
     }
@@ -67,7 +75,11 @@ impl Source for FsSource {
 
     fn kind(&self, path: &str) -> Option<EntryKind> {
         let meta = std::fs::metadata(self.resolve(path).ok()?).ok()?;
-        Some(if meta.is_dir() { EntryKind::Dir } else { EntryKind::File })
+        Some(if meta.is_dir() {
+            EntryKind::Dir
+        } else {
+            EntryKind::File
+        })
     }
 
     fn list(&self, path: &str) -> Result<Vec<String>, SourceError> {
