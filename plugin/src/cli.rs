@@ -64,6 +64,18 @@ pub enum Command {
     /// Print a shell completion script
     #[command(after_help = COMPLETION_EXAMPLES)]
     Completion(CompletionArgs),
+    /// Show what the agent last synced, health, break-glass overrides and failures
+    #[command(after_help = crate::commands::status::EXAMPLES)]
+    Status(crate::commands::status::StatusArgs),
+    /// Explain where a live field's value comes from: Git file:line, commit, owner, verdict
+    #[command(after_help = crate::commands::explain::EXAMPLES)]
+    Explain(crate::commands::explain::ExplainArgs),
+    /// Compare Git with the cluster through a server-side dry-run, and classify each change
+    #[command(after_help = crate::commands::diff::EXAMPLES)]
+    Diff(crate::commands::diff::DiffArgs),
+    /// Diagnose why a commit is not live: revision, render, agent, then the live state
+    #[command(after_help = crate::commands::doctor::EXAMPLES)]
+    Doctor(crate::commands::doctor::DoctorArgs),
 }
 
 /// kubectl's connection flags, accepted by every subcommand so muscle memory carries over.

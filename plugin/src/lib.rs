@@ -2,14 +2,20 @@
 //!
 //! `main.rs` only parses, calls [`run`], and turns the [`ExitStatus`] into a process exit code.
 
+pub mod blame;
 pub mod cli;
 pub mod commands;
 pub mod complete;
 pub mod constants;
+pub mod desired;
 pub mod git_source;
 pub mod kube_context;
+pub mod live;
 pub mod printer;
 pub mod redact;
+pub mod report;
+pub mod session;
+pub mod tracked;
 pub mod unified_diff;
 
 use cli::{Cli, Command};
@@ -42,5 +48,9 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Render(args) => commands::render::run(&args, printer),
         Command::Version(args) => commands::version::run(&args, printer),
         Command::Completion(args) => commands::completion::run(&args, printer),
+        Command::Status(args) => commands::status::run(&args, &cli.kube, printer),
+        Command::Explain(args) => commands::explain::run(&args, &cli.kube, printer),
+        Command::Diff(args) => commands::diff::run(&args, &cli.kube, printer),
+        Command::Doctor(args) => commands::doctor::run(&args, &cli.kube, printer),
     }
 }

@@ -1,5 +1,9 @@
 //! One module per subcommand. Each exposes `run(args, printer) -> anyhow::Result<ExitStatus>`.
 
 pub mod completion;
+pub mod diff;
+pub mod doctor;
+pub mod explain;
 pub mod render;
+pub mod status;
 pub mod version;

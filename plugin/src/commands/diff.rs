@@ -1,0 +1,882 @@
+//! `kubectl gitops diff [DIR] [--revision REV]`: what applying Git would change, judged by
+//! the API server (server-side apply dry-run), with the agent's ignore rules, and why each
+//! difference exists.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, anyhow, bail};
+use clap::Args;
+use jiff::Timestamp;
+use renderer::drift::{IgnoreRules, ManagedFields, compare};
+use renderer::protocol::{
+    AGENT_FIELD_MANAGER, APPLYSET_PART_OF_LABEL, BreakGlass, GroupKind, PLUGIN_FIELD_MANAGER,
+    PRUNE_ANNOTATION, PRUNE_DISABLED, REVISION_ANNOTATION, SyncStatus,
+};
+use renderer::{FsSource, Rendered, Source};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::ExitStatus;
+use crate::cli::KubeArgs;
+use crate::desired::{self, decorate, live_pointer};
+use crate::live::{self, Kinds, annotations, object_key};
+use crate::printer::{Printer, Style};
+use crate::redact::redact_pair;
+use crate::report::{DataFormat, serialize};
+use crate::session::{Session, block_on};
+use crate::tracked::{self, LocalRepo, Parent};
+use crate::unified_diff::{DiffOptions, NO_FILE, unified_diff};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # What would the agent change? (the tracked overlay, from the working tree)
+  kubectl gitops diff -n shop
+
+  # A specific overlay directory, as committed at a tag
+  kubectl gitops diff overlays/prod --revision v1.5.0
+
+  # In CI: exit 1 when anything differs, details as JSON
+  kubectl gitops diff overlays/prod -o json";
+
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The kustomization directory (default: the overlay the agent tracks)
+    #[arg(value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Render the tree of this commit, tag or branch instead of the working tree
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+    /// A clone of the tracked repository (default: the current directory)
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = DataFormat::Text)]
+    pub output: DataFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Action {
+    Create,
+    Change,
+    Prune,
+    Unchanged,
+}
+
+/// Why an object differs; ordered by how much attention it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Class {
+    /// Left as an operator set it until break-glass expires.
+    BreakGlass,
+    /// Someone other than the agent changed a field Git sets.
+    HarmfulDrift,
+    /// Git differs from what the agent applied: the next sync changes it.
+    Pending,
+    /// Differences Git does not own: defaults, webhooks, other controllers, ignored fields.
+    Expected,
+}
+
+impl Class {
+    pub fn label(self) -> &'static str {
+        match self {
+            Class::BreakGlass => "break-glass",
+            Class::HarmfulDrift => "harmful drift",
+            Class::Pending => "pending change",
+            Class::Expected => "expected",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FieldChange {
+    /// JSON pointer into Git's object.
+    pub pointer: String,
+    pub git: Value,
+    pub live: Option<Value>,
+    /// Live field managers of the field.
+    pub managers: Vec<String>,
+    pub class: Class,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectDiff {
+    pub api_version: String,
+    pub kind: String,
+    pub name: String,
+    pub action: Action,
+    pub class: Option<Class>,
+    /// Exists live without the ApplySet label: applying adopts it.
+    pub unmanaged: bool,
+    pub fields: Vec<FieldChange>,
+    /// Fields left to someone else (HPA, ignore-fields annotation).
+    pub ignored: Vec<String>,
+    pub break_glass: Option<BreakGlass>,
+    /// Why a member no longer rendered is kept.
+    pub note: Option<String>,
+    pub diff: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub create: usize,
+    pub change: usize,
+    pub prune: usize,
+    pub unchanged: usize,
+    pub unmanaged: usize,
+    pub harmful_drift: usize,
+    pub pending: usize,
+    pub expected: usize,
+    pub break_glass: usize,
+    pub errors: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DiffReport {
+    pub namespace: String,
+    /// The commit rendered, or `None` for the working tree.
+    pub revision: Option<String>,
+    pub path: String,
+    /// Whether an agent status was found; without one nothing is pruned or pending.
+    pub agent: bool,
+    pub objects: Vec<ObjectDiff>,
+    pub summary: Summary,
+}
+
+impl DiffReport {
+    pub fn exit_status(&self) -> ExitStatus {
+        if self.summary.errors > 0 {
+            ExitStatus::Error
+        } else if self.objects.iter().any(|o| o.action != Action::Unchanged) {
+            ExitStatus::Failure
+        } else {
+            ExitStatus::Success
+        }
+    }
+}
+
+pub fn run(args: &DiffArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    block_on(async {
+        let session = Session::connect(kube).await?;
+        let report = diff(args, &session, printer).await?;
+        let text = match serialize(&report, args.output) {
+            Some(text) => text,
+            None => format_text(&report, printer.color()),
+        };
+        printer.result(&text).context("writing to stdout")?;
+        Ok(report.exit_status())
+    })?
+}
+
+/// What to render: a source, the directory inside it, and the commit if not the working tree.
+struct Input {
+    source: Box<dyn Source>,
+    dir: String,
+    revision: Option<String>,
+}
+
+fn input(args: &DiffArgs, status: Option<&SyncStatus>) -> anyhow::Result<Input> {
+    let local = LocalRepo::open(args.repo.as_deref().or(args.dir.as_deref()));
+    let dir = match (&args.dir, &local) {
+        (Some(dir), Ok(local)) => relative_to(dir, &local.root)?,
+        (Some(dir), Err(_)) if args.revision.is_none() => {
+            // Outside any clone: render from the filesystem, as `render` does.
+            let real = dir
+                .canonicalize()
+                .with_context(|| format!("{}: no such directory", dir.display()))?;
+            let root = PathBuf::from("/");
+            return Ok(Input {
+                source: Box::new(FsSource::new(&root).context("opening /")?),
+                dir: relative_to(&real, &root)?,
+                revision: None,
+            });
+        }
+        (None, _) => match status {
+            Some(s) => s.path.clone(),
+            None => bail!("no agent status in the namespace: pass the overlay DIR"),
+        },
+        (Some(_), Err(e)) => bail!("{e:#}"),
+    };
+    let local = local?;
+    match &args.revision {
+        Some(rev) => {
+            let source = local.source_at(rev)?;
+            let commit = source.commit().map(|c| c.to_string());
+            Ok(Input {
+                source: Box::new(source),
+                dir,
+                revision: commit,
+            })
+        }
+        None => Ok(Input {
+            source: Box::new(
+                FsSource::new(&local.root).with_context(|| local.root.display().to_string())?,
+            ),
+            dir,
+            revision: None,
+        }),
+    }
+}
+
+fn relative_to(dir: &Path, root: &Path) -> anyhow::Result<String> {
+    let real = dir
+        .canonicalize()
+        .with_context(|| format!("{}: no such directory", dir.display()))?;
+    let root = root
+        .canonicalize()
+        .with_context(|| root.display().to_string())?;
+    let rel = real
+        .strip_prefix(&root)
+        .with_context(|| format!("{} is not inside {}", dir.display(), root.display()))?;
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    parts
+        .map(|p| p.join("/"))
+        .ok_or_else(|| anyhow!("{}: path is not valid UTF-8", dir.display()))
+}
+
+async fn diff(args: &DiffArgs, session: &Session, printer: &Printer) -> anyhow::Result<DiffReport> {
+    let ns = &session.namespace;
+    let parent = tracked::read_parent(&session.client, ns).await?;
+    let status = parent.as_ref().and_then(|p| p.status.as_ref());
+    let input = input(args, status)?;
+    let rendered = desired::render(input.source.as_ref(), &input.dir).map_err(|e| {
+        anyhow!(
+            "rendering {}: {e}",
+            if input.dir.is_empty() {
+                "."
+            } else {
+                &input.dir
+            }
+        )
+    })?;
+    let kinds = Kinds::discover(&session.client).await?;
+    compare_with_live(
+        session,
+        &kinds,
+        parent.as_ref(),
+        &rendered,
+        &input.dir,
+        input.revision,
+        printer,
+    )
+    .await
+}
+
+/// The comparison itself, shared with `doctor`.
+pub async fn compare_with_live(
+    session: &Session,
+    kinds: &Kinds,
+    parent: Option<&Parent>,
+    rendered: &Rendered,
+    path: &str,
+    revision: Option<String>,
+    printer: &Printer,
+) -> anyhow::Result<DiffReport> {
+    let ns = &session.namespace;
+    let set_id = tracked::set_id(ns);
+    let hpas = live::hpas(&session.client, ns, kinds).await?;
+    let rules = desired::ignore_rules(rendered, &hpas);
+    let now = Timestamp::now();
+    let bar = printer.progress(rendered.objects.len() as u64, "comparing with the cluster");
+    let mut objects = Vec::new();
+    let mut rendered_keys = BTreeSet::new();
+    for object in &rendered.objects {
+        let gk = group_kind(&object.value);
+        let name = object.value["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        rendered_keys.insert((gk.clone(), name.clone()));
+        objects.push(
+            diff_object(session, kinds, &rules, &object.value, &set_id, now)
+                .await
+                .unwrap_or_else(|e| errored(&object.value, e)),
+        );
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if let Some(parent) = parent {
+        let members =
+            live::members(&session.client, ns, kinds, &parent.group_kinds, &set_id).await?;
+        for member in members {
+            let key = (
+                group_kind(&member),
+                member["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            if !rendered_keys.contains(&key) {
+                objects.push(pruned(member));
+            }
+        }
+    }
+    objects.sort_by(|a, b| (a.action, &a.kind, &a.name).cmp(&(b.action, &b.kind, &b.name)));
+    let summary = summarise(&objects);
+    Ok(DiffReport {
+        namespace: ns.clone(),
+        revision,
+        path: path.to_string(),
+        agent: parent.and_then(|p| p.status.as_ref()).is_some(),
+        objects,
+        summary,
+    })
+}
+
+fn group_kind(obj: &Value) -> GroupKind {
+    GroupKind::from_api_version(
+        obj["apiVersion"].as_str().unwrap_or_default(),
+        obj["kind"].as_str().unwrap_or_default(),
+    )
+}
+
+fn skeleton(obj: &Value, action: Action) -> ObjectDiff {
+    ObjectDiff {
+        api_version: obj["apiVersion"].as_str().unwrap_or_default().to_string(),
+        kind: obj["kind"].as_str().unwrap_or_default().to_string(),
+        name: obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+        action,
+        class: None,
+        unmanaged: false,
+        fields: Vec::new(),
+        ignored: Vec::new(),
+        break_glass: None,
+        note: None,
+        diff: None,
+        error: None,
+    }
+}
+
+fn errored(obj: &Value, e: anyhow::Error) -> ObjectDiff {
+    ObjectDiff {
+        error: Some(format!("{e:#}")),
+        ..skeleton(obj, Action::Change)
+    }
+}
+
+fn pruned(member: Value) -> ObjectDiff {
+    let keep = annotations(&member)
+        .get(PRUNE_ANNOTATION)
+        .map(String::as_str)
+        == Some(PRUNE_DISABLED);
+    let mut before = clean(&member);
+    let mut after = Value::Null;
+    redact_pair(&mut before, &mut after);
+    let label = format!("live/{}", object_key(&member));
+    ObjectDiff {
+        note: keep.then(|| format!("kept: {PRUNE_ANNOTATION}={PRUNE_DISABLED}")),
+        diff: (!keep)
+            .then(|| {
+                unified_diff(
+                    &renderer::yaml::to_yaml(&before),
+                    "",
+                    &label,
+                    NO_FILE,
+                    DiffOptions::default(),
+                )
+            })
+            .flatten(),
+        class: (!keep).then_some(Class::Pending),
+        ..skeleton(
+            &member,
+            if keep {
+                Action::Unchanged
+            } else {
+                Action::Prune
+            },
+        )
+    }
+}
+
+async fn diff_object(
+    session: &Session,
+    kinds: &Kinds,
+    rules: &IgnoreRules,
+    value: &Value,
+    set_id: &str,
+    now: Timestamp,
+) -> anyhow::Result<ObjectDiff> {
+    let ns = &session.namespace;
+    let key = object_key(value);
+    let resource = kinds.for_object(value).ok_or_else(|| {
+        anyhow!(
+            "{key}: the API server does not serve {}",
+            value["apiVersion"]
+        )
+    })?;
+    let name = value["metadata"]["name"].as_str().unwrap_or_default();
+    let live = live::get(&session.client, ns, &resource, name).await?;
+    let mut body = value.clone();
+    decorate(&mut body, ns, set_id);
+    let ignored = rules.strip_ignored(&mut body);
+    let after = live::dry_run_apply(&session.client, ns, &resource, &body).await?;
+    let mut out = skeleton(
+        value,
+        if live.is_some() {
+            Action::Change
+        } else {
+            Action::Create
+        },
+    );
+    out.ignored = ignored;
+    let Some(live) = live else {
+        out.class = Some(Class::Pending);
+        out.diff = text_diff(None, &after, &key);
+        return Ok(out);
+    };
+    out.unmanaged = live["metadata"]["labels"][APPLYSET_PART_OF_LABEL].as_str() != Some(set_id);
+    out.break_glass = BreakGlass::from_annotations(&annotations(&live))
+        .ok()
+        .flatten()
+        .filter(|bg| bg.is_active(now));
+    out.diff = text_diff(Some(&live), &after, &key);
+    if out.diff.is_none() {
+        out.action = Action::Unchanged;
+        return Ok(out);
+    }
+    let managed = ManagedFields::from_object(&live)
+        .with_context(|| format!("{key}: reading managedFields"))?;
+    let mut git_side = body.clone();
+    // The agent never reports its own bookkeeping as a change.
+    if let Some(a) = git_side["metadata"]["annotations"].as_object_mut() {
+        a.shift_remove(REVISION_ANNOTATION);
+    }
+    for d in compare(&git_side, &live, &managed.applied_by(AGENT_FIELD_MANAGER)) {
+        let managers: Vec<String> = live_pointer(&git_side, &live, &d.pointer)
+            .map(|p| {
+                managed
+                    .owners(&live, &p)
+                    .into_iter()
+                    .map(|m| m.manager.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let class = field_class(&managers, out.break_glass.is_some());
+        out.fields.push(FieldChange {
+            pointer: d.pointer,
+            git: d.desired,
+            live: d.live,
+            managers,
+            class,
+        });
+    }
+    out.class = Some(object_class(&out.fields));
+    Ok(out)
+}
+
+/// Why one field differs, from who owns it live.
+pub fn field_class(managers: &[String], break_glass_active: bool) -> Class {
+    if break_glass_active {
+        return Class::BreakGlass;
+    }
+    let ours = [AGENT_FIELD_MANAGER, PLUGIN_FIELD_MANAGER];
+    if managers.iter().any(|m| !ours.contains(&m.as_str())) {
+        Class::HarmfulDrift
+    } else {
+        Class::Pending
+    }
+}
+
+/// An object's class: its most urgent field's, or `Expected` when the API server's answer
+/// differs only in fields Git does not set.
+pub fn object_class(fields: &[FieldChange]) -> Class {
+    fields
+        .iter()
+        .map(|f| f.class)
+        .min()
+        .unwrap_or(Class::Expected)
+}
+
+/// What neither side controls: bookkeeping the API server rewrites on every request.
+fn clean(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    if let Some(meta) = obj["metadata"].as_object_mut() {
+        for key in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "uid",
+            "creationTimestamp",
+        ] {
+            meta.shift_remove(key);
+        }
+    }
+    obj
+}
+
+fn text_diff(live: Option<&Value>, after: &Value, key: &str) -> Option<String> {
+    let mut before = live.map(clean).unwrap_or(Value::Null);
+    let mut after = clean(after);
+    redact_pair(&mut before, &mut after);
+    let yaml = |v: &Value| {
+        if v.is_null() {
+            String::new()
+        } else {
+            renderer::yaml::to_yaml(v)
+        }
+    };
+    let before_label = if live.is_some() {
+        format!("live/{key}")
+    } else {
+        NO_FILE.to_string()
+    };
+    unified_diff(
+        &yaml(&before),
+        &yaml(&after),
+        &before_label,
+        &format!("git/{key}"),
+        DiffOptions::default(),
+    )
+}
+
+pub fn summarise(objects: &[ObjectDiff]) -> Summary {
+    let mut s = Summary::default();
+    for o in objects {
+        if o.error.is_some() {
+            s.errors += 1;
+            continue;
+        }
+        match o.action {
+            Action::Create => s.create += 1,
+            Action::Change => s.change += 1,
+            Action::Prune => s.prune += 1,
+            Action::Unchanged => s.unchanged += 1,
+        }
+        s.unmanaged += usize::from(o.unmanaged);
+        match o.class {
+            Some(Class::HarmfulDrift) => s.harmful_drift += 1,
+            Some(Class::Pending) => s.pending += 1,
+            Some(Class::Expected) => s.expected += 1,
+            Some(Class::BreakGlass) => s.break_glass += 1,
+            None => {}
+        }
+    }
+    s
+}
+
+fn show(v: Option<&Value>) -> String {
+    match v {
+        None => "(absent)".into(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// Per object: a header saying what and why, the field reasons, then the unified diff;
+/// a summary at the end.
+pub fn format_text(r: &DiffReport, color: bool) -> String {
+    let mut out = String::new();
+    for o in &r.objects {
+        if o.action == Action::Unchanged && o.note.is_none() {
+            continue;
+        }
+        let key = format!("{}/{}", o.kind, o.name);
+        if let Some(error) = &o.error {
+            let _ = writeln!(
+                out,
+                "# {key}: {}",
+                Style::Red.paint(&format!("error: {error}"), color)
+            );
+            continue;
+        }
+        let action = match o.action {
+            Action::Create => "create",
+            Action::Change => "change",
+            Action::Prune => "prune",
+            Action::Unchanged => "unchanged",
+        };
+        let mut header = format!("# {key}: {action}");
+        if let Some(class) = o.class {
+            let style = match class {
+                Class::HarmfulDrift => Style::Red,
+                Class::BreakGlass | Class::Pending => Style::Yellow,
+                Class::Expected => Style::Dim,
+            };
+            let _ = write!(header, " ({})", style.paint(class.label(), color));
+        }
+        if o.unmanaged {
+            header.push_str(", not yet managed: applying adopts it");
+        }
+        if let Some(note) = &o.note {
+            let _ = write!(header, ", {note}");
+        }
+        out.push_str(&Style::Bold.paint(&header, color));
+        out.push('\n');
+        if let Some(bg) = &o.break_glass {
+            let _ = writeln!(
+                out,
+                "#   break-glass by {} until {}: {}",
+                bg.by, bg.until, bg.reason
+            );
+        }
+        for f in &o.fields {
+            let by = if f.managers.is_empty() {
+                String::new()
+            } else {
+                format!(" [{}]", f.managers.join(", "))
+            };
+            let _ = writeln!(
+                out,
+                "#   {}: live {} -> git {} ({}){by}",
+                f.pointer,
+                show(f.live.as_ref()),
+                show(Some(&f.git)),
+                f.class.label()
+            );
+        }
+        for p in &o.ignored {
+            let _ = writeln!(out, "#   {p}: ignored (left to its owner)");
+        }
+        if let Some(diff) = &o.diff {
+            out.push_str(&unified_color(diff, color));
+        }
+    }
+    let s = &r.summary;
+    let _ = writeln!(
+        out,
+        "Summary: {} to create, {} to change, {} to prune, {} unchanged",
+        s.create, s.change, s.prune, s.unchanged
+    );
+    let mut why = Vec::new();
+    for (n, label) in [
+        (s.harmful_drift, "harmful drift"),
+        (s.pending, "pending change"),
+        (s.break_glass, "break-glass"),
+        (s.expected, "expected"),
+        (s.unmanaged, "unmanaged look-alike"),
+        (s.errors, "error"),
+    ] {
+        if n > 0 {
+            why.push(format!("{n} {label}"));
+        }
+    }
+    if !why.is_empty() {
+        let _ = writeln!(out, "         {}", why.join(", "));
+    }
+    if !r.agent {
+        out.push_str("         (no agent status in the namespace: nothing is pruned)\n");
+    }
+    out
+}
+
+/// `unified_diff` colors when asked; the stored diff is plain so JSON stays clean.
+fn unified_color(diff: &str, color: bool) -> String {
+    if !color {
+        return diff.to_string();
+    }
+    diff.lines()
+        .map(|l| {
+            let style = if l.starts_with("+++") || l.starts_with("---") {
+                Some(Style::Bold)
+            } else if l.starts_with('+') {
+                Some(Style::Green)
+            } else if l.starts_with('-') {
+                Some(Style::Red)
+            } else if l.starts_with("@@") {
+                Some(Style::Cyan)
+            } else {
+                None
+            };
+            match style {
+                Some(s) => format!("{}\n", s.paint(l, true)),
+                None => format!("{l}\n"),
+            }
+        })
+        .collect()
+}
+
+/// Counts per class, for `doctor`.
+pub fn classes(r: &DiffReport) -> BTreeMap<Class, Vec<String>> {
+    let mut out: BTreeMap<Class, Vec<String>> = BTreeMap::new();
+    for o in &r.objects {
+        if let (Some(c), false) = (o.class, o.action == Action::Unchanged) {
+            out.entry(c)
+                .or_default()
+                .push(format!("{}/{}", o.kind, o.name));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn change(class: Class) -> FieldChange {
+        FieldChange {
+            pointer: "/spec/x".into(),
+            git: json!(1),
+            live: Some(json!(2)),
+            managers: vec![],
+            class,
+        }
+    }
+
+    #[test]
+    fn field_classes() {
+        let m = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            field_class(&m(&["gitops-agent", "kubectl-set"]), false),
+            Class::HarmfulDrift
+        );
+        assert_eq!(field_class(&m(&["gitops-agent"]), false), Class::Pending);
+        assert_eq!(field_class(&m(&[]), false), Class::Pending);
+        assert_eq!(field_class(&m(&["kubectl-edit"]), true), Class::BreakGlass);
+    }
+
+    #[test]
+    fn object_class_is_the_most_urgent() {
+        assert_eq!(object_class(&[]), Class::Expected);
+        assert_eq!(
+            object_class(&[change(Class::Pending), change(Class::HarmfulDrift)]),
+            Class::HarmfulDrift
+        );
+        assert_eq!(
+            object_class(&[change(Class::HarmfulDrift), change(Class::BreakGlass)]),
+            Class::BreakGlass
+        );
+    }
+
+    fn report() -> DiffReport {
+        let deploy =
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api"}});
+        let mut changed = skeleton(&deploy, Action::Change);
+        changed.fields = vec![FieldChange {
+            pointer: "/spec/template/spec/containers/0/image".into(),
+            git: json!("api:1"),
+            live: Some(json!("api:hotfix")),
+            managers: vec!["gitops-agent".into(), "kubectl-set".into()],
+            class: Class::HarmfulDrift,
+        }];
+        changed.class = Some(Class::HarmfulDrift);
+        changed.diff = unified_diff(
+            "image: api:hotfix\n",
+            "image: api:1\n",
+            "live/Deployment/api",
+            "git/Deployment/api",
+            DiffOptions::default(),
+        );
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}});
+        let mut created = skeleton(&cm, Action::Create);
+        created.class = Some(Class::Pending);
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"}});
+        let unchanged = skeleton(&svc, Action::Unchanged);
+        let mut old = skeleton(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "old"}}),
+            Action::Prune,
+        );
+        old.class = Some(Class::Pending);
+        let objects = vec![created, changed, old, unchanged];
+        DiffReport {
+            namespace: "shop".into(),
+            revision: None,
+            path: "overlays/prod".into(),
+            agent: true,
+            summary: summarise(&objects),
+            objects,
+        }
+    }
+
+    #[test]
+    fn summary_and_exit_status() {
+        let r = report();
+        assert_eq!(r.summary.create, 1);
+        assert_eq!(r.summary.change, 1);
+        assert_eq!(r.summary.prune, 1);
+        assert_eq!(r.summary.unchanged, 1);
+        assert_eq!(r.summary.harmful_drift, 1);
+        assert_eq!(r.summary.pending, 2);
+        assert_eq!(r.exit_status(), ExitStatus::Failure);
+        let mut same = r.clone();
+        same.objects.retain(|o| o.action == Action::Unchanged);
+        assert_eq!(same.exit_status(), ExitStatus::Success);
+        let mut broken = same.clone();
+        broken.summary.errors = 1;
+        assert_eq!(broken.exit_status(), ExitStatus::Error);
+        let c = classes(&r);
+        assert_eq!(c[&Class::HarmfulDrift], ["Deployment/api"]);
+    }
+
+    #[test]
+    fn text_snapshot() {
+        insta::assert_snapshot!(format_text(&report(), false));
+    }
+
+    #[test]
+    fn json_field_names_are_stable() {
+        let json = serde_json::to_value(report()).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "namespace",
+                "revision",
+                "path",
+                "agent",
+                "objects",
+                "summary"
+            ]
+        );
+        let o = &json["objects"][1];
+        let keys: Vec<&str> = o.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(
+            keys,
+            [
+                "apiVersion",
+                "kind",
+                "name",
+                "action",
+                "class",
+                "unmanaged",
+                "fields",
+                "ignored",
+                "breakGlass",
+                "note",
+                "diff",
+                "error"
+            ]
+        );
+        assert_eq!(o["class"], "harmfulDrift");
+        assert_eq!(o["fields"][0]["managers"][1], "kubectl-set");
+        assert_eq!(json["summary"]["harmfulDrift"], 1);
+    }
+
+    #[test]
+    fn pruned_members_show_a_removal_unless_opted_out() {
+        let m = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "old", "uid": "u"}, "data": {"a": "b"}});
+        let p = pruned(m.clone());
+        assert_eq!(p.action, Action::Prune);
+        let d = p.diff.unwrap();
+        assert!(d.contains("-  a: b") && !d.contains("uid"), "{d}");
+        let mut keep = m;
+        keep["metadata"]["annotations"] = json!({PRUNE_ANNOTATION: PRUNE_DISABLED});
+        let k = pruned(keep);
+        assert_eq!(k.action, Action::Unchanged);
+        assert!(k.note.unwrap().contains(PRUNE_DISABLED));
+    }
+
+    #[test]
+    fn secret_values_never_appear_in_diffs() {
+        let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"password": "aHVudGVyMg=="}});
+        let after = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "db"}, "data": {"password": "b3RoZXI="}});
+        let d = text_diff(Some(&live), &after, "Secret/db").unwrap();
+        assert!(!d.contains("aHVudGVyMg") && !d.contains("b3RoZXI"), "{d}");
+        assert!(d.contains("password"), "{d}");
+    }
+}
