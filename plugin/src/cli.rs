@@ -76,6 +76,12 @@ pub enum Command {
     /// Diagnose why a commit is not live: revision, render, agent, then the live state
     #[command(after_help = crate::commands::doctor::EXAMPLES)]
     Doctor(crate::commands::doctor::DoctorArgs),
+    /// Change a live object in an emergency: audited, time-limited, respected by the agent
+    #[command(after_help = crate::commands::break_glass::EXAMPLES)]
+    BreakGlass(crate::commands::break_glass::BreakGlassArgs),
+    /// Write a live object's out-of-Git changes into the overlay, verified by rendering
+    #[command(after_help = crate::commands::backfill::EXAMPLES)]
+    Backfill(crate::commands::backfill::BackfillArgs),
 }
 
 /// kubectl's connection flags, accepted by every subcommand so muscle memory carries over.

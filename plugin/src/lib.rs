@@ -2,7 +2,9 @@
 //!
 //! `main.rs` only parses, calls [`run`], and turns the [`ExitStatus`] into a process exit code.
 
+pub mod backfill_edit;
 pub mod blame;
+pub mod change_plan;
 pub mod cli;
 pub mod commands;
 pub mod complete;
@@ -52,5 +54,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Explain(args) => commands::explain::run(&args, &cli.kube, printer),
         Command::Diff(args) => commands::diff::run(&args, &cli.kube, printer),
         Command::Doctor(args) => commands::doctor::run(&args, &cli.kube, printer),
+        Command::BreakGlass(args) => commands::break_glass::run(&args, &cli.kube, printer),
+        Command::Backfill(args) => commands::backfill::run(&args, &cli.kube, printer),
     }
 }

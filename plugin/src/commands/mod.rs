@@ -1,5 +1,7 @@
 //! One module per subcommand. Each exposes `run(args, printer) -> anyhow::Result<ExitStatus>`.
 
+pub mod backfill;
+pub mod break_glass;
 pub mod completion;
 pub mod diff;
 pub mod doctor;
