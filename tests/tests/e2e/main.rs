@@ -12,3 +12,4 @@ mod agent_prune;
 mod agent_restart;
 mod agent_breakglass;
 mod agent_leader;
+mod agent_verify;
