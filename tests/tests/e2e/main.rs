@@ -13,3 +13,8 @@ mod agent_restart;
 mod agent_breakglass;
 mod agent_leader;
 mod agent_verify;
+mod plugin_harness;
+mod plugin_status;
+mod plugin_diff;
+mod plugin_explain;
+mod plugin_doctor;
