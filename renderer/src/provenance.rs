@@ -90,8 +90,11 @@ pub fn list_merge_key(list: &[Value]) -> Option<&'static str> {
 pub fn element_segment(list: &[Value], index: usize) -> Segment {
     match list_merge_key(list) {
         Some(key) => {
-            let v = list[index]
-                .get(key)
+            // `index` may be out of bounds (a replacement path's `ports.7`): callers then
+            // find no element, and the segment is never used.
+            let v = list
+                .get(index)
+                .and_then(|e| e.get(key))
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             Segment::Match(key.to_string(), v.to_string())

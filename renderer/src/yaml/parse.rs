@@ -84,6 +84,8 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         odd_keys: Vec::new(),
         raw: Default::default(),
         depth: 0,
+        decoded: 0,
+        aliased: 0,
     };
     let mut docs = Vec::new();
     loop {
@@ -92,6 +94,7 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
             Event::StreamStart | Event::DocumentEnd | Event::Nothing => {}
             Event::StreamEnd => break,
             Event::DocumentStart(_) => {
+                (b.decoded, b.aliased) = (0, 0);
                 let (ev, span) = b.next()?;
                 if matches!(ev, Event::DocumentEnd) {
                     docs.push(Document {
@@ -168,13 +171,38 @@ fn scan_err(e: ScanError) -> YamlError {
 /// Deep documents would otherwise overflow the stack on adversarial input.
 const MAX_DEPTH: usize = 512;
 
+/// go-yaml v3's guard against alias bombs ("billion laughs"): once a document has decoded
+/// more than 1000 nodes, more than 100 of them through aliases, the share decoded through
+/// aliases may not exceed 99% (falling to 10% between 400k and 4M decoded nodes).
+fn excessive_aliasing(decoded: usize, aliased: usize) -> bool {
+    const LOW: f64 = 400_000.0;
+    const HIGH: f64 = 4_000_000.0;
+    if aliased <= 100 || decoded <= 1000 {
+        return false;
+    }
+    let d = decoded as f64;
+    let allowed = if d <= LOW {
+        0.99
+    } else if d >= HIGH {
+        0.10
+    } else {
+        0.99 - 0.89 * ((d - LOW) / (HIGH - LOW))
+    };
+    aliased as f64 / d > allowed
+}
+
 struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
-    anchors: HashMap<usize, Value>,
+    /// Anchored values with the number of nodes each expands to.
+    anchors: HashMap<usize, (Value, usize)>,
     positions: super::FxHashMap<String, Pos>,
     odd_keys: Vec<(Pos, String)>,
     raw: super::FxHashMap<String, String>,
     depth: usize,
+    /// Nodes of the current document so far, counting each alias as its expansion.
+    decoded: usize,
+    /// Of those, nodes decoded through aliases.
+    aliased: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -190,27 +218,56 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// Expands alias `id`, refusing alias bombs before copying anything.
+    #[inline(never)]
+    fn alias(&mut self, id: usize, span: &Span) -> Result<&Value, YamlError> {
+        let Some((v, n)) = self.anchors.get(&id) else {
+            return Err(err(span, "unknown anchor".into()));
+        };
+        self.decoded += n;
+        self.aliased += n;
+        if excessive_aliasing(self.decoded, self.aliased) {
+            return Err(err(span, "document contains excessive aliasing".into()));
+        }
+        Ok(v)
+    }
+
+    /// Kept out of [`Self::node`] so its frame stays small: `node` recurses once per level of
+    /// nesting, up to [`MAX_DEPTH`], on the caller's stack.
+    #[inline(never)]
+    fn scalar(
+        &mut self,
+        text: &str,
+        style: ScalarStyle,
+        anchor: usize,
+        tag: Option<&Tag>,
+        span: &Span,
+        ptr: &str,
+    ) -> Result<Value, YamlError> {
+        let v = scalar_value(text, style, tag).map_err(|m| err(span, m))?;
+        if style == ScalarStyle::Plain
+            && tag.is_none()
+            && (!v.is_string() || super::scalar::v2_needs_quotes(text))
+        {
+            self.raw.insert(ptr.to_string(), text.to_string());
+        }
+        if anchor > 0 {
+            self.anchors.insert(anchor, (v.clone(), 1));
+        }
+        Ok(v)
+    }
+
     fn node(&mut self, ev: Event<'a>, span: Span, ptr: &mut String) -> Result<Value, YamlError> {
         self.positions.insert(ptr.clone(), pos(&span));
+        let first = self.decoded;
+        if !matches!(ev, Event::Alias(_)) {
+            self.decoded += 1;
+        }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
-                let v = scalar_value(&text, style, tag.as_deref()).map_err(|m| err(&span, m))?;
-                if style == ScalarStyle::Plain
-                    && tag.is_none()
-                    && (!v.is_string() || super::scalar::v2_needs_quotes(&text))
-                {
-                    self.raw.insert(ptr.clone(), text.to_string());
-                }
-                if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
-                }
-                Ok(v)
+                self.scalar(&text, style, anchor, tag.as_deref(), &span, ptr)
             }
-            Event::Alias(id) => self
-                .anchors
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| err(&span, "unknown anchor".into())),
+            Event::Alias(id) => self.alias(id, &span).cloned(),
             Event::SequenceStart(anchor, _) => {
                 self.enter(&span)?;
                 let mut items = Vec::new();
@@ -228,7 +285,8 @@ impl<'a> Builder<'a> {
                 self.depth -= 1;
                 let v = Value::Array(items);
                 if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
+                    self.anchors
+                        .insert(anchor, (v.clone(), self.decoded - first));
                 }
                 Ok(v)
             }
@@ -237,7 +295,8 @@ impl<'a> Builder<'a> {
                 let v = Value::Object(self.mapping(ptr)?);
                 self.depth -= 1;
                 if anchor > 0 {
-                    self.anchors.insert(anchor, v.clone());
+                    self.anchors
+                        .insert(anchor, (v.clone(), self.decoded - first));
                 }
                 Ok(v)
             }
@@ -263,6 +322,7 @@ impl<'a> Builder<'a> {
             }
             let (key, is_merge) = match &kev {
                 Event::Scalar(text, style, _, tag) => {
+                    self.decoded += 1;
                     let merge = text == "<<" && *style == ScalarStyle::Plain && tag.is_none();
                     if !merge
                         && !matches!(
@@ -274,10 +334,7 @@ impl<'a> Builder<'a> {
                     }
                     (key_text(text, *style, tag.as_deref()), merge)
                 }
-                Event::Alias(id) => match self.anchors.get(id) {
-                    Some(v) => (value_as_key(v), false),
-                    None => return Err(err(&kspan, "unknown anchor".into())),
-                },
+                Event::Alias(id) => (value_as_key(self.alias(*id, &kspan)?), false),
                 _ => return Err(err(&kspan, "complex mapping keys are not supported".into())),
             };
             let (vev, vspan) = self.next()?;
@@ -388,6 +445,28 @@ mod tests {
         let docs = parse_documents("a: &x {p: 1}\nb:\n  <<: *x\n  q: 2\n").unwrap();
         assert_eq!(docs[0].value["b"]["p"], Value::from(1));
         assert_eq!(docs[0].value["b"]["q"], Value::from(2));
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut bomb = String::from("a0: &a0 [lol]\n");
+        for l in 1..10 {
+            bomb.push_str(&format!(
+                "a{l}: &a{l} [{}]\n",
+                vec![format!("*a{}", l - 1); 9].join(", ")
+            ));
+        }
+        let e = parse_documents(&bomb).unwrap_err();
+        assert!(e.message.contains("excessive aliasing"), "{e}");
+        // Ordinary reuse is fine.
+        let mut ok = String::from("base: &b {x: 1, y: [1, 2, 3]}\n");
+        for i in 0..200 {
+            ok.push_str(&format!("k{i}: {{<<: *b, z: {i}}}\n"));
+        }
+        assert_eq!(
+            parse_documents(&ok).unwrap()[0].value["k7"]["y"][2],
+            Value::from(3)
+        );
     }
 
     #[test]
