@@ -149,7 +149,7 @@ pub async fn members(
             v
         }));
     }
-    out.sort_by(|a, b| object_key(a).cmp(&object_key(b)));
+    out.sort_by_key(object_key);
     Ok(out)
 }
 

@@ -265,10 +265,10 @@ fn plan(args: &OpenArgs, target: &Target) -> anyhow::Result<Vec<PlannedPatch>> {
             summary,
         });
     }
-    if args.edit {
-        if let Some(p) = edit(target)? {
-            plans.push(p);
-        }
+    if args.edit
+        && let Some(p) = edit(target)?
+    {
+        plans.push(p);
     }
     Ok(plans)
 }
