@@ -201,6 +201,38 @@ pub fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }
 
+/// The commit and overlay path to render: `--revision`/`--path` when given, else what the
+/// agent tracks. The commit is resolved to a full sha in the local clone.
+pub fn resolve_target(
+    local: &LocalRepo,
+    status: Option<&SyncStatus>,
+    revision: Option<&str>,
+    path: Option<&str>,
+) -> anyhow::Result<(String, String)> {
+    let path = match (path, status) {
+        (Some(p), _) => p.to_string(),
+        (None, Some(s)) => s.path.clone(),
+        (None, None) => bail!("no agent status in the namespace: pass --path DIR (the overlay)"),
+    };
+    let revision = match (revision, status.and_then(tracked_commit)) {
+        (Some(r), _) => r.to_string(),
+        (None, Some(c)) => c.to_string(),
+        (None, None) => "HEAD".to_string(),
+    };
+    let commit = local
+        .repo
+        .revparse_single(&revision)
+        .and_then(|o| o.peel_to_commit())
+        .map(|c| c.id().to_string())
+        .with_context(|| {
+            format!(
+                "revision {revision} is not in the clone at {} (run `git fetch`?)",
+                local.root.display()
+            )
+        })?;
+    Ok((commit, path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,36 +315,4 @@ mod tests {
             RelationState::Unknown
         );
     }
-}
-
-/// The commit and overlay path to render: `--revision`/`--path` when given, else what the
-/// agent tracks. The commit is resolved to a full sha in the local clone.
-pub fn resolve_target(
-    local: &LocalRepo,
-    status: Option<&SyncStatus>,
-    revision: Option<&str>,
-    path: Option<&str>,
-) -> anyhow::Result<(String, String)> {
-    let path = match (path, status) {
-        (Some(p), _) => p.to_string(),
-        (None, Some(s)) => s.path.clone(),
-        (None, None) => bail!("no agent status in the namespace: pass --path DIR (the overlay)"),
-    };
-    let revision = match (revision, status.and_then(tracked_commit)) {
-        (Some(r), _) => r.to_string(),
-        (None, Some(c)) => c.to_string(),
-        (None, None) => "HEAD".to_string(),
-    };
-    let commit = local
-        .repo
-        .revparse_single(&revision)
-        .and_then(|o| o.peel_to_commit())
-        .map(|c| c.id().to_string())
-        .with_context(|| {
-            format!(
-                "revision {revision} is not in the clone at {} (run `git fetch`?)",
-                local.root.display()
-            )
-        })?;
-    Ok((commit, path))
 }

@@ -36,6 +36,13 @@ fn fix_bash_dashes(script: &str) -> String {
     )
 }
 
+pub fn run(args: &CompletionArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    printer
+        .result(&script(args.shell))
+        .context("writing to stdout")?;
+    Ok(ExitStatus::Success)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,11 +67,4 @@ mod tests {
             );
         }
     }
-}
-
-pub fn run(args: &CompletionArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
-    printer
-        .result(&script(args.shell))
-        .context("writing to stdout")?;
-    Ok(ExitStatus::Success)
 }
