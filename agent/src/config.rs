@@ -144,6 +144,13 @@ pub struct IgnoreField {
     pub pointer: String,
 }
 
+/// `KIND:/json/pointer`, as given on the command line and published in status.
+impl std::fmt::Display for IgnoreField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.kind, self.pointer)
+    }
+}
+
 fn parse_ignore_field(s: &str) -> Result<IgnoreField, String> {
     let (kind, pointer) = s
         .split_once(':')
@@ -231,6 +238,7 @@ mod tests {
         ]);
         assert_eq!(c.ignore_fields.len(), 2);
         assert_eq!(c.ignore_fields[1].pointer, "/spec/clusterIP");
+        assert_eq!(c.ignore_fields[1].to_string(), "Service:/spec/clusterIP");
         assert!(Config::try_parse_from(["a", "--repo", "x", "--ignore-field", "nope"]).is_err());
     }
 

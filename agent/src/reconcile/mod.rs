@@ -131,7 +131,7 @@ impl Agent {
         let flags: Vec<String> = config
             .ignore_fields
             .iter()
-            .map(|f| format!("{}:{}", f.kind, f.pointer))
+            .map(ToString::to_string)
             .collect();
         let base_rules =
             IgnoreRules::new(&flags).map_err(|e| crate::Error::Config(e.to_string()))?;
@@ -147,6 +147,7 @@ impl Agent {
             repo: git::redact_url(&config.repo),
             path: config.path.clone(),
             tracked_ref: config.revision.clone(),
+            ignore_fields: flags,
             ..Default::default()
         };
         status.result = SyncResult::Pending;

@@ -62,6 +62,11 @@ pub struct SyncStatus {
     pub prune_skipped: Vec<PruneCandidate>,
     pub break_glass: Vec<BreakGlassEntry>,
     pub health: Vec<HealthEntry>,
+    /// The agent's own ignore rules (`--ignore-field`), as `KIND:/json/pointer`, so that
+    /// `kubectl gitops diff` leaves the same fields alone. Absent in status written before
+    /// the key existed; read as empty then.
+    #[serde(default)]
+    pub ignore_fields: Vec<String>,
     pub last_attempt_time: Option<Timestamp>,
     pub last_sync_time: Option<Timestamp>,
 }
@@ -124,5 +129,22 @@ mod tests {
         assert!(json.contains("\"trackedRef\": \"v1.5.0\""), "{json}");
         assert!(json.contains("\"result\": \"Refused\""), "{json}");
         assert_eq!(SyncStatus::from_json(&json).unwrap(), status);
+    }
+
+    #[test]
+    fn ignore_fields_are_published_and_optional_when_read() {
+        let status = SyncStatus {
+            ignore_fields: vec!["Deployment:/spec/replicas".into()],
+            ..Default::default()
+        };
+        let json = status.to_json();
+        assert!(json.contains("\"ignoreFields\": ["), "{json}");
+        assert_eq!(SyncStatus::from_json(&json).unwrap(), status);
+
+        // A status written by an agent that predates the key still reads.
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        old.as_object_mut().unwrap().remove("ignoreFields");
+        let read = SyncStatus::from_json(&old.to_string()).unwrap();
+        assert!(read.ignore_fields.is_empty());
     }
 }
