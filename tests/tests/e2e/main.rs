@@ -13,6 +13,7 @@ mod agent_sync;
 mod agent_verify;
 mod cluster;
 mod git;
+mod packaging;
 mod plugin_breakglass;
 mod plugin_diff;
 mod plugin_doctor;
