@@ -256,7 +256,6 @@ async fn manifests_pass_server_side_dry_run_under_restricted_pod_security() -> R
                 "ServiceAccount",
                 "Role",
                 "RoleBinding",
-                "ConfigMap",
                 "Deployment",
                 "NetworkPolicy"
             ],
