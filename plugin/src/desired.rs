@@ -1,8 +1,8 @@
 //! Git's side of a comparison: render the overlay, shape objects as the agent applies them,
 //! and address their fields.
 
-use renderer::drift::{IgnoreRules, pointer};
-use renderer::protocol::APPLYSET_PART_OF_LABEL;
+use renderer::drift::{IgnoreRule, IgnoreRules, pointer};
+use renderer::protocol::{APPLYSET_PART_OF_LABEL, IGNORE_FIELDS_ANNOTATION, SyncStatus};
 use renderer::provenance::{FieldPath, Segment};
 use renderer::{RenderOptions, Rendered, Source};
 use serde_json::Value;
@@ -27,17 +27,71 @@ pub fn decorate(body: &mut Value, namespace: &str, set_id: &str) {
     meta["labels"][APPLYSET_PART_OF_LABEL] = Value::from(set_id);
 }
 
-/// The ignore rules the agent applies: HPAs from Git and live, and each object's annotation.
-/// The agent's own `--ignore-field` flags are not visible from outside the agent.
+/// HPA and annotation rules only, for callers without the agent's status at hand.
 pub fn ignore_rules(rendered: &Rendered, live_hpas: &[Value]) -> IgnoreRules {
-    let mut hpas: Vec<Value> = rendered
-        .objects
-        .iter()
-        .filter(|o| o.value["kind"] == "HorizontalPodAutoscaler")
-        .map(|o| o.value.clone())
-        .collect();
-    hpas.extend(live_hpas.iter().cloned());
-    IgnoreRules::default().with_hpas(&hpas)
+    AgentRules::new(rendered, live_hpas, None).rules
+}
+
+/// The ignore rules the agent applies, and why each field is ignored: HPAs from Git and live,
+/// the agent's own `--ignore-field` flags (published in its status), and each object's
+/// annotation.
+pub struct AgentRules {
+    pub rules: IgnoreRules,
+    hpas: Vec<Value>,
+    /// The agent's `--ignore-field` rules, as it spells them and parsed.
+    flags: Vec<(String, IgnoreRule)>,
+}
+
+impl AgentRules {
+    pub fn new(rendered: &Rendered, live_hpas: &[Value], status: Option<&SyncStatus>) -> Self {
+        let mut hpas: Vec<Value> = rendered
+            .objects
+            .iter()
+            .filter(|o| o.value["kind"] == "HorizontalPodAutoscaler")
+            .map(|o| o.value.clone())
+            .collect();
+        hpas.extend(live_hpas.iter().cloned());
+        // The agent refuses to start with a bad rule, so one here comes from a newer agent's
+        // syntax; leaving it out only shows more, never hides a change.
+        let flags: Vec<(String, IgnoreRule)> = status
+            .map(|s| s.ignore_fields.as_slice())
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|f| Some((f.clone(), f.parse().ok()?)))
+            .collect();
+        let texts: Vec<&str> = flags.iter().map(|(text, _)| text.as_str()).collect();
+        let rules = IgnoreRules::new(&texts)
+            .expect("each rule parsed on its own")
+            .with_hpas(&hpas);
+        Self { rules, hpas, flags }
+    }
+
+    /// Who leaves the (ignored) field at `pointer` of `body` to someone else, for people.
+    pub fn reason(&self, pointer: &str, body: &Value) -> String {
+        if pointer == "/spec/replicas" {
+            let kind = body["kind"].as_str().unwrap_or_default();
+            let name = body["metadata"]["name"].as_str().unwrap_or_default();
+            let hpa = self.hpas.iter().find(|h| {
+                h["spec"]["scaleTargetRef"]["kind"] == kind
+                    && h["spec"]["scaleTargetRef"]["name"] == name
+            });
+            if let Some(hpa) = hpa {
+                return format!(
+                    "HorizontalPodAutoscaler/{} owns the replica count",
+                    hpa["metadata"]["name"].as_str().unwrap_or_default()
+                );
+            }
+        }
+        let covers = |p: &String| pointer == p || pointer.starts_with(&format!("{p}/"));
+        let flag = self
+            .flags
+            .iter()
+            .find(|(_, rule)| rule.pointers_in(body).iter().any(covers));
+        if let Some((text, _)) = flag {
+            return format!("the agent runs with --ignore-field {text}");
+        }
+        format!("{pointer} is listed in {IGNORE_FIELDS_ANNOTATION}")
+    }
 }
 
 /// The concrete JSON pointer of a provenance field path in `obj` (`[name=api]` is looked up
@@ -182,6 +236,50 @@ mod tests {
         assert!(pointers_overlap("/spec/args", "/spec/args/0"));
         assert!(pointers_overlap("/a/b", "/a/b"));
         assert!(!pointers_overlap("/a/b", "/a/bc"));
+    }
+
+    #[test]
+    fn agent_rules_come_from_status_hpas_and_annotations_and_say_which() {
+        let status = SyncStatus {
+            ignore_fields: vec![
+                "Deployment:/spec/template/spec/containers/*/image".into(),
+                "not a rule".into(),
+            ],
+            ..Default::default()
+        };
+        let hpa = json!({"kind": "HorizontalPodAutoscaler", "metadata": {"name": "web", "namespace": "shop"},
+            "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "api"}}});
+        let rendered = Rendered { objects: vec![] };
+        let rules = AgentRules::new(&rendered, &[hpa], Some(&status));
+        let body = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "shop",
+                "annotations": {IGNORE_FIELDS_ANNOTATION: "/spec/paused"}},
+            "spec": {"replicas": 3, "paused": false,
+                "template": {"spec": {"containers": [{"name": "api", "image": "a:1"}]}}}});
+        assert_eq!(
+            rules.rules.ignored_pointers(&body),
+            [
+                "/spec/paused",
+                "/spec/replicas",
+                "/spec/template/spec/containers/0/image"
+            ]
+        );
+        assert_eq!(
+            rules.reason("/spec/template/spec/containers/0/image", &body),
+            "the agent runs with --ignore-field Deployment:/spec/template/spec/containers/*/image"
+        );
+        assert_eq!(
+            rules.reason("/spec/replicas", &body),
+            "HorizontalPodAutoscaler/web owns the replica count"
+        );
+        assert!(
+            rules
+                .reason("/spec/paused", &body)
+                .contains(IGNORE_FIELDS_ANNOTATION)
+        );
+        // Without an agent status only HPAs and annotations apply.
+        let none = AgentRules::new(&rendered, &[], None);
+        assert_eq!(none.rules.ignored_pointers(&body), ["/spec/paused"]);
     }
 
     #[test]

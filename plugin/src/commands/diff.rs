@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use jiff::Timestamp;
-use renderer::drift::{IgnoreRules, ManagedFields, compare};
+use renderer::drift::{ManagedFields, compare};
 use renderer::protocol::{
     AGENT_FIELD_MANAGER, APPLYSET_PART_OF_LABEL, BreakGlass, GroupKind, PLUGIN_FIELD_MANAGER,
     PRUNE_ANNOTATION, PRUNE_DISABLED, REVISION_ANNOTATION, SyncStatus,
@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use crate::ExitStatus;
 use crate::cli::KubeArgs;
-use crate::desired::{self, decorate, live_pointer};
+use crate::desired::{self, AgentRules, decorate, live_pointer};
 use crate::live::{self, Kinds, annotations, object_key};
 use crate::printer::{Printer, Style};
 use crate::redact::redact_pair;
@@ -100,6 +100,8 @@ pub struct FieldChange {
     /// Live field managers of the field.
     pub managers: Vec<String>,
     pub class: Class,
+    /// Who the field is left to, when an ignore rule covers it (class `expected`).
+    pub ignored_by: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -282,7 +284,7 @@ pub async fn compare_with_live(
     let ns = &session.namespace;
     let set_id = tracked::set_id(ns);
     let hpas = live::hpas(&session.client, ns, kinds).await?;
-    let rules = desired::ignore_rules(rendered, &hpas);
+    let rules = AgentRules::new(rendered, &hpas, parent.and_then(|p| p.status.as_ref()));
     let now = Timestamp::now();
     let bar = printer.progress(rendered.objects.len() as u64, "comparing with the cluster");
     let mut objects = Vec::new();
@@ -401,7 +403,7 @@ fn pruned(member: Value) -> ObjectDiff {
 async fn diff_object(
     session: &Session,
     kinds: &Kinds,
-    rules: &IgnoreRules,
+    rules: &AgentRules,
     value: &Value,
     set_id: &str,
     now: Timestamp,
@@ -418,7 +420,8 @@ async fn diff_object(
     let live = live::get(&session.client, ns, &resource, name).await?;
     let mut body = value.clone();
     decorate(&mut body, ns, set_id);
-    let ignored = rules.strip_ignored(&mut body);
+    let git_body = body.clone();
+    let ignored = rules.rules.strip_ignored(&mut body);
     let after = live::dry_run_apply(&session.client, ns, &resource, &body).await?;
     let mut out = skeleton(
         value,
@@ -440,19 +443,10 @@ async fn diff_object(
         .flatten()
         .filter(|bg| bg.is_active(now));
     out.diff = text_diff(Some(&live), &after, &key);
-    if out.diff.is_none() {
-        out.action = Action::Unchanged;
-        return Ok(out);
-    }
     let managed = ManagedFields::from_object(&live)
         .with_context(|| format!("{key}: reading managedFields"))?;
-    let mut git_side = body.clone();
-    // The agent never reports its own bookkeeping as a change.
-    if let Some(a) = git_side["metadata"]["annotations"].as_object_mut() {
-        a.shift_remove(REVISION_ANNOTATION);
-    }
-    for d in compare(&git_side, &live, &managed.applied_by(AGENT_FIELD_MANAGER)) {
-        let managers: Vec<String> = live_pointer(&git_side, &live, &d.pointer)
+    let owners = |pointer: &str| -> Vec<String> {
+        live_pointer(&git_body, &live, pointer)
             .map(|p| {
                 managed
                     .owners(&live, &p)
@@ -460,7 +454,22 @@ async fn diff_object(
                     .map(|m| m.manager.clone())
                     .collect()
             })
-            .unwrap_or_default();
+            .unwrap_or_default()
+    };
+    let expected = ignored_differences(rules, &git_body, &live, &out.ignored, &owners);
+    if out.diff.is_none() {
+        out.action = Action::Unchanged;
+        out.class = (!expected.is_empty()).then_some(Class::Expected);
+        out.fields = expected;
+        return Ok(out);
+    }
+    let mut git_side = body.clone();
+    // The agent never reports its own bookkeeping as a change.
+    if let Some(a) = git_side["metadata"]["annotations"].as_object_mut() {
+        a.shift_remove(REVISION_ANNOTATION);
+    }
+    for d in compare(&git_side, &live, &managed.applied_by(AGENT_FIELD_MANAGER)) {
+        let managers = owners(&d.pointer);
         let class = field_class(&managers, out.break_glass.is_some());
         out.fields.push(FieldChange {
             pointer: d.pointer,
@@ -468,10 +477,45 @@ async fn diff_object(
             live: d.live,
             managers,
             class,
+            ignored_by: None,
         });
     }
+    out.fields.extend(expected);
     out.class = Some(object_class(&out.fields));
     Ok(out)
+}
+
+/// Ignored fields whose live value differs from Git's: not changes (the agent leaves them
+/// alone too), but shown, so a reader sees the difference and who it is left to.
+fn ignored_differences(
+    rules: &AgentRules,
+    git: &Value,
+    live: &Value,
+    ignored: &[String],
+    owners: &dyn Fn(&str) -> Vec<String>,
+) -> Vec<FieldChange> {
+    ignored
+        .iter()
+        .filter_map(|p| {
+            let git_value = git.pointer(p)?;
+            let live_value = live_pointer(git, live, p).and_then(|lp| live.pointer(&lp));
+            (live_value != Some(git_value)).then(|| {
+                let (mut g, mut l) = (git_value.clone(), live_value.cloned());
+                if renderer::drift::is_secret_value(git, p) {
+                    g = Value::from(renderer::drift::REDACTED);
+                    l = l.map(|_| Value::from(renderer::drift::REDACTED));
+                }
+                FieldChange {
+                    pointer: p.clone(),
+                    git: g,
+                    live: l,
+                    managers: owners(p),
+                    class: Class::Expected,
+                    ignored_by: Some(rules.reason(p, git)),
+                }
+            })
+        })
+        .collect()
 }
 
 /// Why one field differs, from who owns it live.
@@ -577,7 +621,7 @@ fn show(v: Option<&Value>) -> String {
 pub fn format_text(r: &DiffReport, color: bool) -> String {
     let mut out = String::new();
     for o in &r.objects {
-        if o.action == Action::Unchanged && o.note.is_none() {
+        if o.action == Action::Unchanged && o.note.is_none() && o.fields.is_empty() {
             continue;
         }
         let key = format!("{}/{}", o.kind, o.name);
@@ -625,16 +669,23 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
             } else {
                 format!(" [{}]", f.managers.join(", "))
             };
+            let class = match &f.ignored_by {
+                Some(why) => format!("{}: ignored, {why}", f.class.label()),
+                None => f.class.label().to_string(),
+            };
             let _ = writeln!(
                 out,
-                "#   {}: live {} -> git {} ({}){by}",
+                "#   {}: live {} -> git {} ({class}){by}",
                 f.pointer,
                 show(f.live.as_ref()),
                 show(Some(&f.git)),
-                f.class.label()
             );
         }
-        for p in &o.ignored {
+        for p in o
+            .ignored
+            .iter()
+            .filter(|p| !o.fields.iter().any(|f| &f.pointer == *p))
+        {
             let _ = writeln!(out, "#   {p}: ignored (left to its owner)");
         }
         if let Some(diff) = &o.diff {
@@ -720,6 +771,7 @@ mod tests {
             live: Some(json!(2)),
             managers: vec![],
             class,
+            ignored_by: None,
         }
     }
 
@@ -758,6 +810,7 @@ mod tests {
             live: Some(json!("api:hotfix")),
             managers: vec!["gitops-agent".into(), "kubectl-set".into()],
             class: Class::HarmfulDrift,
+            ignored_by: None,
         }];
         changed.class = Some(Class::HarmfulDrift);
         changed.diff = unified_diff(
@@ -855,6 +908,54 @@ mod tests {
         assert_eq!(o["class"], "harmfulDrift");
         assert_eq!(o["fields"][0]["managers"][1], "kubectl-set");
         assert_eq!(json["summary"]["harmfulDrift"], 1);
+    }
+
+    #[test]
+    fn ignored_fields_that_differ_are_expected_and_leave_the_exit_status_at_zero() {
+        let status = SyncStatus {
+            ignore_fields: vec!["Deployment:/spec/replicas".into()],
+            ..Default::default()
+        };
+        let rules = AgentRules::new(&Rendered { objects: vec![] }, &[], Some(&status));
+        let git = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api"}, "spec": {"replicas": 3, "paused": false}});
+        let live = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "api"}, "spec": {"replicas": 7, "paused": false}});
+        let ignored = rules.rules.ignored_pointers(&git);
+        let owners = |_: &str| vec!["kubectl-scale".to_string()];
+        let fields = ignored_differences(&rules, &git, &live, &ignored, &owners);
+        assert_eq!(fields.len(), 1, "{fields:?}");
+        assert_eq!(fields[0].class, Class::Expected);
+        assert_eq!(
+            (&fields[0].git, fields[0].live.as_ref()),
+            (&json!(3), Some(&json!(7)))
+        );
+        assert_eq!(
+            fields[0].ignored_by.as_deref(),
+            Some("the agent runs with --ignore-field Deployment:/spec/replicas")
+        );
+        assert!(ignored_differences(&rules, &git, &git, &ignored, &owners).is_empty());
+
+        let mut unchanged = skeleton(&git, Action::Unchanged);
+        unchanged.class = Some(Class::Expected);
+        unchanged.ignored = ignored;
+        unchanged.fields = fields;
+        let objects = vec![unchanged];
+        let r = DiffReport {
+            namespace: "shop".into(),
+            revision: None,
+            path: "overlays/prod".into(),
+            agent: true,
+            summary: summarise(&objects),
+            objects,
+        };
+        assert_eq!(r.exit_status(), ExitStatus::Success);
+        let text = format_text(&r, false);
+        assert!(
+            text.contains("# Deployment/api: unchanged (expected)\n#   /spec/replicas: live 7 -> git 3 (expected: ignored, the agent runs with --ignore-field Deployment:/spec/replicas) [kubectl-scale]\n"),
+            "{text}"
+        );
+        assert!(!text.contains("ignored (left to its owner)"), "{text}");
     }
 
     #[test]

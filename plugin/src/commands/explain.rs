@@ -277,7 +277,8 @@ async fn explain(
         .ok_or_else(|| anyhow!("the API server does not serve {}", object.value["kind"]))?;
     let live = live::get(&session.client, ns, &resource, name).await?;
     let hpas = live::hpas(&session.client, ns, &kinds).await?;
-    let rules = desired::ignore_rules(&rendered, &hpas);
+    let agent_rules = desired::AgentRules::new(&rendered, &hpas, status);
+    let rules = &agent_rules.rules;
 
     let mut body = object.value.clone();
     decorate(&mut body, ns, &tracked::set_id(ns));
@@ -331,7 +332,7 @@ async fn explain(
             ignored: ignored
                 .iter()
                 .find(|p| dptr == **p || dptr.starts_with(&format!("{p}/")))
-                .map(|p| ignore_reason(p, &body, &rendered.objects, &hpas)),
+                .map(|p| agent_rules.reason(p, &body)),
             drifted: drift.iter().any(|d| pointers_overlap(&d.pointer, &dptr)),
             break_glass: break_glass.clone(),
             pending: pending.clone(),
@@ -455,33 +456,6 @@ fn find_object<'a>(
         };
         kind_matches && o.value["metadata"]["name"] == name
     })
-}
-
-fn ignore_reason(
-    pointer: &str,
-    body: &Value,
-    objects: &[RenderedObject],
-    live_hpas: &[Value],
-) -> String {
-    if pointer == "/spec/replicas" {
-        let kind = body["kind"].as_str().unwrap_or_default();
-        let name = body["metadata"]["name"].as_str().unwrap_or_default();
-        let hpa = objects.iter().map(|o| &o.value).chain(live_hpas).find(|h| {
-            h["kind"] == "HorizontalPodAutoscaler"
-                && h["spec"]["scaleTargetRef"]["kind"] == kind
-                && h["spec"]["scaleTargetRef"]["name"] == name
-        });
-        if let Some(hpa) = hpa {
-            return format!(
-                "HorizontalPodAutoscaler/{} owns the replica count",
-                hpa["metadata"]["name"].as_str().unwrap_or_default()
-            );
-        }
-    }
-    format!(
-        "{pointer} is listed in {}",
-        renderer::protocol::IGNORE_FIELDS_ANNOTATION
-    )
 }
 
 fn origin_view(o: &FieldOrigin) -> OriginView {

@@ -69,6 +69,26 @@ impl IgnoreRule {
         self.kind.as_deref().is_none_or(|k| k == kind)
             && self.group.as_deref().is_none_or(|g| g == group)
     }
+
+    /// The concrete pointers of `obj` this rule alone covers (to say which rule ignores a field).
+    pub fn pointers_in(&self, obj: &Value) -> Vec<String> {
+        let (kind, group) = kind_and_group(obj);
+        if !self.applies_to(kind, group) {
+            return Vec::new();
+        }
+        pointer::segments(&self.pointer)
+            .map(|segs| pointer::expand(obj, &segs))
+            .unwrap_or_default()
+    }
+}
+
+fn kind_and_group(obj: &Value) -> (&str, &str) {
+    let kind = obj["kind"].as_str().unwrap_or_default();
+    let group = obj["apiVersion"]
+        .as_str()
+        .and_then(|v| v.rsplit_once('/'))
+        .map_or("", |(g, _)| g);
+    (kind, group)
 }
 
 /// Parses the ignore-fields annotation value: comma-separated JSON pointers.
@@ -132,11 +152,7 @@ impl IgnoreRules {
     /// The concrete pointers of `obj` that are ignored (wildcards expanded, absent ones dropped).
     /// Invalid annotation entries are skipped here; [`parse_ignore_annotation`] reports them.
     pub fn ignored_pointers(&self, obj: &Value) -> Vec<String> {
-        let kind = obj["kind"].as_str().unwrap_or_default();
-        let group = obj["apiVersion"]
-            .as_str()
-            .and_then(|v| v.rsplit_once('/'))
-            .map_or("", |(g, _)| g);
+        let (kind, group) = kind_and_group(obj);
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
 
         let mut patterns: Vec<&str> = self
@@ -275,6 +291,18 @@ mod tests {
                 "/spec/template/spec/containers/1/image",
             ]
         );
+        let image: IgnoreRule = "Deployment.apps:/spec/template/spec/containers/*/image"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            image.pointers_in(&d),
+            [
+                "/spec/template/spec/containers/0/image",
+                "/spec/template/spec/containers/1/image",
+            ]
+        );
+        let service: IgnoreRule = "Service:/spec/clusterIP".parse().unwrap();
+        assert!(service.pointers_in(&d).is_empty());
         rules.strip_ignored(&mut d);
         assert_eq!(d["metadata"]["labels"], json!({"app": "web"}));
         assert_eq!(
