@@ -82,6 +82,12 @@ pub enum Command {
     /// Write a live object's out-of-Git changes into the overlay, verified by rendering
     #[command(after_help = crate::commands::backfill::EXAMPLES)]
     Backfill(crate::commands::backfill::BackfillArgs),
+    /// Run the agent in a namespace: render its manifests for a repository, show, ask, apply
+    #[command(after_help = crate::commands::install::EXAMPLES)]
+    Install(crate::commands::install::InstallArgs),
+    /// Remove the agent from a namespace, keeping or deleting what it managed
+    #[command(after_help = crate::commands::uninstall::EXAMPLES)]
+    Uninstall(crate::commands::uninstall::UninstallArgs),
 }
 
 /// kubectl's connection flags, accepted by every subcommand so muscle memory carries over.

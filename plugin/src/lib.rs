@@ -11,6 +11,8 @@ pub mod complete;
 pub mod constants;
 pub mod desired;
 pub mod git_source;
+pub mod install_live;
+pub mod install_manifests;
 pub mod kube_context;
 pub mod live;
 pub mod printer;
@@ -56,5 +58,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Doctor(args) => commands::doctor::run(&args, &cli.kube, printer),
         Command::BreakGlass(args) => commands::break_glass::run(&args, &cli.kube, printer),
         Command::Backfill(args) => commands::backfill::run(&args, &cli.kube, printer),
+        Command::Install(args) => commands::install::run(&args, &cli.kube, printer),
+        Command::Uninstall(args) => commands::uninstall::run(&args, &cli.kube, printer),
     }
 }

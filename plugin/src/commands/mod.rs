@@ -6,6 +6,8 @@ pub mod completion;
 pub mod diff;
 pub mod doctor;
 pub mod explain;
+pub mod install;
 pub mod render;
 pub mod status;
+pub mod uninstall;
 pub mod version;

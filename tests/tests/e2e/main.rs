@@ -19,4 +19,5 @@ mod plugin_diff;
 mod plugin_doctor;
 mod plugin_explain;
 mod plugin_harness;
+mod plugin_install;
 mod plugin_status;

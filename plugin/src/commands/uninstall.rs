@@ -1,0 +1,182 @@
+//! `kubectl gitops uninstall`: removes the agent of a namespace (its Deployment first, so it
+//! cannot re-create anything, then its RBAC, NetworkPolicy and Secret), and either keeps what
+//! it managed or deletes that too. Kept objects stay members of the ApplySet, so a later
+//! `install` takes them over again; deleting removes the members and the ApplySet parent.
+
+use std::io::IsTerminal;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use renderer::protocol::PARENT_NAME;
+use serde_json::Value;
+
+use crate::ExitStatus;
+use crate::cli::KubeArgs;
+use crate::commands::break_glass::confirm;
+use crate::install_live::{agent_objects, delete};
+use crate::live::{Kinds, members, object_key};
+use crate::printer::Printer;
+use crate::session::{Session, block_on};
+use crate::tracked::{read_parent, set_id};
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # Remove the agent from namespace shop; ask what to do with the objects it managed
+  kubectl gitops uninstall -n shop
+
+  # Remove the agent and everything it applied from Git, without asking
+  kubectl gitops uninstall -n shop --delete-managed --yes
+
+  # Remove only the agent; the applications keep running unmanaged
+  kubectl gitops uninstall -n shop --keep-managed";
+
+#[derive(Debug, Clone, Args)]
+pub struct UninstallArgs {
+    /// Also delete every object the agent applied from Git, and its ApplySet parent
+    #[arg(long, conflicts_with = "keep_managed")]
+    pub delete_managed: bool,
+    /// Leave the objects the agent applied from Git in place (the default with --yes)
+    #[arg(long)]
+    pub keep_managed: bool,
+    /// Delete without asking
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Show what would be deleted and stop
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(args: &UninstallArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    block_on(uninstall(args, kube, printer))?
+}
+
+/// Keep or delete the managed objects: the flags decide, else the user, else keeping (the
+/// choice that loses nothing) when `--yes` says not to ask.
+fn delete_managed(args: &UninstallArgs, count: usize, ns: &str) -> anyhow::Result<bool> {
+    if args.delete_managed || args.keep_managed || count == 0 {
+        return Ok(args.delete_managed);
+    }
+    if args.yes || args.dry_run {
+        return Ok(false);
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!(
+            "the agent manages {count} objects in namespace {ns}: stdin is not a terminal, \
+             pass --keep-managed or --delete-managed"
+        );
+    }
+    let choice = dialoguer::Select::new()
+        .with_prompt(format!(
+            "The agent manages {count} objects in namespace {ns}. After uninstalling"
+        ))
+        .items(["keep them (unmanaged)", "delete them"])
+        .default(0)
+        .interact()
+        .context("reading the choice")?;
+    Ok(choice == 1)
+}
+
+async fn uninstall(
+    args: &UninstallArgs,
+    kube: &KubeArgs,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let session = Session::connect(kube).await?;
+    let ns = session.namespace.clone();
+    let kinds = Kinds::discover(&session.client).await?;
+    let mut agent = agent_objects(&session.client, &ns, &kinds).await?;
+    // The Deployment goes first: a running agent would re-create what is deleted after it.
+    agent.sort_by_key(|o| o["kind"] != "Deployment");
+    let parent = read_parent(&session.client, &ns).await?;
+    let managed: Vec<Value> = match &parent {
+        Some(parent) => {
+            members(
+                &session.client,
+                &ns,
+                &kinds,
+                &parent.group_kinds,
+                &set_id(&ns),
+            )
+            .await?
+        }
+        None => Vec::new(),
+    };
+    if agent.is_empty() && parent.is_none() {
+        printer.warn(&format!("no gitops-agent is installed in namespace {ns}"));
+        return Ok(ExitStatus::Failure);
+    }
+    let delete_managed = delete_managed(args, managed.len(), &ns)?;
+
+    let mut plan = String::new();
+    for object in &agent {
+        plan.push_str(&format!("delete {}\n", object_key(object)));
+    }
+    if delete_managed {
+        for object in &managed {
+            plan.push_str(&format!("delete {} (managed)\n", object_key(object)));
+        }
+        if parent.is_some() {
+            plan.push_str(&format!(
+                "delete ConfigMap/{PARENT_NAME} (ApplySet parent)\n"
+            ));
+        }
+    } else {
+        for object in &managed {
+            plan.push_str(&format!("keep {} (managed)\n", object_key(object)));
+        }
+    }
+    printer.result(&plan).context("writing to stdout")?;
+    if args.dry_run {
+        for object in &agent {
+            delete(&session.client, &ns, &kinds, object, true).await?;
+        }
+        printer.info("dry run: nothing deleted");
+        return Ok(ExitStatus::Success);
+    }
+    if !confirm(
+        &format!("Uninstall gitops-agent from namespace {ns}?"),
+        args.yes,
+    )? {
+        printer.info("nothing deleted");
+        return Ok(ExitStatus::Failure);
+    }
+
+    let (first, rest) = agent.split_at(
+        agent
+            .iter()
+            .take_while(|o| o["kind"] == "Deployment")
+            .count(),
+    );
+    for object in first {
+        delete(&session.client, &ns, &kinds, object, false).await?;
+        printer.info(&format!("deleted {}", object_key(object)));
+    }
+    if delete_managed {
+        for object in &managed {
+            delete(&session.client, &ns, &kinds, object, false).await?;
+            printer.info(&format!("deleted {} (managed)", object_key(object)));
+        }
+        if parent.is_some() {
+            delete(&session.client, &ns, &kinds, &parent_object(), false).await?;
+            printer.info(&format!(
+                "deleted ConfigMap/{PARENT_NAME} (ApplySet parent)"
+            ));
+        }
+    }
+    for object in rest {
+        delete(&session.client, &ns, &kinds, object, false).await?;
+        printer.info(&format!("deleted {}", object_key(object)));
+    }
+    if !delete_managed && !managed.is_empty() {
+        printer.info(&format!(
+            "kept {} managed objects; `kubectl gitops install` takes them over again",
+            managed.len()
+        ));
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// Enough of the ApplySet parent for [`delete`] to find it.
+fn parent_object() -> Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": PARENT_NAME}})
+}

@@ -1,0 +1,117 @@
+//! The cluster side shared by `install` and `uninstall`: finding the agent's objects by the
+//! base's labels, showing a change as a redacted unified diff, deleting one object.
+
+use anyhow::Context;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use renderer::protocol::GroupKind;
+use serde_json::Value;
+
+use crate::install_manifests::{AGENT_KINDS, AGENT_SELECTOR};
+use crate::live::{Kinds, object_key, to_value};
+use crate::redact::redact_pair;
+use crate::unified_diff::{DiffOptions, NO_FILE, unified_diff};
+
+/// Every object of the namespace carrying the agent's labels, in [`AGENT_KINDS`] order.
+pub async fn agent_objects(
+    client: &kube::Client,
+    namespace: &str,
+    kinds: &Kinds,
+) -> anyhow::Result<Vec<Value>> {
+    let mut found = Vec::new();
+    for (group, kind) in AGENT_KINDS {
+        let Some((ar, _)) = kinds.resolve(&GroupKind::new(group, kind)) else {
+            continue;
+        };
+        let list = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &ar)
+            .list(&ListParams::default().labels(AGENT_SELECTOR))
+            .await
+            .with_context(|| format!("listing {kind}s of the agent in namespace {namespace}"))?;
+        found.extend(list.items.iter().map(|o| {
+            let mut v = to_value(o);
+            v["apiVersion"] = Value::from(ar.api_version.clone());
+            v["kind"] = Value::from(ar.kind.clone());
+            v
+        }));
+    }
+    Ok(found)
+}
+
+/// What the server keeps for itself; showing it would make every diff noisy.
+fn clean(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    if let Some(meta) = obj["metadata"].as_object_mut() {
+        for key in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "uid",
+            "creationTimestamp",
+        ] {
+            meta.shift_remove(key);
+        }
+    }
+    if let Some(obj) = obj.as_object_mut() {
+        obj.shift_remove("status");
+    }
+    obj
+}
+
+/// `before` → `after` (either side `None` for create/delete), Secret values redacted; `None`
+/// when nothing changes.
+pub fn object_diff(
+    before: Option<&Value>,
+    after: Option<&Value>,
+    key: &str,
+    color: bool,
+) -> Option<String> {
+    let mut b = before.map(clean).unwrap_or(Value::Null);
+    let mut a = after.map(clean).unwrap_or(Value::Null);
+    redact_pair(&mut b, &mut a);
+    let yaml = |v: &Value| {
+        if v.is_null() {
+            String::new()
+        } else {
+            renderer::yaml::to_yaml(v)
+        }
+    };
+    let label = |side: Option<&Value>, prefix: &str| {
+        side.map_or(NO_FILE.to_string(), |_| format!("{prefix}/{key}"))
+    };
+    unified_diff(
+        &yaml(&b),
+        &yaml(&a),
+        &label(before, "live"),
+        &label(after, "install"),
+        DiffOptions {
+            color,
+            ..DiffOptions::default()
+        },
+    )
+}
+
+/// Deletes one live object (background propagation); an object already gone is fine.
+pub async fn delete(
+    client: &kube::Client,
+    namespace: &str,
+    kinds: &Kinds,
+    live: &Value,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let key = object_key(live);
+    let (ar, _) = kinds
+        .for_object(live)
+        .with_context(|| format!("{key}: the API server does not serve this kind"))?;
+    let name = live["metadata"]["name"].as_str().unwrap_or_default();
+    let params = DeleteParams {
+        dry_run,
+        ..DeleteParams::background()
+    };
+    match Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &ar)
+        .delete(name, &params)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("deleting {key} in namespace {namespace}")),
+    }
+}
