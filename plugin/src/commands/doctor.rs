@@ -9,6 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use git2::Oid;
 use k8s_openapi::api::core::v1::{Event, Pod};
+use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::Api;
 use kube::api::{ListParams, LogParams};
 use renderer::protocol::{SyncResult, SyncStatus};
@@ -32,6 +33,8 @@ Examples:
   # Check for a specific commit rather than the local HEAD
   kubectl gitops doctor -n shop --expect-commit 1a2b3c4d";
 
+/// The name of the agent's Role (and ServiceAccount) in `manifests/base`.
+const AGENT_ROLE: &str = "gitops-agent";
 /// The label of the agent's pods in `manifests/base`.
 const AGENT_POD_SELECTOR: &str = "app.kubernetes.io/name=gitops-agent";
 const LOG_LINES: i64 = 200;
@@ -136,7 +139,8 @@ async fn diagnose(
     printer.info("reading the agent's status, events and logs");
     let events = live::events(&session.client, ns).await.unwrap_or_default();
     let logs = agent_logs(session).await;
-    steps.push(agent_step(status.as_ref(), &events, &logs, ns));
+    let bindings = role_bindings(session).await;
+    steps.push(agent_step(status.as_ref(), &events, &logs, &bindings, ns));
 
     let live_step = match (&rendered, &status) {
         (Some(rendered), Some(s)) => {
@@ -256,21 +260,95 @@ fn revision_step(
             short(&expected.to_string())
         ));
     } else {
+        let want = short(&expected.to_string()).to_string();
         s.verdict = StepVerdict::Problem;
         s.summary = format!(
-            "the agent tracks {} at {}, which does not contain {}",
+            "the agent tracks {} at {}, which does not contain {want}",
             status.tracked_ref,
             short(tracked),
-            short(&expected.to_string())
         );
         s.evidence.push(local.relation(tracked).describe());
-        s.next = format!(
-            "git push, or check that {} points at your commit: git branch -r --contains {}",
-            status.tracked_ref,
-            short(&expected.to_string())
-        );
+        let ahead = local
+            .repo
+            .graph_descendant_of(expected, tracked_oid)
+            .unwrap_or(false);
+        let on_ref = ref_contains(local, &status.tracked_ref, expected);
+        if ahead && on_ref != Some(false) {
+            // On the tracked branch (here) and newer: the agent has simply not fetched it.
+            s.evidence.push(format!(
+                "{want} is {} commit(s) ahead of {}: the agent has not fetched it yet",
+                local
+                    .repo
+                    .graph_ahead_behind(expected, tracked_oid)
+                    .map_or(0, |(a, _)| a),
+                short(tracked)
+            ));
+            s.next = format!(
+                "git push origin HEAD:{} (if not pushed yet), then kubectl gitops status -n {ns} --watch",
+                status.tracked_ref
+            );
+        } else {
+            let branches = branches_containing(local, expected);
+            s.evidence.push(format!(
+                "{want} is not on {}{}",
+                status.tracked_ref,
+                if branches.is_empty() {
+                    String::new()
+                } else {
+                    format!("; it is on {}", branches.join(", "))
+                }
+            ));
+            s.next = if on_ref.is_some() && is_branch(local, &status.tracked_ref) {
+                format!(
+                    "git checkout {} && git merge {want} && git push",
+                    status.tracked_ref
+                )
+            } else {
+                format!("point the agent's --revision at a ref that contains {want}")
+            };
+        }
     }
     s
+}
+
+/// Whether `reference` (as the agent spells it: a branch, tag or commit), resolved in the
+/// local clone (remote-tracking branch first), contains `commit`; `None` when it does not
+/// resolve here (a semver range, or not fetched).
+fn ref_contains(local: &LocalRepo, reference: &str, commit: Oid) -> Option<bool> {
+    let tip = [format!("origin/{reference}"), reference.to_string()]
+        .iter()
+        .find_map(|r| local.repo.revparse_single(r).ok()?.peel_to_commit().ok())?
+        .id();
+    Some(tip == commit || local.repo.graph_descendant_of(tip, commit).unwrap_or(false))
+}
+
+fn is_branch(local: &LocalRepo, reference: &str) -> bool {
+    local
+        .repo
+        .find_branch(reference, git2::BranchType::Local)
+        .is_ok()
+        || local
+            .repo
+            .find_branch(&format!("origin/{reference}"), git2::BranchType::Remote)
+            .is_ok()
+}
+
+/// Local and remote-tracking branches whose tip contains `commit`, for the evidence line.
+fn branches_containing(local: &LocalRepo, commit: Oid) -> Vec<String> {
+    let Ok(branches) = local.repo.branches(None) else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = branches
+        .flatten()
+        .filter_map(|(b, _)| {
+            let tip = b.get().peel_to_commit().ok()?.id();
+            let contains =
+                tip == commit || local.repo.graph_descendant_of(tip, commit).unwrap_or(false);
+            contains.then(|| b.name().ok().flatten().map(str::to_string))?
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// (2) Does the overlay render at the tracked revision?
@@ -339,6 +417,84 @@ fn render_step(
     }
 }
 
+/// An RBAC denial as the API server words it: `User "U" cannot VERB resource "R" in API
+/// group "G"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub user: String,
+    pub verb: String,
+    pub resource: String,
+    pub group: String,
+}
+
+impl Denial {
+    pub fn parse(message: &str) -> Option<Self> {
+        let quoted_after = |marker: &str| -> Option<String> {
+            let rest = &message[message.find(marker)? + marker.len()..];
+            Some(rest[..rest.find('"')?].to_string())
+        };
+        let after_cannot = &message[message.find("cannot ")? + "cannot ".len()..];
+        let verb = after_cannot.split_whitespace().next()?.to_string();
+        Some(Self {
+            user: quoted_after("User \"").unwrap_or_default(),
+            verb,
+            resource: quoted_after("resource \"")?,
+            group: quoted_after("in API group \"").unwrap_or_default(),
+        })
+    }
+
+    fn group_label(&self) -> &str {
+        if self.group.is_empty() {
+            "core"
+        } else {
+            &self.group
+        }
+    }
+
+    /// The one rule that grants what was denied, appended to `role` in `ns`.
+    pub fn fix(&self, role: &str, ns: &str) -> String {
+        let rule = serde_json::json!([{
+            "op": "add",
+            "path": "/rules/-",
+            "value": {"apiGroups": [self.group], "resources": [self.resource], "verbs": [self.verb]}
+        }]);
+        format!("kubectl patch role {role} -n {ns} --type=json -p '{rule}'")
+    }
+
+    pub fn check(&self, ns: &str) -> String {
+        let who = if self.user.is_empty() {
+            String::new()
+        } else {
+            format!(" --as {}", self.user)
+        };
+        format!(
+            "kubectl auth can-i {} {} -n {ns}{who}",
+            self.verb, self.resource
+        )
+    }
+}
+
+/// The Role a RoleBinding in the namespace grants to `user`; the agent's default otherwise.
+fn role_of(user: &str, bindings: &[RoleBinding]) -> String {
+    let sa = user
+        .strip_prefix("system:serviceaccount:")
+        .and_then(|rest| rest.split_once(':'));
+    bindings
+        .iter()
+        .find(|b| {
+            b.role_ref.kind == "Role"
+                && b.subjects.iter().flatten().any(|s| match sa {
+                    Some((ns, name)) => {
+                        s.kind == "ServiceAccount"
+                            && s.name == name
+                            && s.namespace.as_deref().is_none_or(|n| n == ns)
+                    }
+                    None => s.name == user,
+                })
+        })
+        .map_or_else(|| AGENT_ROLE.to_string(), |b| b.role_ref.name.clone())
+}
+
 /// What kind of failure a message describes, and what to run about it.
 pub fn failure_kind(message: &str, ns: &str) -> Option<(&'static str, String)> {
     let m = message.to_ascii_lowercase();
@@ -364,7 +520,13 @@ pub fn failure_kind(message: &str, ns: &str) -> Option<(&'static str, String)> {
 }
 
 /// (3) The agent's own account: status, Warning events, log lines that name a failure.
-fn agent_step(status: Option<&SyncStatus>, events: &[Event], logs: &[String], ns: &str) -> Step {
+fn agent_step(
+    status: Option<&SyncStatus>,
+    events: &[Event],
+    logs: &[String],
+    bindings: &[RoleBinding],
+    ns: &str,
+) -> Step {
     let Some(status) = status else {
         return step("agent", StepVerdict::Skipped, "skipped: no agent status");
     };
@@ -432,7 +594,28 @@ fn agent_step(status: Option<&SyncStatus>, events: &[Event], logs: &[String], ns
         s.summary = format!("{}; {kind} reported", s.summary);
         s.next = next;
     }
+    if let Some(denial) = texts.iter().find_map(|t| Denial::parse(t)) {
+        let role = role_of(&denial.user, bindings);
+        s.summary = format!(
+            "{}: the agent may not {} {} (API group {}); Role {role} lacks the verb",
+            s.summary,
+            denial.verb,
+            denial.resource,
+            denial.group_label()
+        );
+        s.evidence.insert(0, format!("check: {}", denial.check(ns)));
+        s.next = denial.fix(&role, ns);
+    }
     s
+}
+
+/// The namespace's RoleBindings, to name the Role to fix; empty when not readable.
+async fn role_bindings(session: &Session) -> Vec<RoleBinding> {
+    let api: Api<RoleBinding> = Api::namespaced(session.client.clone(), &session.namespace);
+    api.list(&ListParams::default())
+        .await
+        .map(|l| l.items)
+        .unwrap_or_default()
 }
 
 /// The last lines of each agent pod's log; empty when no pod runs or logs are not readable.
@@ -592,6 +775,58 @@ mod tests {
         assert_eq!(failure_kind("all good", "s"), None);
     }
 
+    #[test]
+    fn rbac_denials_name_the_verb_resource_and_the_rule_to_add() {
+        let message = "dry-run Service/catalog-api: services \"catalog-api\" is forbidden: User \"system:serviceaccount:shop:gitops-agent\" cannot patch resource \"services\" in API group \"\" in the namespace \"shop\"";
+        let d = Denial::parse(message).unwrap();
+        assert_eq!(
+            d,
+            Denial {
+                user: "system:serviceaccount:shop:gitops-agent".into(),
+                verb: "patch".into(),
+                resource: "services".into(),
+                group: String::new(),
+            }
+        );
+        assert_eq!(
+            d.fix("agent-role", "shop"),
+            r#"kubectl patch role agent-role -n shop --type=json -p '[{"op":"add","path":"/rules/-","value":{"apiGroups":[""],"resources":["services"],"verbs":["patch"]}}]'"#
+        );
+        assert_eq!(
+            d.check("shop"),
+            "kubectl auth can-i patch services -n shop --as system:serviceaccount:shop:gitops-agent"
+        );
+        assert_eq!(Denial::parse("all good"), None);
+
+        let binding: RoleBinding = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "b"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "agent-role"},
+            "subjects": [{"kind": "ServiceAccount", "name": "gitops-agent", "namespace": "shop"}]
+        }))
+        .unwrap();
+        assert_eq!(role_of(&d.user, &[binding]), "agent-role");
+        assert_eq!(role_of(&d.user, &[]), AGENT_ROLE);
+
+        let status = SyncStatus {
+            result: SyncResult::Failed,
+            message: message.into(),
+            ..Default::default()
+        };
+        let s = agent_step(Some(&status), &[], &[], &[], "shop");
+        assert!(
+            s.summary
+                .contains("the agent may not patch services (API group core)"),
+            "{}",
+            s.summary
+        );
+        assert!(
+            s.next
+                .starts_with("kubectl patch role gitops-agent -n shop"),
+            "{}",
+            s.next
+        );
+    }
+
     fn failed(name: &str, next: &str) -> Step {
         Step {
             evidence: vec!["base/deployment.yaml:7: bad".into()],
@@ -625,7 +860,7 @@ mod tests {
             message: "apply Deployment/x: forbidden".into(),
             ..Default::default()
         };
-        let s = agent_step(Some(&status), &[], &[], "shop");
+        let s = agent_step(Some(&status), &[], &[], &[], "shop");
         assert_eq!(s.verdict, StepVerdict::Problem);
         assert!(s.summary.contains("RBAC denial"), "{}", s.summary);
         let ok = SyncStatus {
@@ -636,6 +871,7 @@ mod tests {
             Some(&ok),
             &[],
             &["agent-0: commit abc is not signed by a trusted key".into()],
+            &[],
             "shop",
         );
         assert_eq!(s.verdict, StepVerdict::Warning);
