@@ -98,6 +98,34 @@ fn comment_of(scalar: &str) -> Option<&str> {
     None
 }
 
+/// An image reference split as kustomize's `images:` transformer reads it: the name, then an
+/// optional `:tag` (a colon after the last `/`, so a registry port is not a tag), then an
+/// optional `@digest`.
+fn split_image(image: &str) -> (&str, Option<&str>, Option<&str>) {
+    let (rest, digest) = match image.split_once('@') {
+        Some((r, d)) => (r, Some(d)),
+        None => (image, None),
+    };
+    let slash = rest.rfind('/').map_or(0, |i| i + 1);
+    match rest[slash..].rfind(':') {
+        Some(i) => (&rest[..slash + i], Some(&rest[slash + i + 1..]), digest),
+        None => (rest, None, digest),
+    }
+}
+
+/// The live tag, when `live` is `desired` with only another tag: what an `images:` entry's
+/// `newTag` can say. `None` for a new name or a digest, which a `newTag` cannot express.
+pub fn tag_only_change(desired: &str, live: &str) -> Option<String> {
+    let (d_name, d_tag, d_digest) = split_image(desired);
+    let (l_name, l_tag, l_digest) = split_image(live);
+    (d_name == l_name
+        && d_digest.is_none()
+        && l_digest.is_none()
+        && l_tag.is_some()
+        && d_tag != l_tag)
+        .then(|| l_tag.unwrap_or_default().to_string())
+}
+
 /// One field to bring into Git: where it is in the live object, and its live value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leaf {
@@ -336,6 +364,30 @@ spec:
         assert_eq!(
             add_patch_entry("patches: []\nresources: []\n", "b.yaml"),
             "patches:\n- path: b.yaml\nresources: []\n"
+        );
+    }
+
+    #[test]
+    fn only_a_new_tag_is_a_tag_change() {
+        let d = "registry.example.com/catalog-api:1.4.2";
+        assert_eq!(
+            tag_only_change(d, "registry.example.com/catalog-api:1.4.3").as_deref(),
+            Some("1.4.3")
+        );
+        assert_eq!(tag_only_change(d, d), None);
+        assert_eq!(tag_only_change(d, "registry.example.com/other:1.4.3"), None);
+        assert_eq!(
+            tag_only_change(d, "registry.example.com/catalog-api@sha256:ab"),
+            None
+        );
+        assert_eq!(tag_only_change(d, "registry.example.com/catalog-api"), None);
+        assert_eq!(
+            tag_only_change("localhost:5000/api:1", "localhost:5000/api:2").as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            tag_only_change("localhost:5000/api", "localhost:5001/api"),
+            None
         );
     }
 

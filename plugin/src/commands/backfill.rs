@@ -10,12 +10,14 @@ use git2::{IndexAddOption, Repository, Signature};
 use jiff::Timestamp;
 use renderer::drift::{ManagedFields, compare};
 use renderer::protocol::{AGENT_FIELD_MANAGER, BREAK_GLASS_FIELD_MANAGER, BreakGlass, PREFIX};
-use renderer::provenance::{FieldPath, SetBy};
+use renderer::provenance::{FieldOrigin, FieldPath, SetBy};
 use renderer::{FsSource, RenderedObject};
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::backfill_edit::{Leaf, add_patch_entry, branch_name, edit_line_value, patch_document};
+use crate::backfill_edit::{
+    Leaf, add_patch_entry, branch_name, edit_line_value, patch_document, tag_only_change,
+};
 use crate::cli::KubeArgs;
 use crate::commands::break_glass::{confirm, live_target};
 use crate::constants::KUSTOMIZATION_FILES;
@@ -293,7 +295,7 @@ fn plan_edits(
     leaves: &[Leaf],
     into: Into,
 ) -> anyhow::Result<Vec<FileEdit>> {
-    let mut by_pointer: BTreeMap<String, &renderer::provenance::FieldOrigin> = BTreeMap::new();
+    let mut by_pointer: BTreeMap<String, &FieldOrigin> = BTreeMap::new();
     for (text, origin) in &object.provenance {
         if let Ok(path) = text.parse::<FieldPath>()
             && let Some(p) = desired::pointer_of(&path, &object.value)
@@ -313,16 +315,29 @@ fn plan_edits(
             .unwrap_or_default()
             .replace("~1", "/")
             .replace("~0", "~");
-        let editable = by_pointer.get(&leaf.pointer).filter(|o| {
-            let allowed = match into {
-                Into::Overlay => in_overlay(&o.origin.file),
-                Into::Base => true,
-            };
-            allowed
-                && matches!(o.origin.set_by, SetBy::Patch | SetBy::Resource)
-                && (o.origin.set_by == SetBy::Patch || into == Into::Base)
+        let allowed = |o: &&&FieldOrigin| match into {
+            Into::Overlay => in_overlay(&o.origin.file),
+            Into::Base => true,
+        };
+        let in_place = by_pointer.get(&leaf.pointer).filter(allowed).and_then(|o| {
+            match o.origin.set_by {
+                SetBy::Patch => Some((*o, key.clone(), leaf.value.clone())),
+                SetBy::Resource if into == Into::Base => {
+                    Some((*o, key.clone(), leaf.value.clone()))
+                }
+                // A patch cannot change an image the `images:` transformer sets (it runs after
+                // patches), so a new tag goes where the transformer takes it from.
+                SetBy::Transformer("images") => {
+                    let desired_image = desired::live_pointer(live, &object.value, &leaf.pointer)
+                        .and_then(|p| object.value.pointer(&p))
+                        .and_then(Value::as_str)?;
+                    let tag = tag_only_change(desired_image, leaf.value.as_str()?)?;
+                    Some((*o, "newTag".to_string(), Value::from(tag)))
+                }
+                _ => None,
+            }
         });
-        let Some(origin) = editable else {
+        let Some((origin, key, value)) = in_place else {
             rest.push(leaf.clone());
             continue;
         };
@@ -340,7 +355,7 @@ fn plan_edits(
             );
         }
         let edit = files.get_mut(&file).expect("inserted above");
-        match edit_line_value(&file, &edit.after, origin.origin.line, &key, &leaf.value) {
+        match edit_line_value(&file, &edit.after, origin.origin.line, &key, &value) {
             Ok(after) => edit.after = after,
             // A flow mapping or a multi-line value: a new patch says it as clearly.
             Err(_) => rest.push(leaf.clone()),

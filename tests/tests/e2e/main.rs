@@ -14,6 +14,7 @@ mod agent_verify;
 mod cluster;
 mod git;
 mod packaging;
+mod plugin_backfill;
 mod plugin_breakglass;
 mod plugin_diff;
 mod plugin_doctor;
