@@ -470,7 +470,13 @@ async fn diff_object(
     }
     for d in compare(&git_side, &live, &managed.applied_by(AGENT_FIELD_MANAGER)) {
         let managers = owners(&d.pointer);
-        let class = field_class(&managers, out.break_glass.is_some());
+        // Git has never owned a look-alike's fields: applying takes them over, it does not
+        // undo anyone's change to what the agent applied.
+        let class = if out.unmanaged && out.break_glass.is_none() {
+            Class::Pending
+        } else {
+            field_class(&managers, out.break_glass.is_some())
+        };
         out.fields.push(FieldChange {
             pointer: d.pointer,
             git: d.desired,
@@ -956,6 +962,23 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("ignored (left to its owner)"), "{text}");
+    }
+
+    #[test]
+    fn read_only_subcommands_show_an_example_in_their_help() {
+        use clap::CommandFactory;
+        let mut cli = crate::cli::Cli::command();
+        for sub in ["diff", "explain", "status", "doctor"] {
+            let help = cli
+                .find_subcommand_mut(sub)
+                .unwrap_or_else(|| panic!("no {sub} subcommand"))
+                .render_help()
+                .to_string();
+            assert!(
+                help.contains("Examples:") && help.contains(&format!("  kubectl gitops {sub} ")),
+                "{sub} --help has no example:\n{help}"
+            );
+        }
     }
 
     #[test]

@@ -1,13 +1,18 @@
 //! `kubectl gitops diff`: nothing to report right after a sync; a `kubectl set image` is
 //! harmful drift, an uncommitted edit of a field the agent owns is a pending change, and a
-//! field the agent was told to ignore (`--ignore-field`) is expected.
+//! field the agent was told to ignore (`--ignore-field`) or an HPA owns is expected, an active
+//! break-glass says who/why/until, and a revision ahead of the agent creates, prunes and adopts.
 
 use anyhow::Result;
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
+use renderer::protocol::{
+    BREAK_GLASS_BY_ANNOTATION, BREAK_GLASS_FIELD_MANAGER, BREAK_GLASS_REASON_ANNOTATION,
+    BREAK_GLASS_SINCE_ANNOTATION, BREAK_GLASS_UNTIL_ANNOTATION,
+};
 use serde_json::{Value, json};
 
-use crate::agent_harness::AgentEnv;
+use crate::agent_harness::{AgentEnv, admin_apply};
 use crate::agent_sync::catalog_env;
 use crate::plugin_harness::{kubectl_set_image, plugin, synced_catalog};
 
@@ -185,5 +190,212 @@ async fn plugin_diff_honours_the_agents_ignore_field_flags() -> Result<()> {
             .contains("--ignore-field Deployment:/spec/replicas"),
         "{out}"
     );
+    Ok(())
+}
+
+fn keys(v: &Value) -> Vec<&str> {
+    v.as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Every class and action, one after the other on the same namespace: expected (an HPA owns
+/// the replicas), break-glass (with who, why and until), and a revision ahead of the agent
+/// that creates, prunes and adopts an unmanaged look-alike. The JSON keys are checked as the
+/// documented schema.
+#[tokio::test]
+async fn plugin_diff_reports_every_class_and_action() -> Result<()> {
+    let (env, _) = synced_catalog("plugin-diff-classes").await?;
+    let admin = env.admin().await?;
+    let ns = env.ns.name();
+
+    // Expected: an HPA scales the Deployment; replicas differ from Git but are not a change.
+    let hpa = json!({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "catalog-api"},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "catalog-api"},
+                 "minReplicas": 2, "maxReplicas": 10}});
+    admin_apply(&admin, ns, &[hpa]).await?;
+    kubectl_scale(&env, 5).await?;
+    let out = plugin(&env, &["diff", "-o", "json"])?;
+    assert_eq!(out.code, 0, "{out}");
+    let report = out.json()?;
+    let deploy = object(&report, "Deployment", "catalog-api");
+    assert_eq!(
+        (&deploy["action"], &deploy["class"]),
+        (&json!("unchanged"), &json!("expected")),
+        "{out}"
+    );
+    assert_eq!(
+        deploy["fields"][0]["ignoredBy"],
+        "HorizontalPodAutoscaler/catalog-api owns the replica count"
+    );
+
+    // Break-glass: an operator's image, left alone until `until`.
+    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), ns);
+    let break_glass = json!({
+        "metadata": {"annotations": {
+            BREAK_GLASS_BY_ANNOTATION: "alice@example.com",
+            BREAK_GLASS_REASON_ANNOTATION: "INC-42 roll back the cache",
+            BREAK_GLASS_SINCE_ANNOTATION: "2026-01-01T00:00:00Z",
+            BREAK_GLASS_UNTIL_ANNOTATION: "2099-01-01T00:00:00Z"}},
+        "spec": {"template": {"spec": {"containers": [
+            {"name": "api", "image": "registry.example.com/catalog-api:1.4.1"}]}}}});
+    deployments
+        .patch(
+            "catalog-api",
+            &PatchParams {
+                field_manager: Some(BREAK_GLASS_FIELD_MANAGER.into()),
+                ..Default::default()
+            },
+            &Patch::Strategic(&break_glass),
+        )
+        .await?;
+
+    // A revision ahead of the agent: a new ConfigMap, one that exists unmanaged, and the
+    // ServiceAccount gone from the base.
+    let base = std::fs::read_to_string(env.repo.path().join("base/kustomization.yaml"))?;
+    let prod = std::fs::read_to_string(env.repo.path().join("overlays/prod/kustomization.yaml"))?;
+    let ahead = env.repo.commit_files(
+        &[
+            (
+                "base/kustomization.yaml",
+                &base.replace("- serviceaccount.yaml\n", ""),
+            ),
+            (
+                "overlays/prod/kustomization.yaml",
+                &prod.replace("- ../../base\n", "- ../../base\n- extra.yaml\n"),
+            ),
+            (
+                "overlays/prod/extra.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: catalog-extra\ndata:\n  a: b\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: catalog-legacy\ndata:\n  mode: new\n",
+            ),
+        ],
+        "extra config, no service account",
+    )?;
+    let legacy = json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "catalog-legacy"}, "data": {"mode": "old"}});
+    admin_apply(&admin, ns, &[legacy]).await?;
+
+    let out = plugin(&env, &["diff", "--revision", &ahead, "-o", "json"])?;
+    assert_eq!(out.code, 1, "{out}");
+    let report = out.json()?;
+    assert_eq!(
+        keys(&report),
+        [
+            "namespace",
+            "revision",
+            "path",
+            "agent",
+            "objects",
+            "summary"
+        ]
+    );
+    assert_eq!(report["revision"], ahead.as_str());
+    assert_eq!(
+        keys(&report["summary"]),
+        [
+            "create",
+            "change",
+            "prune",
+            "unchanged",
+            "unmanaged",
+            "harmfulDrift",
+            "pending",
+            "expected",
+            "breakGlass",
+            "errors"
+        ]
+    );
+    for o in report["objects"].as_array().unwrap() {
+        assert_eq!(
+            keys(o),
+            [
+                "apiVersion",
+                "kind",
+                "name",
+                "action",
+                "class",
+                "unmanaged",
+                "fields",
+                "ignored",
+                "breakGlass",
+                "note",
+                "diff",
+                "error"
+            ],
+            "{o:#}"
+        );
+        for f in o["fields"].as_array().unwrap() {
+            assert_eq!(
+                keys(f),
+                ["pointer", "git", "live", "managers", "class", "ignoredBy"],
+                "{f:#}"
+            );
+        }
+    }
+
+    let deploy = object(&report, "Deployment", "catalog-api");
+    assert_eq!(deploy["class"], "breakGlass", "{out}");
+    assert_eq!(deploy["breakGlass"]["by"], "alice@example.com");
+    assert_eq!(deploy["breakGlass"]["reason"], "INC-42 roll back the cache");
+    assert_eq!(deploy["breakGlass"]["until"], "2099-01-01T00:00:00Z");
+    let image = deploy["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["pointer"] == "/spec/template/spec/containers/0/image")
+        .unwrap_or_else(|| panic!("image not reported: {deploy:#}"));
+    assert_eq!(image["class"], "breakGlass");
+    assert_eq!(image["live"], "registry.example.com/catalog-api:1.4.1");
+
+    let extra = object(&report, "ConfigMap", "catalog-extra");
+    assert_eq!(
+        (&extra["action"], &extra["class"], &extra["unmanaged"]),
+        (&json!("create"), &json!("pending"), &json!(false)),
+        "{out}"
+    );
+    let legacy = object(&report, "ConfigMap", "catalog-legacy");
+    assert_eq!(
+        (&legacy["action"], &legacy["unmanaged"]),
+        (&json!("change"), &json!(true)),
+        "{out}"
+    );
+    assert!(
+        legacy["diff"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("-  mode: old"),
+        "{out}"
+    );
+    let sa = object(&report, "ServiceAccount", "catalog-api");
+    assert_eq!(
+        (&sa["action"], &sa["class"]),
+        (&json!("prune"), &json!("pending")),
+        "{out}"
+    );
+    let summary = &report["summary"];
+    assert_eq!(
+        (
+            &summary["create"],
+            &summary["prune"],
+            &summary["unmanaged"],
+            &summary["breakGlass"]
+        ),
+        (&json!(1), &json!(1), &json!(1), &json!(1)),
+        "{out}"
+    );
+
+    let text = plugin(&env, &["diff", "--revision", &ahead])?;
+    assert_eq!(text.code, 1, "{text}");
+    for line in [
+        "# Deployment/catalog-api: change (break-glass)\n",
+        "#   break-glass by alice@example.com until 2099-01-01T00:00:00Z: INC-42 roll back the cache\n",
+        "# ConfigMap/catalog-extra: create (pending change)\n",
+        "# ConfigMap/catalog-legacy: change (pending change), not yet managed: applying adopts it\n",
+        "# ServiceAccount/catalog-api: prune (pending change)\n",
+        "Summary: 1 to create, 2 to change, 1 to prune, 2 unchanged\n",
+    ] {
+        assert!(text.stdout.contains(line), "missing {line:?}\n{text}");
+    }
     Ok(())
 }
