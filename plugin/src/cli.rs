@@ -88,6 +88,15 @@ pub enum Command {
     /// Remove the agent from a namespace, keeping or deleting what it managed
     #[command(after_help = crate::commands::uninstall::EXAMPLES)]
     Uninstall(crate::commands::uninstall::UninstallArgs),
+    /// Tag what staging runs (Synced and healthy) and point production at the tag
+    #[command(after_help = crate::commands::promote::EXAMPLES)]
+    Promote(crate::commands::promote::PromoteArgs),
+    /// Point production back at an earlier release tag, after showing what changes
+    #[command(after_help = crate::commands::rollback::EXAMPLES)]
+    Rollback(crate::commands::rollback::RollbackArgs),
+    /// List the revisions production has run, from Git and the agent's status
+    #[command(after_help = crate::commands::history::EXAMPLES)]
+    History(crate::commands::history::HistoryArgs),
 }
 
 /// kubectl's connection flags, accepted by every subcommand so muscle memory carries over.

@@ -29,3 +29,12 @@ pub const SECRET_VALUE_FIELDS: [&str; 2] = ["data", "stringData"];
 pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 /// Prefix of the marker that replaces a Secret value.
 pub const REDACTED_MARKER: &str = "***";
+
+/// The agent's flag naming the Git revision it follows; `promote` and `rollback` edit it.
+pub const AGENT_REVISION_ARG: &str = "--revision";
+/// The agent's flag naming the overlay it renders; finds which manifest is whose agent.
+pub const AGENT_PATH_ARG: &str = "--path";
+/// Branches `promote --hotfix` creates from a production tag.
+pub const HOTFIX_BRANCH_PREFIX: &str = "hotfix/";
+/// Commits and tags the plugin makes when Git has no user configured.
+pub const FALLBACK_SIGNATURE: (&str, &str) = ("kubectl-gitops", "kubectl-gitops@localhost");

@@ -17,6 +17,9 @@ pub mod kube_context;
 pub mod live;
 pub mod printer;
 pub mod redact;
+pub mod release;
+pub mod release_plan;
+pub mod release_repo;
 pub mod report;
 pub mod session;
 pub mod tracked;
@@ -60,5 +63,8 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Backfill(args) => commands::backfill::run(&args, &cli.kube, printer),
         Command::Install(args) => commands::install::run(&args, &cli.kube, printer),
         Command::Uninstall(args) => commands::uninstall::run(&args, &cli.kube, printer),
+        Command::Promote(args) => commands::promote::run(&args, &cli.kube, printer),
+        Command::Rollback(args) => commands::rollback::run(&args, &cli.kube, printer),
+        Command::History(args) => commands::history::run(&args, &cli.kube, printer),
     }
 }

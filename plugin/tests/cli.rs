@@ -446,3 +446,87 @@ fn subcommand_help_snapshots() {
         insta::assert_snapshot!(format!("help_{sub}"), stdout(&out));
     }
 }
+
+#[test]
+fn release_help_snapshots() {
+    for sub in ["promote", "rollback", "history"] {
+        let out = gitops(&[sub, "--help"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        insta::assert_snapshot!(format!("help_{sub}"), stdout(&out));
+    }
+}
+
+/// The release commands check what they can before reaching for a cluster.
+#[test]
+fn release_usage_errors_are_exit_code_2() {
+    let dir = catalog_repo();
+    for (args, says) in [
+        (&["promote", "--tag", "v1.5.0"][..], "--from"),
+        (
+            &["promote", "--from", "s", "--to", "p", "--tag", "1.5"][..],
+            "semver",
+        ),
+        (&["rollback", "--to", "latest"][..], "semver"),
+        (
+            &[
+                "promote",
+                "--hotfix",
+                "--from-tag",
+                "v1.5.0",
+                "--tag",
+                "v1.6.0",
+            ][..],
+            "1.5.<higher patch>",
+        ),
+        (
+            &[
+                "promote",
+                "--hotfix",
+                "--from-tag",
+                "v1.5.0",
+                "--tag",
+                "v1.5.1",
+            ][..],
+            "tag v1.5.0 is not in this clone",
+        ),
+    ] {
+        let out = gitops_in(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn hotfix_dry_run_plans_the_branch_and_creates_nothing() {
+    let dir = catalog_repo();
+    let repo = git2::Repository::open(dir.path()).unwrap();
+    let head = repo.head().unwrap().peel_to_commit().unwrap();
+    let sig = git2::Signature::now("Test", "test@example.com").unwrap();
+    repo.tag("v1.5.0", head.as_object(), &sig, "release", false)
+        .unwrap();
+    let out = gitops_in(
+        dir.path(),
+        &[
+            "promote",
+            "--hotfix",
+            "--from-tag",
+            "v1.5.0",
+            "--tag",
+            "v1.5.1",
+            "--dry-run",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "will create branch hotfix/v1.5.1 at v1.5.0 ({})",
+            &head.id().to_string()[..12]
+        )),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        repo.find_branch("hotfix/v1.5.1", git2::BranchType::Local)
+            .is_err()
+    );
+}

@@ -1,0 +1,239 @@
+//! `kubectl gitops rollback --to TAG`: point the production agent back at an earlier release
+//! tag, after showing what that changes in the namespace (render of now against the tag).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail};
+use clap::Args;
+use serde_json::Value;
+
+use crate::ExitStatus;
+use crate::cli::KubeArgs;
+use crate::commands::break_glass::confirm;
+use crate::desired;
+use crate::live::object_key;
+use crate::printer::Printer;
+use crate::redact::redact_pair;
+use crate::release::release_version;
+use crate::release_plan::{Environment, RevisionEdit, current_branch, print_diff};
+use crate::release_repo::{self, resolve_commit};
+use crate::session::block_on;
+use crate::tracked::{LocalRepo, short, tracked_commit};
+use crate::unified_diff::{DiffOptions, NO_FILE, unified_diff};
+
+pub const EXAMPLES: &str = "\
+Production is the namespace given by -n (or the context's namespace). The change is made
+where `promote` makes it: the `--revision=` of that namespace's agent manifest in Git.
+
+Examples:
+  # Show what going back to v1.4.2 changes, then ask before committing it
+  kubectl gitops rollback --to v1.4.2 -n prod
+
+  # Only show the plan and the diff
+  kubectl gitops rollback --to v1.4.2 -n prod --dry-run
+
+  # No questions, and push the commit
+  kubectl gitops rollback --to v1.4.2 -n prod --yes --push";
+
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    /// The release tag production goes back to
+    #[arg(long, value_name = "TAG")]
+    pub to: String,
+    /// The production agent's Deployment manifest (default: found in the repository)
+    #[arg(long, value_name = "FILE")]
+    pub agent_manifest: Option<PathBuf>,
+    /// Print the manifest change instead of committing it
+    #[arg(long)]
+    pub print: bool,
+    /// Push the commit to origin
+    #[arg(long)]
+    pub push: bool,
+    /// A clone of the repository (default: the current directory)
+    #[arg(long, value_name = "DIR")]
+    pub repo: Option<PathBuf>,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+    /// Print what would be done and stop
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(args: &RollbackArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    release_version(&args.to)?;
+    let local = LocalRepo::open(args.repo.as_deref())?;
+    block_on(rollback(args, kube, &local, printer))?
+}
+
+async fn rollback(
+    args: &RollbackArgs,
+    kube: &KubeArgs,
+    local: &LocalRepo,
+    printer: &Printer,
+) -> anyhow::Result<ExitStatus> {
+    let prod = Environment::connect(kube, None, None).await?;
+    let status = prod.status()?;
+    if !release_repo::tags(&local.repo)?
+        .iter()
+        .any(|t| t.name == args.to)
+    {
+        bail!(
+            "tag {} is not in this clone (run `git fetch --tags`)",
+            args.to
+        );
+    }
+    let target = resolve_commit(&local.repo, &args.to)?;
+    let current = tracked_commit(status)
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("{} reports no commit", prod.label))?;
+    let edit = RevisionEdit::plan(
+        local,
+        &status.path,
+        &prod.session.namespace,
+        args.agent_manifest.as_deref(),
+        &args.to,
+    )?;
+    if edit.is_noop() {
+        printer.info(&format!(
+            "{} already says {}{}",
+            edit.manifest.rel,
+            args.to,
+            if current == target {
+                String::new()
+            } else {
+                format!(
+                    "; {} still runs {}: deploy that manifest",
+                    prod.label, status.tracked_ref
+                )
+            }
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    printer.info(&format!(
+        "{} runs {} ({}); rolling back to {} ({}) changes:",
+        prod.label,
+        status.tracked_ref,
+        short(&current),
+        args.to,
+        short(&target)
+    ));
+    let changes = render_changes(local, &status.path, &current, &target, printer.color())?;
+    if changes.is_empty() {
+        printer.info("  nothing in the namespace (the rendered overlay is the same)");
+    } else {
+        print_diff(printer, &changes)?;
+    }
+    printer.info(&format!(
+        "will point {} at {}: {}{}",
+        prod.label,
+        args.to,
+        edit.describe(),
+        if args.print {
+            " (printed, not committed)"
+        } else {
+            ""
+        }
+    ));
+    if args.print || printer.verbosity() >= crate::printer::Verbosity::Verbose {
+        print_diff(printer, &edit.diff(printer.color()))?;
+    }
+    if args.dry_run {
+        printer.info("dry run: nothing was changed");
+        return Ok(ExitStatus::Success);
+    }
+    if args.print {
+        printer.info(&format!(
+            "apply the change above to {} and merge it to roll back",
+            edit.manifest.rel
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    if !confirm(
+        &format!("Roll {} back to {}?", prod.label, args.to),
+        args.yes,
+    )? {
+        printer.info("nothing was changed");
+        return Ok(ExitStatus::Failure);
+    }
+    let message = format!(
+        "{}: roll back to {}\n\nWas running {} (commit {current}).\n",
+        prod.session.namespace, args.to, status.tracked_ref
+    );
+    let sha = edit.commit(local, &message)?;
+    let branch = current_branch(local)?;
+    printer.info(&format!(
+        "committed {} on {branch}: {} now runs {}",
+        short(&sha),
+        edit.manifest.rel,
+        args.to
+    ));
+    if args.push {
+        release_repo::push(
+            &local.repo,
+            &[format!("refs/heads/{branch}:refs/heads/{branch}")],
+        )?;
+        printer.info(&format!("pushed {branch} to origin"));
+    }
+    Ok(ExitStatus::Success)
+}
+
+/// The rendered overlay at `from` against `to`, object by object, Secrets redacted.
+fn render_changes(
+    local: &LocalRepo,
+    overlay: &str,
+    from: &str,
+    to: &str,
+    color: bool,
+) -> anyhow::Result<String> {
+    let objects = |rev: &str| -> anyhow::Result<BTreeMap<String, Value>> {
+        let source = local.source_at(rev)?;
+        let rendered = desired::render(&source, overlay)
+            .map_err(|e| anyhow!("rendering {overlay} at {}: {e}", short(rev)))?;
+        Ok(rendered
+            .objects
+            .into_iter()
+            .map(|o| (object_key(&o.value), o.value))
+            .collect())
+    };
+    let (before, after) = (objects(from)?, objects(to)?);
+    let mut keys: Vec<&String> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let mut out = String::new();
+    for key in keys {
+        let (mut a, mut b) = (
+            before.get(key).cloned().unwrap_or(Value::Null),
+            after.get(key).cloned().unwrap_or(Value::Null),
+        );
+        redact_pair(&mut a, &mut b);
+        let text = |v: &Value| {
+            if v.is_null() {
+                String::new()
+            } else {
+                renderer::yaml::to_yaml(v)
+            }
+        };
+        let label = |v: &Value, side: &str| {
+            if v.is_null() {
+                NO_FILE.to_string()
+            } else {
+                format!("{side}/{key}")
+            }
+        };
+        if let Some(diff) = unified_diff(
+            &text(&a),
+            &text(&b),
+            &label(&a, short(from)),
+            &label(&b, short(to)),
+            DiffOptions {
+                color,
+                ..Default::default()
+            },
+        ) {
+            out.push_str(&diff);
+        }
+    }
+    Ok(out)
+}
