@@ -20,5 +20,6 @@ mod plugin_diff;
 mod plugin_doctor;
 mod plugin_explain;
 mod plugin_harness;
+mod plugin_promote;
 mod plugin_install;
 mod plugin_status;

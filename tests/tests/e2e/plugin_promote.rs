@@ -1,0 +1,388 @@
+//! `promote`, `rollback` and `history` against two real agents (staging and prod namespaces)
+//! reading one real repository. The prod agent's `--revision` lives in the repository, in its
+//! Deployment manifest; the tests deploy that manifest's revision by restarting the local
+//! agent process with it, as applying the manifest would restart the pod.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::api::{Api, Patch, PatchParams};
+use renderer::protocol::SyncResult;
+use serde_json::json;
+
+use crate::agent_harness::AgentEnv;
+use crate::agent_sync::catalog_env;
+use crate::plugin_harness::plugin;
+
+const PROD_MANIFEST: &str = "clusters/prod/gitops-agent.yaml";
+const STAGING_MANIFEST: &str = "clusters/staging/gitops-agent.yaml";
+const PROD_PATCH: &str = "overlays/prod/deployment-prod.yaml";
+
+/// An agent Deployment for one namespace and overlay, at `revision`, shaped like
+/// `manifests/base` (every setting an argument).
+fn agent_manifest(namespace: &str, overlay: &str, revision: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: gitops-agent
+  namespace: {namespace}
+spec:
+  template:
+    spec:
+      containers:
+      - name: agent
+        image: ghcr.io/kubectl-gitops/gitops-agent:0.1.0
+        args:
+        - --repo=https://git.example.com/team/deploy.git
+        - --path={overlay}
+        - --revision={revision}
+        - --interval=1m
+"
+    )
+}
+
+/// The `--revision=` the repository's prod agent manifest says at HEAD.
+fn manifest_revision(staging: &AgentEnv) -> Result<String> {
+    let text = staging
+        .repo
+        .git(&["show", &format!("HEAD:{PROD_MANIFEST}")])?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("- --revision="))
+        .map(str::to_string)
+        .context("no --revision in the prod manifest")
+}
+
+/// What the Deployment controller would write once the rollout is done (the test control
+/// plane runs no controllers), so the agent reports the Deployment Healthy.
+async fn mark_rolled_out(env: &AgentEnv) -> Result<()> {
+    let api: Api<Deployment> = Api::namespaced(env.admin().await?, env.ns.name());
+    let d = api.get("catalog-api").await?;
+    let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let status = json!({"status": {
+        "observedGeneration": d.metadata.generation,
+        "replicas": replicas, "updatedReplicas": replicas,
+        "readyReplicas": replicas, "availableReplicas": replicas,
+    }});
+    api.patch_status(
+        "catalog-api",
+        &PatchParams::default(),
+        &Patch::Merge(&status),
+    )
+    .await?;
+    env.wait_status(Duration::from_secs(30), |s| {
+        !s.health.is_empty() && s.health.iter().all(|h| h.state == "Healthy")
+    })
+    .await?;
+    Ok(())
+}
+
+async fn prod_replicas(prod: &AgentEnv) -> Result<i32> {
+    let api: Api<Deployment> = Api::namespaced(prod.admin().await?, prod.ns.name());
+    let d = api.get("catalog-api").await?;
+    Ok(d.spec.and_then(|s| s.replicas).unwrap_or_default())
+}
+
+/// Staging follows main on the staging overlay; prod runs the manifest's revision of the
+/// prod overlay from the same repository. Returns the first commit (tagged v1.4.2).
+async fn staging_and_prod(prefix: &str) -> Result<(AgentEnv, AgentEnv, String)> {
+    let (mut staging, _) = catalog_env(&format!("{prefix}-stg")).await?;
+    let mut prod = AgentEnv::new(&format!("{prefix}-prod")).await?;
+    staging.repo.write(
+        STAGING_MANIFEST,
+        &agent_manifest(staging.ns.name(), "overlays/staging", "main"),
+    )?;
+    staging.repo.write(
+        PROD_MANIFEST,
+        &agent_manifest(prod.ns.name(), "overlays/prod", "v1.4.2"),
+    )?;
+    let first = staging.repo.commit("agents for staging and prod")?;
+    staging.repo.tag("v1.4.2", &first, "release 1.4.2")?;
+    staging.start(&["--path=overlays/staging", "--interval=2s"])?;
+    start_prod(&mut prod, &staging)?;
+    staging.wait_synced(&first).await?;
+    prod.wait_synced(&first).await?;
+    Ok((staging, prod, first))
+}
+
+/// (Re)starts the prod agent at the revision the repository's manifest says.
+fn start_prod(prod: &mut AgentEnv, staging: &AgentEnv) -> Result<()> {
+    prod.kill();
+    let revision = format!("--revision={}", manifest_revision(staging)?);
+    prod.start_with_url(
+        &staging.repo.file_url(),
+        &["--path=overlays/prod", &revision, "--interval=2s"],
+    )
+}
+
+#[tokio::test]
+async fn promote_refuses_an_unhealthy_or_out_of_sync_staging() -> Result<()> {
+    let (mut staging, first) = catalog_env("promote-refuse").await?;
+    staging.start(&["--path=overlays/staging", "--interval=2s"])?;
+    staging.wait_synced(&first).await?;
+    let promote = |staging: &AgentEnv| {
+        plugin(
+            staging,
+            &[
+                "promote",
+                "--from",
+                staging.ns.name(),
+                "--to",
+                "prod",
+                "--tag",
+                "v1.5.0",
+                "--yes",
+            ],
+        )
+    };
+
+    // Synced, but no controller has rolled the Deployment out.
+    let out = promote(&staging)?;
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains("not healthy") && out.stderr.contains("Deployment/catalog-api"),
+        "{out}"
+    );
+
+    // Healthy, but an override holds the Deployment away from Git: OutOfSync.
+    mark_rolled_out(&staging).await?;
+    let held = plugin(
+        &staging,
+        &[
+            "break-glass",
+            "deploy/catalog-api",
+            "--reason",
+            "INC-10",
+            "--for",
+            "10m",
+            "--scale",
+            "2",
+            "--yes",
+        ],
+    )?;
+    assert_eq!(held.code, 0, "{held}");
+    staging
+        .wait_status(Duration::from_secs(30), |s| {
+            s.result == SyncResult::OutOfSync
+        })
+        .await?;
+    let out = promote(&staging)?;
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("is OutOfSync"), "{out}");
+    assert_eq!(staging.repo.git(&["tag", "--list"])?, "", "no tag created");
+    assert_eq!(staging.repo.head()?, first, "no commit made");
+    Ok(())
+}
+
+#[tokio::test]
+async fn promote_then_rollback_moves_production_and_history_lists_them() -> Result<()> {
+    let (staging, mut prod, first) = staging_and_prod("promote").await?;
+    assert_eq!(prod_replicas(&prod).await?, 3);
+
+    // A change on main: staging runs it; prod, pinned to v1.4.2, does not.
+    let patch = staging
+        .repo
+        .git(&["show", &format!("HEAD:{PROD_PATCH}")])?
+        .replace("replicas: 3", "replicas: 4");
+    let feature = staging
+        .repo
+        .commit_files(&[(PROD_PATCH, &format!("{patch}\n"))], "prod: 4 replicas")?;
+    staging.wait_synced(&feature).await?;
+    mark_rolled_out(&staging).await?;
+    let from = staging.ns.name().to_string();
+    let to = prod.ns.name().to_string();
+    let promote = |tag: &str, extra: &[&str]| {
+        let mut args = vec!["promote", "--from", &from, "--to", &to, "--tag", tag];
+        args.extend_from_slice(extra);
+        plugin(&staging, &args)
+    };
+
+    let dry = promote("v1.5.0", &["--dry-run"])?;
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(
+        dry.stderr.contains("will create tag v1.5.0")
+            && dry.stdout.contains("-        - --revision=v1.4.2")
+            && dry.stdout.contains("+        - --revision=v1.5.0"),
+        "{dry}"
+    );
+    let unasked = promote("v1.5.0", &[])?;
+    assert_eq!(unasked.code, 2, "no terminal and no --yes\n{unasked}");
+    let older = promote("v1.4.0", &["--yes"])?;
+    assert_eq!(older.code, 2, "{older}");
+    assert!(older.stderr.contains("not newer than"), "{older}");
+    assert_eq!(staging.repo.git(&["tag", "--list"])?, "v1.4.2");
+    assert_eq!(staging.repo.head()?, feature);
+
+    let out = promote("v1.5.0", &["--yes"])?;
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(staging.repo.git(&["cat-file", "-t", "v1.5.0"])?, "tag");
+    assert_eq!(staging.repo.rev_parse("v1.5.0^{commit}")?, feature);
+    let promoted = staging.repo.head()?;
+    assert_eq!(
+        staging
+            .repo
+            .git(&["diff", "--unified=0", &feature, &promoted])?
+            .lines()
+            .filter(|l| l.starts_with(['-', '+']) && !l.starts_with("---") && !l.starts_with("+++"))
+            .collect::<Vec<_>>(),
+        [
+            "-        - --revision=v1.4.2",
+            "+        - --revision=v1.5.0"
+        ]
+    );
+    assert_eq!(
+        staging
+            .repo
+            .git(&["diff", "--name-only", &feature, &promoted])?,
+        PROD_MANIFEST
+    );
+
+    // Deploying the manifest: prod converges on the tag.
+    start_prod(&mut prod, &staging)?;
+    let status = prod.wait_synced(&feature).await?;
+    assert_eq!(status.resolved_tag.as_deref(), Some("v1.5.0"));
+    assert_eq!(prod_replicas(&prod).await?, 4);
+
+    // A release tag never moves: staging now runs the manifest commit, not v1.5.0.
+    staging.wait_synced(&promoted).await?;
+    mark_rolled_out(&staging).await?;
+    let moved = promote("v1.5.0", &["--yes"])?;
+    assert_eq!(moved.code, 2, "{moved}");
+    assert!(moved.stderr.contains("never moved"), "{moved}");
+    assert_eq!(staging.repo.rev_parse("v1.5.0^{commit}")?, feature);
+
+    let repo = staging.repo.path().display().to_string();
+    let rollback = |extra: &[&str]| {
+        let mut args = vec!["rollback", "--to", "v1.4.2", "--repo", &repo];
+        args.extend_from_slice(extra);
+        plugin(&prod, &args)
+    };
+    let dry = rollback(&["--dry-run"])?;
+    assert_eq!(dry.code, 0, "{dry}");
+    assert!(
+        dry.stdout.contains("-  replicas: 4") && dry.stdout.contains("+  replicas: 3"),
+        "shows what changes in the namespace\n{dry}"
+    );
+    assert_eq!(staging.repo.head()?, promoted, "dry run committed");
+    let unasked = rollback(&[])?;
+    assert_eq!(unasked.code, 2, "{unasked}");
+    assert_eq!(staging.repo.head()?, promoted);
+
+    let out = rollback(&["--yes"])?;
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(manifest_revision(&staging)?, "v1.4.2");
+    start_prod(&mut prod, &staging)?;
+    let status = prod.wait_synced(&first).await?;
+    assert_eq!(status.resolved_tag.as_deref(), Some("v1.4.2"));
+    assert_eq!(prod_replicas(&prod).await?, 3, "back to the old state");
+
+    let history = plugin(&prod, &["history", "--repo", &repo, "-o", "json"])?;
+    assert_eq!(history.code, 0, "{history}");
+    let report = history.json()?;
+    let revisions: Vec<(&str, bool)> = report["entries"]
+        .as_array()
+        .context("entries")?
+        .iter()
+        .map(|e| (e["revision"].as_str().unwrap_or(""), e["running"] == true))
+        .collect();
+    assert_eq!(
+        revisions,
+        [("v1.4.2", true), ("v1.5.0", false), ("v1.4.2", false)],
+        "{report:#}"
+    );
+    assert_eq!(report["entries"][1]["commit"], feature.as_str());
+    assert_eq!(report["running"]["commit"], first.as_str());
+    let text = plugin(&prod, &["history", "--repo", &repo])?;
+    assert!(text.stdout.contains("* v1.4.2"), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn hotfix_branch_holds_only_the_fix() -> Result<()> {
+    let (env, released) = catalog_env("promote-hotfix").await?;
+    env.repo.tag("v1.5.0", &released, "release 1.5.0")?;
+    let unvalidated = env.repo.commit_files(
+        &[(
+            "overlays/staging/kustomization.yaml",
+            &env.repo
+                .git(&["show", "HEAD:overlays/staging/kustomization.yaml"])?
+                .replace("1.5.0-rc.1", "1.6.0-rc.1"),
+        )],
+        "staging: 1.6.0-rc.1 (not validated)",
+    )?;
+
+    let bad = plugin(
+        &env,
+        &[
+            "promote",
+            "--hotfix",
+            "--from-tag",
+            "v1.5.0",
+            "--tag",
+            "v1.6.0",
+            "--yes",
+        ],
+    )?;
+    assert_eq!(bad.code, 2, "{bad}");
+    assert!(bad.stderr.contains("1.5.<higher patch>"), "{bad}");
+
+    let out = plugin(
+        &env,
+        &[
+            "promote",
+            "--hotfix",
+            "--from-tag",
+            "v1.5.0",
+            "--tag",
+            "v1.5.1",
+            "--yes",
+        ],
+    )?;
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        env.repo.git(&["rev-parse", "--abbrev-ref", "HEAD"])?,
+        "hotfix/v1.5.1"
+    );
+    assert_eq!(env.repo.head()?, released);
+
+    let patch = env
+        .repo
+        .git(&["show", &format!("HEAD:{PROD_PATCH}")])?
+        .replace("memory: 512Mi", "memory: 768Mi");
+    let fix = env
+        .repo
+        .commit_files(&[(PROD_PATCH, &format!("{patch}\n"))], "prod: more memory")?;
+    assert_eq!(
+        env.repo.git(&["rev-list", "v1.5.0..hotfix/v1.5.1"])?,
+        fix,
+        "the fix and nothing else"
+    );
+    assert!(
+        env.repo
+            .git(&["merge-base", "--is-ancestor", &unvalidated, "hotfix/v1.5.1"])
+            .is_err(),
+        "main's unvalidated commit is on the hotfix branch"
+    );
+    assert_eq!(
+        env.repo
+            .git(&["diff", "--name-only", "v1.5.0", "hotfix/v1.5.1"])?,
+        PROD_PATCH
+    );
+
+    let again = plugin(
+        &env,
+        &[
+            "promote",
+            "--hotfix",
+            "--from-tag",
+            "v1.5.0",
+            "--tag",
+            "v1.5.1",
+            "--yes",
+        ],
+    )?;
+    assert_eq!(again.code, 2, "{again}");
+    assert!(again.stderr.contains("already exists"), "{again}");
+    Ok(())
+}
