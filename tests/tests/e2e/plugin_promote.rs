@@ -10,6 +10,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, Patch, PatchParams};
 use renderer::protocol::SyncResult;
 use serde_json::json;
+use tests::git::{AUTHOR_EMAIL, AUTHOR_NAME, SshKey};
 
 use crate::agent_harness::AgentEnv;
 use crate::agent_sync::catalog_env;
@@ -214,9 +215,23 @@ async fn promote_then_rollback_moves_production_and_history_lists_them() -> Resu
     assert_eq!(staging.repo.git(&["tag", "--list"])?, "v1.4.2");
     assert_eq!(staging.repo.head()?, feature);
 
-    let out = promote("v1.5.0", &["--yes"])?;
+    // `--sign` uses the clone's own Git signing set-up.
+    let key = SshKey::generate(AUTHOR_EMAIL)?;
+    for (name, value) in [
+        ("user.name", AUTHOR_NAME.to_string()),
+        ("user.email", AUTHOR_EMAIL.to_string()),
+        ("gpg.format", "ssh".to_string()),
+        (
+            "user.signingkey",
+            key.private_key_path().display().to_string(),
+        ),
+    ] {
+        staging.repo.git(&["config", name, &value])?;
+    }
+    let out = promote("v1.5.0", &["--sign", "--yes"])?;
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(staging.repo.git(&["cat-file", "-t", "v1.5.0"])?, "tag");
+    staging.repo.verify_tag("v1.5.0", &key)?;
     assert_eq!(staging.repo.rev_parse("v1.5.0^{commit}")?, feature);
     let promoted = staging.repo.head()?;
     assert_eq!(
