@@ -208,7 +208,10 @@ async fn run_async(
     let sha = commit(&local.repo, &branch, &edits, &message)?;
     printer.info(&format!("committed {} on branch {branch}", &sha[..12]));
     if args.push {
-        push(&local.repo, &branch)?;
+        crate::release_repo::push(
+            &local.repo,
+            &[format!("refs/heads/{branch}:refs/heads/{branch}")],
+        )?;
         printer.info(&format!("pushed {branch} to origin"));
     }
     Ok(ExitStatus::Success)
@@ -459,31 +462,4 @@ fn commit(
         .commit(Some("HEAD"), &sig, &sig, message, &tree, &[&head])
         .context("committing")?;
     Ok(oid.to_string())
-}
-
-fn push(repo: &Repository, branch: &str) -> anyhow::Result<()> {
-    let mut remote = repo
-        .find_remote("origin")
-        .context("no remote named origin")?;
-    let mut callbacks = git2::RemoteCallbacks::new();
-    callbacks.credentials(|url, user, allowed| {
-        if allowed.contains(git2::CredentialType::SSH_KEY) {
-            git2::Cred::ssh_key_from_agent(user.unwrap_or("git"))
-        } else {
-            let config = repo_config_default()?;
-            git2::Cred::credential_helper(&config, url, user)
-        }
-    });
-    let mut options = git2::PushOptions::new();
-    options.remote_callbacks(callbacks);
-    remote
-        .push(
-            &[format!("refs/heads/{branch}:refs/heads/{branch}")],
-            Some(&mut options),
-        )
-        .with_context(|| format!("pushing {branch} to origin"))
-}
-
-fn repo_config_default() -> Result<git2::Config, git2::Error> {
-    git2::Config::open_default()
 }

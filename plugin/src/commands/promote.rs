@@ -182,6 +182,9 @@ async fn promote(
         ));
         print_diff(printer, &edit.diff(printer.color()))?;
     }
+    if reuse && edit.is_noop() && !args.push {
+        return Ok(ExitStatus::Success);
+    }
     if args.dry_run {
         printer.info("dry run: nothing was changed");
         return Ok(ExitStatus::Success);
