@@ -54,7 +54,8 @@ pub struct Config {
     #[arg(long, env = "GITOPS_ALLOW_EMPTY")]
     pub allow_empty: bool,
 
-    /// Revert changes made by other field managers, and recreate deleted objects.
+    /// Revert changes made by other field managers, and recreate deleted objects, as soon as
+    /// they happen; without it drift is reported and put back at the next periodic resync.
     #[arg(long, env = "GITOPS_SELF_HEAL", default_value_t = true, overrides_with = "no_self_heal", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub self_heal: bool,
     #[arg(long = "no-self-heal", overrides_with = "self_heal")]

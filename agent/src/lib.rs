@@ -142,13 +142,16 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
             Err(e) => e.result(),
         };
         agent.metrics.record_reconcile(result, started.elapsed());
+        readiness.set_api_reachable(
+            !matches!(&outcome, Err(reconcile::SyncError::Api(e)) if e.code.is_none_or(|c| c >= 500)),
+        );
         readiness.mark_attempted();
         let delay = match outcome {
             Ok(()) => {
                 retry = FIRST_RETRY;
-                if agent.config.self_heal_enabled() {
-                    watchers.ensure(&agent).await;
-                }
+                // Without self-heal the watches still run: drift is reported at once and
+                // corrected by the next periodic resync.
+                watchers.ensure(&agent).await;
                 interval
             }
             Err(e) if e.is_transient() => {

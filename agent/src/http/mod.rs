@@ -28,11 +28,12 @@ const MAX_HOOK_BODY: usize = 1 << 20;
 /// Slow clients cannot hold a connection open without sending headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// What `/readyz` reports: ready once a reconcile has been attempted and while this replica
-/// holds the lease (or no lease is needed).
+/// What `/readyz` reports: ready once a reconcile has been attempted, while the last one could
+/// reach the API server, and while this replica holds the lease (or no lease is needed).
 #[derive(Debug)]
 pub struct Readiness {
     attempted: AtomicBool,
+    api_reachable: AtomicBool,
     leading: AtomicBool,
 }
 
@@ -40,6 +41,7 @@ impl Readiness {
     pub fn new(lease_needed: bool) -> Self {
         Self {
             attempted: AtomicBool::new(false),
+            api_reachable: AtomicBool::new(true),
             leading: AtomicBool::new(!lease_needed),
         }
     }
@@ -49,12 +51,20 @@ impl Readiness {
         self.attempted.store(true, Ordering::Release);
     }
 
+    /// Whether the last reconcile got answers from the API server (a Git or content failure
+    /// still counts as reachable: the agent is doing its job, and says why in status).
+    pub fn set_api_reachable(&self, reachable: bool) {
+        self.api_reachable.store(reachable, Ordering::Release);
+    }
+
     pub fn set_leading(&self, leading: bool) {
         self.leading.store(leading, Ordering::Release);
     }
 
     pub fn is_ready(&self) -> bool {
-        self.attempted.load(Ordering::Acquire) && self.leading.load(Ordering::Acquire)
+        self.attempted.load(Ordering::Acquire)
+            && self.api_reachable.load(Ordering::Acquire)
+            && self.leading.load(Ordering::Acquire)
     }
 }
 
@@ -111,7 +121,7 @@ async fn handle(
         (&Method::GET, "/readyz") if state.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/readyz") => text(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no reconcile attempted yet, or not the leader\n",
+            "not ready: no reconcile attempted yet, the API server unreachable, or not the leader\n",
         ),
         (&Method::GET, "/metrics") => {
             let mut r = text(StatusCode::OK, state.metrics.render());

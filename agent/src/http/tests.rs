@@ -150,6 +150,21 @@ async fn readiness_follows_the_lease() {
 }
 
 #[tokio::test]
+async fn readiness_follows_the_api_server() {
+    let server = start(None, false).await;
+    server.state.readiness.mark_attempted();
+    server.state.readiness.set_api_reachable(false);
+    let (code, body) = request(server.addr, "GET", "/readyz", &[], b"").await;
+    assert_eq!(code, 503);
+    assert!(body.contains("API server unreachable"), "{body}");
+    server.state.readiness.set_api_reachable(true);
+    assert_eq!(
+        request(server.addr, "GET", "/readyz", &[], b"").await.0,
+        200
+    );
+}
+
+#[tokio::test]
 async fn github_hook_triggers_a_fetch_and_bad_signatures_are_counted() {
     let server = start(Some(SECRET), false).await;
     let body = br#"{"ref":"refs/heads/main","after":"4b825dc642cb6eb9a060e54bf8d69288fbee4904"}"#;

@@ -311,7 +311,6 @@ impl Agent {
         let rules = self.rules(&plan.applies).await?;
         let revision_changed =
             inner.status.status.last_applied_revision.as_deref() != Some(commit.as_str());
-        let heal = self.config.self_heal_enabled() || revision_changed;
 
         // Dry-run everything before writing anything: one bad object stops the whole revision.
         let mut writes = Vec::new();
@@ -331,14 +330,11 @@ impl Agent {
                 Ok(Prepared::UpToDate { expired: bg }) => {
                     expired.extend(bg.map(|bg| (d.clone(), bg)))
                 }
+                // The periodic resync puts Git back even with --no-self-heal, which only
+                // stops the watch-driven repair between resyncs.
                 Ok(Prepared::Apply { body, expired: bg }) => {
                     expired.extend(bg.map(|bg| (d.clone(), bg)));
-                    if heal {
-                        writes.push((d, body));
-                    } else {
-                        out_of_sync
-                            .insert(d.key.clone(), "differs from Git (self-heal is off)".into());
-                    }
+                    writes.push((d, body));
                 }
             }
         }
