@@ -2,7 +2,8 @@
 //!
 //! Everything shells out to the `git` CLI (Debian package `git`), isolated from the user's and
 //! system's Git configuration. Signing needs `ssh-keygen` (`openssh-client`) and, for
-//! OpenPGP, `gpg` + `gpg-agent` (`gpg`, `gpg-agent`).
+//! OpenPGP, `gpg` + `gpg-agent` (`gpg`, `gpg-agent`). [`SshGitServer`] runs `/usr/sbin/sshd`
+//! (`openssh-server`).
 //!
 //! ```no_run
 //! # fn t() -> anyhow::Result<()> {
@@ -20,11 +21,13 @@ mod daemon;
 mod http;
 mod repo;
 mod signing;
+mod ssh;
 
 pub use daemon::GitDaemon;
 pub use http::{BasicAuth, HttpGitServer};
 pub use repo::{AUTHOR_EMAIL, AUTHOR_NAME, Repo};
 pub use signing::{GpgKey, Signer, SshKey};
+pub use ssh::SshGitServer;
 
 use std::ffi::OsStr;
 use std::path::Path;

@@ -3,6 +3,8 @@
 //! authenticating as that ServiceAccount.
 
 use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -311,6 +313,99 @@ impl AgentEnv {
         }
         Ok(out)
     }
+}
+
+impl AgentEnv {
+    /// The ServiceAccount kubeconfig the agent starts with.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Later starts use `path` instead (e.g. a kubeconfig naming an API server that is down).
+    pub fn set_kubeconfig(&mut self, path: PathBuf) {
+        self.kubeconfig = path;
+    }
+
+    /// Writes a file (a mounted Secret, a key list) into the test's scratch directory.
+    pub fn scratch_file(&self, name: &str, contents: &str) -> Result<PathBuf> {
+        let path = self.scratch.path().join(name);
+        std::fs::write(&path, contents).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path)
+    }
+
+    /// The address the running agent's listener bound (`--listen=127.0.0.1:0`), from its log.
+    pub async fn listen_addr(&self) -> Result<SocketAddr> {
+        let log = self
+            .scratch
+            .path()
+            .join(format!("agent-{}.log", self.starts));
+        self.eventually("agent listening", Duration::from_secs(30), || async {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            Ok(text.split("Some(127.0.0.1:").nth(1).and_then(|rest| {
+                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                Some(SocketAddr::from(([127, 0, 0, 1], port.parse().ok()?)))
+            }))
+        })
+        .await
+    }
+}
+
+/// Commits overlay `app/`: ConfigMap `settings` with `level: <level>`; returns the sha.
+pub fn commit_settings(repo: &Repo, level: &str) -> Result<String> {
+    repo.commit_files(
+        &[
+            ("app/kustomization.yaml", "resources:\n- cm.yaml\n"),
+            (
+                "app/cm.yaml",
+                &format!(
+                    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: \"{level}\"\n"
+                ),
+            ),
+        ],
+        &format!("settings at {level}"),
+    )
+}
+
+/// `data.level` of the live ConfigMap `settings`, if it exists.
+pub async fn live_level(env: &AgentEnv) -> Result<Option<String>> {
+    Ok(env
+        .get("v1", "ConfigMap", "settings")
+        .await?
+        .and_then(|cm| cm.data["data"]["level"].as_str().map(str::to_string)))
+}
+
+/// One HTTP/1.1 request over a fresh connection; returns the status code and body.
+pub fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<(u16, String)> {
+    let mut stream = TcpStream::connect(addr).with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .with_context(|| format!("no HTTP status line in {response:?}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, body)| body)
+        .to_string();
+    Ok((status, body))
 }
 
 impl Drop for AgentEnv {

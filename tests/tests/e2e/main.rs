@@ -3,12 +3,20 @@
 //! Run with `cargo test -p tests`. The first run on a machine builds the control plane
 //! (see `scripts/dev-cluster`); set `GITOPS_TEST_KUBECONFIG` to reuse a running cluster.
 
+mod agent_admission;
 mod agent_breakglass;
+mod agent_fetch;
 mod agent_harness;
+mod agent_hook;
 mod agent_leader;
+mod agent_metrics;
 mod agent_prune;
+mod agent_prune_options;
 mod agent_restart;
+mod agent_revision;
 mod agent_selfheal;
+mod agent_selfheal_off;
+mod agent_signatures;
 mod agent_sync;
 mod agent_verify;
 mod cluster;
@@ -20,6 +28,6 @@ mod plugin_diff;
 mod plugin_doctor;
 mod plugin_explain;
 mod plugin_harness;
-mod plugin_promote;
 mod plugin_install;
+mod plugin_promote;
 mod plugin_status;
