@@ -38,3 +38,6 @@ pub const AGENT_PATH_ARG: &str = "--path";
 pub const HOTFIX_BRANCH_PREFIX: &str = "hotfix/";
 /// Commits and tags the plugin makes when Git has no user configured.
 pub const FALLBACK_SIGNATURE: (&str, &str) = ("kubectl-gitops", "kubectl-gitops@localhost");
+
+/// How many objects `diff` compares at once (each a GET and a server-side dry-run apply).
+pub const DIFF_CONCURRENCY: usize = 16;

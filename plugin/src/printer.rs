@@ -190,6 +190,21 @@ impl Printer {
         bar
     }
 
+    /// A spinner on stderr for a step of unknown length (rendering, discovery, listing);
+    /// hidden exactly when [`Printer::progress`] is.
+    pub fn spinner(&self, message: &str) -> ProgressBar {
+        if !self.progress {
+            return ProgressBar::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
+            bar.set_style(style);
+        }
+        bar.set_message(message.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+
     fn line(&self, text: &str) {
         let mut err = lock(&self.err);
         // Nothing sensible is left to do when stderr itself is gone.
@@ -316,5 +331,6 @@ mod tests {
     fn progress_is_hidden_for_non_terminals() {
         let (p, _, _) = printer(Verbosity::Normal, false);
         assert!(p.progress(3, "objects").is_hidden());
+        assert!(p.spinner("rendering").is_hidden());
     }
 }

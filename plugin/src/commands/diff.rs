@@ -5,10 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use jiff::Timestamp;
+use kube::discovery::{ApiCapabilities, ApiResource};
 use renderer::drift::{ManagedFields, compare};
 use renderer::protocol::{
     AGENT_FIELD_MANAGER, APPLYSET_PART_OF_LABEL, BreakGlass, GroupKind, PLUGIN_FIELD_MANAGER,
@@ -17,9 +20,11 @@ use renderer::protocol::{
 use renderer::{FsSource, Rendered, Source};
 use serde::Serialize;
 use serde_json::Value;
+use tokio::task::{JoinError, JoinSet};
 
 use crate::ExitStatus;
 use crate::cli::KubeArgs;
+use crate::constants::DIFF_CONCURRENCY;
 use crate::desired::{self, AgentRules, decorate, live_pointer};
 use crate::live::{self, Kinds, annotations, object_key};
 use crate::printer::{Printer, Style};
@@ -244,11 +249,24 @@ fn relative_to(dir: &Path, root: &Path) -> anyhow::Result<String> {
 }
 
 async fn diff(args: &DiffArgs, session: &Session, printer: &Printer) -> anyhow::Result<DiffReport> {
+    let start = Instant::now();
     let ns = &session.namespace;
+    let spinner = printer.spinner("reading the agent's status");
     let parent = tracked::read_parent(&session.client, ns).await?;
+    spinner.finish_and_clear();
     let status = parent.as_ref().and_then(|p| p.status.as_ref());
     let input = input(args, status)?;
-    let rendered = desired::render(input.source.as_ref(), &input.dir).map_err(|e| {
+    let spinner = printer.spinner(&format!(
+        "rendering {}",
+        if input.dir.is_empty() {
+            "."
+        } else {
+            &input.dir
+        }
+    ));
+    let rendered = desired::render(input.source.as_ref(), &input.dir);
+    spinner.finish_and_clear();
+    let rendered = rendered.map_err(|e| {
         anyhow!(
             "rendering {}: {e}",
             if input.dir.is_empty() {
@@ -258,8 +276,10 @@ async fn diff(args: &DiffArgs, session: &Session, printer: &Printer) -> anyhow::
             }
         )
     })?;
+    let spinner = printer.spinner("discovering the API server's kinds");
     let kinds = Kinds::discover(&session.client).await?;
-    compare_with_live(
+    spinner.finish_and_clear();
+    let report = compare_with_live(
         session,
         &kinds,
         parent.as_ref(),
@@ -268,7 +288,13 @@ async fn diff(args: &DiffArgs, session: &Session, printer: &Printer) -> anyhow::
         input.revision,
         printer,
     )
-    .await
+    .await?;
+    printer.info(&format!(
+        "compared {} objects with namespace {ns} in {:.1}s",
+        report.objects.len(),
+        start.elapsed().as_secs_f64()
+    ));
+    Ok(report)
 }
 
 /// The comparison itself, shared with `doctor`.
@@ -284,29 +310,52 @@ pub async fn compare_with_live(
     let ns = &session.namespace;
     let set_id = tracked::set_id(ns);
     let hpas = live::hpas(&session.client, ns, kinds).await?;
-    let rules = AgentRules::new(rendered, &hpas, parent.and_then(|p| p.status.as_ref()));
+    let rules = Arc::new(AgentRules::new(
+        rendered,
+        &hpas,
+        parent.and_then(|p| p.status.as_ref()),
+    ));
     let now = Timestamp::now();
-    let bar = printer.progress(rendered.objects.len() as u64, "comparing with the cluster");
-    let mut objects = Vec::new();
+    let bar = printer.progress(rendered.objects.len() as u64, "server-side dry-runs");
+    let mut objects = Vec::with_capacity(rendered.objects.len());
     let mut rendered_keys = BTreeSet::new();
+    // Each object is a GET and a dry-run apply: waiting for them one at a time leaves the
+    // API server idle, so a bounded number are in flight at once.
+    let mut in_flight = JoinSet::new();
     for object in &rendered.objects {
         let gk = group_kind(&object.value);
         let name = object.value["metadata"]["name"]
             .as_str()
             .unwrap_or_default()
             .to_string();
-        rendered_keys.insert((gk.clone(), name.clone()));
-        objects.push(
-            diff_object(session, kinds, &rules, &object.value, &set_id, now)
-                .await
-                .unwrap_or_else(|e| errored(&object.value, e)),
+        rendered_keys.insert((gk, name));
+        if in_flight.len() >= DIFF_CONCURRENCY {
+            objects.push(joined(in_flight.join_next().await)?);
+            bar.inc(1);
+        }
+        let (session, rules, value, set_id) = (
+            session.clone(),
+            rules.clone(),
+            object.value.clone(),
+            set_id.clone(),
         );
+        let resource = kinds.for_object(&value);
+        in_flight.spawn(async move {
+            diff_object(&session, resource, &rules, &value, &set_id, now)
+                .await
+                .unwrap_or_else(|e| errored(&value, e))
+        });
+    }
+    while let Some(done) = in_flight.join_next().await {
+        objects.push(joined(Some(done))?);
         bar.inc(1);
     }
     bar.finish_and_clear();
     if let Some(parent) = parent {
+        let spinner = printer.spinner("listing the ApplySet's members");
         let members =
             live::members(&session.client, ns, kinds, &parent.group_kinds, &set_id).await?;
+        spinner.finish_and_clear();
         for member in members {
             let key = (
                 group_kind(&member),
@@ -330,6 +379,11 @@ pub async fn compare_with_live(
         objects,
         summary,
     })
+}
+
+fn joined(done: Option<Result<ObjectDiff, JoinError>>) -> anyhow::Result<ObjectDiff> {
+    done.expect("called with tasks in flight")
+        .context("a dry-run task failed")
 }
 
 fn group_kind(obj: &Value) -> GroupKind {
@@ -402,7 +456,7 @@ fn pruned(member: Value) -> ObjectDiff {
 
 async fn diff_object(
     session: &Session,
-    kinds: &Kinds,
+    resource: Option<(ApiResource, ApiCapabilities)>,
     rules: &AgentRules,
     value: &Value,
     set_id: &str,
@@ -410,7 +464,7 @@ async fn diff_object(
 ) -> anyhow::Result<ObjectDiff> {
     let ns = &session.namespace;
     let key = object_key(value);
-    let resource = kinds.for_object(value).ok_or_else(|| {
+    let resource = resource.ok_or_else(|| {
         anyhow!(
             "{key}: the API server does not serve {}",
             value["apiVersion"]

@@ -12,6 +12,8 @@ use renderer::protocol::{
 };
 use serde_json::{Value, json};
 
+use tests::cluster::{ADMIN_CONTEXT, kubeconfig_path};
+
 use crate::agent_harness::{AgentEnv, admin_apply};
 use crate::agent_sync::catalog_env;
 use crate::plugin_harness::{kubectl_set_image, plugin, synced_catalog};
@@ -82,6 +84,22 @@ async fn plugin_diff_classifies_drift_and_pending_changes() -> Result<()> {
         text.stdout
             .contains("+        image: registry.example.com/catalog-api:1.4.2"),
         "{text}"
+    );
+
+    // Progress goes to stderr only on a terminal: hidden when piped, drawn under a pty.
+    assert!(
+        text.stderr.contains("compared 4 objects with namespace")
+            && !text.stderr.contains("dry-runs"),
+        "{text}"
+    );
+    let tty = diff_on_a_terminal(&env)?;
+    assert!(
+        tty.contains("server-side dry-runs"),
+        "no progress bar on a terminal:\n{tty}"
+    );
+    assert!(
+        tty.contains("# Deployment/catalog-api: change (harmful drift)"),
+        "{tty}"
     );
 
     // An uncommitted edit in the working tree: Git is ahead of the agent for that field.
@@ -398,4 +416,22 @@ async fn plugin_diff_reports_every_class_and_action() -> Result<()> {
         assert!(text.stdout.contains(line), "missing {line:?}\n{text}");
     }
     Ok(())
+}
+
+/// `kubectl gitops diff` on a terminal: `script` runs it on a pty and records what it drew.
+fn diff_on_a_terminal(env: &AgentEnv) -> Result<String> {
+    let binary = tests::binaries::workspace_binary("plugin", "kubectl-gitops")?;
+    let command = format!(
+        "{} diff --kubeconfig={} --context={ADMIN_CONTEXT} --namespace={}",
+        binary.display(),
+        kubeconfig_path()?.display(),
+        env.ns.name()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .current_dir(env.repo.path())
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
