@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
+use kube::core::PartialObjectMeta;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use renderer::protocol::GroupKind;
@@ -60,7 +61,7 @@ impl Watchers {
             }
             match agent.cluster.resource(&api_version, &gk.kind).await {
                 Ok(Some((ar, true))) => {
-                    let api = Api::namespaced_with(
+                    let api = Api::<Meta>::namespaced_with(
                         agent.cluster.client().clone(),
                         agent.cluster.namespace(),
                         &ar,
@@ -81,10 +82,16 @@ impl Watchers {
     }
 }
 
-async fn watch(api: Api<DynamicObject>, gk: GroupKind, tx: UnboundedSender<HealRequest>) {
-    let mut stream = watcher::watcher(api, watcher::Config::default())
-        .default_backoff()
-        .boxed();
+/// Metadata is all a watch needs (name, resourceVersion, break-glass annotations), and a
+/// fraction of the size of whole objects.
+type Meta = PartialObjectMeta<DynamicObject>;
+
+/// Objects per page of the watch's initial list (it is read only for its resourceVersion).
+const WATCH_PAGE: u32 = 100;
+
+async fn watch(api: Api<Meta>, gk: GroupKind, tx: UnboundedSender<HealRequest>) {
+    let config = watcher::Config::default().page_size(WATCH_PAGE);
+    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
     let mut initialised = false;
     while let Some(event) = stream.next().await {
         let request = match event {
@@ -111,7 +118,7 @@ async fn watch(api: Api<DynamicObject>, gk: GroupKind, tx: UnboundedSender<HealR
     }
 }
 
-fn key_of(gk: &GroupKind, obj: &DynamicObject) -> Option<ObjectKey> {
+fn key_of(gk: &GroupKind, obj: &Meta) -> Option<ObjectKey> {
     Some(ObjectKey {
         group_kind: gk.clone(),
         name: obj.metadata.name.clone()?,

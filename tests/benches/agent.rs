@@ -153,7 +153,19 @@ impl AgentProcess {
         let metrics_addr = format!("127.0.0.1:{port}");
         let log = scratch.join(format!("agent-{interval}.log"));
         let out = std::fs::File::create(&log)?;
-        let child = Command::new(&binary)
+        // A profiler may wrap the agent, e.g. GITOPS_BENCH_AGENT_WRAPPER="heaptrack -o /tmp/agent"
+        // (memory figures then include the profiler's own).
+        let wrapper = std::env::var("GITOPS_BENCH_AGENT_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut command = match words.next() {
+            Some(program) => {
+                let mut c = Command::new(program);
+                c.args(words).arg(&binary);
+                c
+            }
+            None => Command::new(&binary),
+        };
+        let child = command
             .arg(format!("--repo={}", repo.file_url()))
             .arg("--path=overlays/bench")
             .arg(format!("--namespace={ns}"))
@@ -189,6 +201,8 @@ impl AgentProcess {
         Ok(Memory {
             hwm_kib: kib("VmHWM:")?,
             rss_kib: kib("VmRSS:")?,
+            anon_kib: kib("RssAnon:")?,
+            file_kib: kib("RssFile:")?,
         })
     }
 
@@ -221,7 +235,18 @@ impl AgentProcess {
 }
 
 impl Drop for AgentProcess {
+    /// SIGTERM first: the agent shuts down gracefully, and a wrapping profiler writes its data.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -231,11 +256,28 @@ impl Drop for AgentProcess {
 struct Memory {
     hwm_kib: u64,
     rss_kib: u64,
+    /// Of `rss_kib`: heap, stacks and other anonymous memory, and the mapped binary.
+    anon_kib: u64,
+    file_kib: u64,
 }
 
 impl Memory {
     fn hwm_mib(self) -> f64 {
         self.hwm_kib as f64 / 1024.0
+    }
+}
+
+impl std::fmt::Display for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        write!(
+            f,
+            "{:>6.1} MiB / {:.1} MiB (anon {:.1}, file {:.1})",
+            mib(self.hwm_kib),
+            mib(self.rss_kib),
+            mib(self.anon_kib),
+            mib(self.file_kib)
+        )
     }
 }
 
@@ -606,27 +648,11 @@ async fn run() -> Result<()> {
         restart_sync.as_secs_f64()
     );
     println!("  no-op resync duration (mean):         {resync_secs:>8.2} s");
-    println!("  memory, interval=2s agent (VmHWM / VmRSS):");
-    println!(
-        "    after sync:                         {:>8.1} MiB / {:.1} MiB",
-        mem_synced.hwm_mib(),
-        mem_synced.rss_kib as f64 / 1024.0
-    );
-    println!(
-        "    after {reconciles_during:.0} no-op resyncs:             {:>8.1} MiB / {:.1} MiB",
-        mem_noop.hwm_mib(),
-        mem_noop.rss_kib as f64 / 1024.0
-    );
-    println!(
-        "    after {DRIFT_REPAIRS} drift repairs:              {:>8.1} MiB / {:.1} MiB",
-        mem_drift.hwm_mib(),
-        mem_drift.rss_kib as f64 / 1024.0
-    );
-    println!(
-        "  memory, interval=10m agent after sync and {DRIFT_REPAIRS} repairs: {:.1} MiB / {:.1} MiB",
-        mem_idle.hwm_mib(),
-        mem_idle.rss_kib as f64 / 1024.0
-    );
+    println!("  memory, interval=2s agent (VmHWM / VmRSS (of which anon, file)):");
+    println!("    after sync:                         {mem_synced}");
+    println!("    after {reconciles_during:.0} no-op resyncs:             {mem_noop}");
+    println!("    after {DRIFT_REPAIRS} drift repairs:              {mem_drift}");
+    println!("  memory, interval=10m agent after sync and {DRIFT_REPAIRS} repairs: {mem_idle}");
     println!(
         "  no-op window: {:.0} s, {reconciles_during:.0} resyncs",
         NOOP_WINDOW.as_secs_f64()

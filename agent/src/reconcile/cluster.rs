@@ -15,6 +15,10 @@ use serde_json::Value;
 
 use super::plan::{Desired, LiveMember, ObjectKey};
 
+/// Objects per list request: parsed, a Deployment with its managedFields and status is some
+/// 30 KiB, and a page is held while its objects are dry-run.
+const LIST_PAGE: u32 = 50;
+
 /// Discovery results per apiVersion+kind; `None` when the cluster serves no such kind.
 type ResourceCache = HashMap<(String, String), Option<(ApiResource, bool)>>;
 
@@ -149,23 +153,50 @@ impl Cluster {
         }
     }
 
-    /// Every object of a kind in the namespace (optionally by label), as JSON keyed by name.
+    /// Every object of a kind in the namespace (optionally by label), as JSON.
     pub async fn list(
         &self,
         api_version: &str,
         kind: &str,
         selector: Option<&str>,
     ) -> Result<Vec<Value>, ApiError> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let (page, next) = self
+                .list_page(api_version, kind, selector, token.as_deref())
+                .await?;
+            out.extend(page);
+            match next {
+                Some(t) => token = Some(t),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// One page of a listing, and the token for the next one (`None` after the last).
+    /// Paging keeps only [`LIST_PAGE`] full objects in memory at a time.
+    pub async fn list_page(
+        &self,
+        api_version: &str,
+        kind: &str,
+        selector: Option<&str>,
+        token: Option<&str>,
+    ) -> Result<(Vec<Value>, Option<String>), ApiError> {
         let api = self.api(api_version, kind).await?;
-        let mut params = ListParams::default();
+        let mut params = ListParams::default().limit(LIST_PAGE);
         if let Some(s) = selector {
             params = params.labels(s);
+        }
+        if let Some(t) = token {
+            params = params.continue_token(t);
         }
         let list = api
             .list(&params)
             .await
             .map_err(|e| ApiError::new(format!("list {kind} in {}", self.namespace), &e))?;
-        Ok(list
+        let next = list.metadata.continue_.filter(|t| !t.is_empty());
+        let items = list
             .items
             .into_iter()
             .map(|mut o| {
@@ -174,9 +205,10 @@ impl Cluster {
                     api_version: api_version.to_string(),
                     kind: kind.to_string(),
                 });
-                to_value(&o)
+                into_value(o)
             })
-            .collect())
+            .collect();
+        Ok((items, next))
     }
 
     pub async fn get(&self, d: &Desired) -> Result<Option<Value>, ApiError> {
@@ -187,7 +219,7 @@ impl Cluster {
                     api_version: d.api_version.clone(),
                     kind: d.key.group_kind.kind.clone(),
                 });
-                to_value(&o)
+                into_value(o)
             })),
             Err(e) => Err(ApiError::new(format!("get {}", d.key), &e)),
         }
@@ -208,8 +240,30 @@ impl Cluster {
         };
         api.patch(&d.key.name, &params, &Patch::Apply(body))
             .await
-            .map(|o| to_value(&o))
+            .map(into_value)
             .map_err(|e| ApiError::new(what, &e))
+    }
+
+    /// Replaces the object's managedFields, if it is still at `resource_version`.
+    pub async fn set_managed_fields(
+        &self,
+        d: &Desired,
+        resource_version: &str,
+        managed_fields: Vec<Value>,
+    ) -> Result<(), ApiError> {
+        let api = self.api(&d.api_version, &d.key.group_kind.kind).await?;
+        let patch = serde_json::json!({"metadata": {
+            "resourceVersion": resource_version,
+            "managedFields": managed_fields,
+        }});
+        let params = PatchParams {
+            field_manager: Some(AGENT_FIELD_MANAGER.into()),
+            ..Default::default()
+        };
+        api.patch(&d.key.name, &params, &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|e| ApiError::new(format!("take over break-glass fields of {}", d.key), &e))
     }
 
     /// Removes annotations another tool wrote (a JSON merge patch: SSA cannot drop fields it
@@ -247,8 +301,29 @@ impl Cluster {
     }
 }
 
-fn to_value(o: &DynamicObject) -> Value {
-    serde_json::to_value(o).expect("a DynamicObject serialises to JSON")
+/// The object as one JSON tree, moving its data rather than copying it.
+fn into_value(o: DynamicObject) -> Value {
+    let DynamicObject {
+        types,
+        metadata,
+        data,
+    } = o;
+    let mut out = match data {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    out.insert(
+        "metadata".into(),
+        serde_json::to_value(&metadata).expect("ObjectMeta serialises to JSON"),
+    );
+    // In the order the API server writes them, like DynamicObject's own serialisation.
+    let mut ordered = serde_json::Map::new();
+    if let Some(t) = types {
+        ordered.insert("apiVersion".into(), Value::from(t.api_version));
+        ordered.insert("kind".into(), Value::from(t.kind));
+    }
+    ordered.append(&mut out);
+    Value::Object(ordered)
 }
 
 /// A listed object as a member of the set.

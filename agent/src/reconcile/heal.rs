@@ -3,13 +3,14 @@
 
 use std::collections::BTreeSet;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use kube::runtime::events::EventType;
 use renderer::protocol::{SyncResult, event_reason};
 
 use super::object::Prepared;
 use super::plan::ObjectKey;
-use super::{Agent, SyncError};
+use super::{Agent, CONCURRENCY, SyncError};
 
 /// What woke self-heal up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,13 +37,27 @@ impl Agent {
             return Ok(());
         }
         let now = Timestamp::now();
-        let owned: Vec<_> = targets.iter().map(|d| (*d).clone()).collect();
-        let rules = self.rules(&owned).await?;
+        let rules = self.rules(&last_good.applies).await?;
+        // Several at a time, in order; only whether the object existed is kept of its live state.
+        let rules = &rules;
+        // Futures built up front: a closure inside the stream trips up the Send check.
+        let work: Vec<_> = targets
+            .into_iter()
+            .map(|d| async move {
+                let live = self.cluster.get(d).await?;
+                let prepared = self.prepare(d, live.as_ref(), rules, now).await;
+                Ok::<_, SyncError>((d, live.is_some(), prepared))
+            })
+            .collect();
+        let judged: Vec<_> = futures::stream::iter(work)
+            .buffered(CONCURRENCY)
+            .collect()
+            .await;
         let mut expired = Vec::new();
         let mut changed = false;
-        for d in targets {
-            let live = self.cluster.get(d).await?;
-            let prepared = match self.prepare(d, live.as_ref(), &rules, now).await {
+        for j in judged {
+            let (d, existed, prepared) = j?;
+            let prepared = match prepared {
                 Ok(p) => p,
                 Err(e) => {
                     // The last good revision no longer applies (e.g. a webhook changed): report.
@@ -71,13 +86,17 @@ impl Agent {
                 Prepared::Invalid(why) => {
                     changed |= inner.out_of_sync.insert(d.key.clone(), why).is_none();
                 }
-                Prepared::Apply { body, expired: bg } => {
+                Prepared::Apply {
+                    body,
+                    expired: bg,
+                    take_over,
+                } => {
                     if !self.config.self_heal_enabled() && bg.is_none() {
                         let why = "differs from Git (self-heal is off)".to_string();
                         changed |= inner.out_of_sync.insert(d.key.clone(), why).is_none();
                         continue;
                     }
-                    let applied = self.cluster.apply(d, &body, false).await?;
+                    let applied = self.write(d, &body, take_over).await?;
                     if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
                         inner.own_versions.insert(d.key.clone(), rv.to_string());
                     }
@@ -88,7 +107,7 @@ impl Agent {
                     } else {
                         inner.status.status.drift_corrected += 1;
                         self.metrics.add_drift_corrected(1);
-                        let what = if live.is_none() {
+                        let what = if !existed {
                             "recreated"
                         } else {
                             "reverted changes made outside Git"

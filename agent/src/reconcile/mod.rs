@@ -12,6 +12,7 @@ pub mod policy;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use futures::StreamExt;
 use jiff::Timestamp;
 use kube::runtime::events::EventType;
 use renderer::drift::IgnoreRules;
@@ -87,11 +88,16 @@ fn verify_revision(
     }
 }
 
+/// How many objects are judged (GET and/or dry-run) at once. A resync of a thousand objects
+/// one request at a time took seconds while holding the lock self-heal waits for.
+const CONCURRENCY: usize = 8;
+
 /// The revision that last passed dry-run and was applied: what self-heal restores.
 #[derive(Debug, Clone)]
 pub struct LastGood {
     pub revision: String,
-    pub applies: Vec<Desired>,
+    /// Shared with the render cache: one copy of the objects, however many holders.
+    pub applies: Arc<[Desired]>,
 }
 
 pub struct Inner {
@@ -104,7 +110,15 @@ pub struct Inner {
     pub break_glass: BTreeMap<ObjectKey, BreakGlassEntry>,
     /// Earliest `until` of an active break-glass: self-heal wakes up then.
     pub next_expiry: Option<Timestamp>,
-    rendered: Option<(String, Vec<Desired>)>,
+    /// The validated applies of the last rendered commit, so an unchanged commit is not
+    /// rendered again.
+    rendered: Option<(String, Arc<[Desired]>)>,
+}
+
+/// What a sync decided about one object.
+struct Judged {
+    prepared: Result<Prepared, ApiError>,
+    health: renderer::protocol::HealthEntry,
 }
 
 pub struct Agent {
@@ -220,57 +234,65 @@ impl Agent {
             None => {}
         }
 
-        let desired = match &inner.rendered {
-            Some((c, objects)) if *c == commit => objects.clone(),
+        let applies = match &inner.rendered {
+            Some((c, applies)) if *c == commit => applies.clone(),
             _ => {
-                let fetcher = self.fetcher.clone();
-                let path = self.config.source_path();
-                let oid = resolved.commit;
-                let objects = tokio::task::spawn_blocking(move || {
-                    let repo = fetcher.open().map_err(|e| e.to_string())?;
-                    let source =
-                        GitTreeSource::new(repo, oid).map_err(|e| e.message().to_string())?;
-                    render::render(&source, &path)
-                })
-                .await
-                .map_err(|e| SyncError::Internal(e.to_string()))?
-                .map_err(SyncError::Render)?;
-                inner.rendered = Some((commit.clone(), objects.clone()));
-                objects
+                // The previous revision's objects are not needed to render the next one.
+                inner.rendered = None;
+                let applies: Arc<[Desired]> = self.render(&resolved, &commit).await?.into();
+                inner.rendered = Some((commit.clone(), applies.clone()));
+                applies
             }
         };
+        let desired_kinds: BTreeMap<GroupKind, String> = applies
+            .iter()
+            .map(|d| (d.key.group_kind.clone(), d.api_version.clone()))
+            .collect();
 
-        // Discovery tells namespaced from cluster-scoped kinds, and which kinds exist at all.
-        let mut scopes: HashMap<GroupKind, Option<bool>> = HashMap::new();
-        let mut desired_kinds: BTreeMap<GroupKind, String> = BTreeMap::new();
-        for d in &desired {
-            let gk = d.key.group_kind.clone();
-            if scopes.contains_key(&gk) {
-                continue;
-            }
-            let scope = self
-                .cluster
-                .resource(&d.api_version, &gk.kind)
-                .await?
-                .map(|(_, namespaced)| namespaced);
-            scopes.insert(gk.clone(), scope);
-            if scope == Some(true) {
-                desired_kinds.insert(gk, d.api_version.clone());
-            }
-        }
+        let rules = self.rules(&applies).await?;
+        let revision_changed =
+            inner.status.status.last_applied_revision.as_deref() != Some(commit.as_str());
 
-        // Live state: every object of the declared kinds (adopting is allowed), and the members
-        // of kinds the parent says the set had, so kinds dropped from Git are still pruned.
-        let mut live: HashMap<ObjectKey, Value> = HashMap::new();
+        // Live state, a page at a time: every object of the declared kinds (adopting is
+        // allowed) is judged by a dry-run while its page is in memory, then only what was
+        // decided is kept. Dry-run everything before writing anything: one bad object stops the
+        // whole revision.
+        let index: HashMap<&ObjectKey, &Desired> = applies.iter().map(|d| (&d.key, d)).collect();
+        let mut judged: HashMap<ObjectKey, Judged> = HashMap::new();
         let mut members = Vec::new();
         for (gk, api_version) in &desired_kinds {
-            for obj in self.cluster.list(api_version, &gk.kind, None).await? {
-                if let Some(m) = cluster::live_member(&obj) {
-                    members.push(m.clone());
-                    live.insert(m.key, obj);
+            let mut token = None;
+            loop {
+                let (page, next) = self
+                    .cluster
+                    .list_page(api_version, &gk.kind, None, token.as_deref())
+                    .await?;
+                let mut work = Vec::new();
+                for obj in &page {
+                    let Some(m) = cluster::live_member(obj) else {
+                        continue;
+                    };
+                    if let Some(d) = index.get(&m.key) {
+                        work.push((*d, Some(obj)));
+                    }
+                    members.push(m);
+                }
+                judged.extend(self.judge(work, &rules, now).await);
+                match next {
+                    Some(t) => token = Some(t),
+                    None => break,
                 }
             }
         }
+        let absent = applies
+            .iter()
+            .filter(|d| !judged.contains_key(&d.key))
+            .map(|d| (d, None))
+            .collect();
+        judged.extend(self.judge(absent, &rules, now).await);
+
+        // Members of kinds the parent says the set had, so kinds dropped from Git are still
+        // pruned.
         let previous_kinds: Vec<GroupKind> = inner
             .status
             .group_kinds
@@ -282,44 +304,34 @@ impl Agent {
             let Some(api_version) = self.cluster.preferred_api_version(&gk).await? else {
                 continue;
             };
-            for obj in self
-                .cluster
-                .list(&api_version, &gk.kind, Some(&self.set.selector()))
-                .await?
-            {
-                members.extend(cluster::live_member(&obj));
+            let selector = self.set.selector();
+            let mut token = None;
+            loop {
+                let (page, next) = self
+                    .cluster
+                    .list_page(&api_version, &gk.kind, Some(&selector), token.as_deref())
+                    .await?;
+                members.extend(page.iter().filter_map(cluster::live_member));
+                match next {
+                    Some(t) => token = Some(t),
+                    None => break,
+                }
             }
         }
+        let plan = plan::prunes(&applies, members, &self.set.id, self.config.prune_enabled());
 
-        let plan = plan::plan(
-            PlanInput {
-                namespace: &self.namespace,
-                set_id: &self.set.id,
-                revision: &commit,
-                desired,
-                members,
-                prune: self.config.prune_enabled(),
-                allow_empty: self.config.allow_empty,
-            },
-            &|gk: &GroupKind| scopes.get(gk).copied().flatten(),
-        )
-        .map_err(|e| match e {
-            PlanError::Refused(_) => SyncError::Refused(e.to_string()),
-            other => SyncError::Invalid(other.to_string()),
-        })?;
-
-        let rules = self.rules(&plan.applies).await?;
-        let revision_changed =
-            inner.status.status.last_applied_revision.as_deref() != Some(commit.as_str());
-
-        // Dry-run everything before writing anything: one bad object stops the whole revision.
         let mut writes = Vec::new();
         let mut rejected = Vec::new();
         let mut held = BTreeMap::new();
         let mut expired = Vec::new();
         let mut out_of_sync = BTreeMap::new();
-        for d in &plan.applies {
-            match self.prepare(d, live.get(&d.key), &rules, now).await {
+        let mut health = BTreeMap::new();
+        for d in applies.iter() {
+            let Some(j) = judged.remove(&d.key) else {
+                continue;
+            };
+            health.insert(d.key.clone(), j.health);
+            match j.prepared {
                 Err(e) => rejected.push(e.to_string()),
                 Ok(Prepared::Held(entry)) => {
                     held.insert(d.key.clone(), entry);
@@ -330,14 +342,19 @@ impl Agent {
                 Ok(Prepared::UpToDate { expired: bg }) => {
                     expired.extend(bg.map(|bg| (d.clone(), bg)))
                 }
-                // The periodic resync puts Git back even with --no-self-heal, which only
-                // stops the watch-driven repair between resyncs.
-                Ok(Prepared::Apply { body, expired: bg }) => {
+                Ok(Prepared::Apply {
+                    body,
+                    expired: bg,
+                    take_over,
+                }) => {
+                    // The periodic resync puts Git back even with --no-self-heal, which only
+                    // stops the watch-driven repair between resyncs.
                     expired.extend(bg.map(|bg| (d.clone(), bg)));
-                    writes.push((d, body));
+                    writes.push((d, body, take_over));
                 }
             }
         }
+        drop(judged);
         if !rejected.is_empty() {
             return Err(SyncError::DryRun(rejected));
         }
@@ -354,20 +371,9 @@ impl Agent {
             inner.status.flush().await?;
         }
 
-        let mut health: BTreeMap<ObjectKey, _> = plan
-            .applies
-            .iter()
-            .map(|d| {
-                let entry = match live.get(&d.key) {
-                    Some(obj) => crate::health::assess(obj),
-                    None => crate::health::missing(&d.key.group_kind.kind, &d.key.name),
-                };
-                (d.key.clone(), entry)
-            })
-            .collect();
         let written = writes.len() as u64;
-        for (d, body) in writes {
-            let applied = self.cluster.apply(d, &body, false).await?;
+        for (d, body, take_over) in writes {
+            let applied = self.write(d, &body, take_over).await?;
             if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
                 inner.own_versions.insert(d.key.clone(), rv.to_string());
             }
@@ -394,7 +400,7 @@ impl Agent {
 
         inner.last_good = Some(LastGood {
             revision: commit.clone(),
-            applies: plan.applies.clone(),
+            applies: applies.clone(),
         });
         inner.break_glass.retain(|_, e| !e.active);
         inner.break_glass.extend(held);
@@ -402,7 +408,7 @@ impl Agent {
         inner.status.group_kinds = plan.group_kinds.clone();
         let s = &mut inner.status.status;
         s.last_applied_revision = Some(commit.clone());
-        s.applied = plan.applies.len() as u64;
+        s.applied = applies.len() as u64;
         s.pruned += pruned;
         s.prune_skipped = plan.prune_skipped.clone();
         s.health = health.into_values().collect();
@@ -415,6 +421,79 @@ impl Agent {
         Ok(())
     }
 
+    /// Renders `commit` and validates the result into the applies.
+    async fn render(
+        &self,
+        resolved: &git::Resolved,
+        commit: &str,
+    ) -> Result<Vec<Desired>, SyncError> {
+        let fetcher = self.fetcher.clone();
+        let path = self.config.source_path();
+        let oid = resolved.commit;
+        let objects = tokio::task::spawn_blocking(move || {
+            let repo = fetcher.open().map_err(|e| e.to_string())?;
+            let source = GitTreeSource::new(repo, oid).map_err(|e| e.message().to_string())?;
+            render::render(&source, &path)
+        })
+        .await
+        .map_err(|e| SyncError::Internal(e.to_string()))?
+        .map_err(SyncError::Render)?;
+
+        // Discovery tells namespaced from cluster-scoped kinds, and which kinds exist at all.
+        let mut scopes: HashMap<GroupKind, Option<bool>> = HashMap::new();
+        for d in &objects {
+            let gk = &d.key.group_kind;
+            if scopes.contains_key(gk) {
+                continue;
+            }
+            let scope = self
+                .cluster
+                .resource(&d.api_version, &gk.kind)
+                .await?
+                .map(|(_, namespaced)| namespaced);
+            scopes.insert(gk.clone(), scope);
+        }
+        plan::applies(
+            PlanInput {
+                namespace: &self.namespace,
+                set_id: &self.set.id,
+                revision: commit,
+                desired: objects,
+                allow_empty: self.config.allow_empty,
+            },
+            &|gk: &GroupKind| scopes.get(gk).copied().flatten(),
+        )
+        .map_err(|e| match e {
+            PlanError::Refused(_) => SyncError::Refused(e.to_string()),
+            other => SyncError::Invalid(other.to_string()),
+        })
+    }
+
+    /// Judges objects (each with its live state, if listed) several at a time.
+    async fn judge<'a>(
+        &self,
+        work: Vec<(&'a Desired, Option<&'a Value>)>,
+        rules: &IgnoreRules,
+        now: Timestamp,
+    ) -> Vec<(ObjectKey, Judged)> {
+        // Futures built up front: a closure inside the stream trips up the Send check.
+        let work: Vec<_> = work
+            .into_iter()
+            .map(|(d, live)| async move {
+                let health = match live {
+                    Some(obj) => crate::health::assess(obj),
+                    None => crate::health::missing(&d.key.group_kind.kind, &d.key.name),
+                };
+                let prepared = self.prepare(d, live, rules, now).await;
+                (d.key.clone(), Judged { prepared, health })
+            })
+            .collect();
+        futures::stream::iter(work)
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await
+    }
+
     /// The configured rules plus every HPA in the namespace or in Git.
     async fn rules(&self, applies: &[Desired]) -> Result<IgnoreRules, ApiError> {
         let mut hpas: Vec<Value> = applies
@@ -422,7 +501,7 @@ impl Agent {
             .filter(|d| {
                 d.key.group_kind == GroupKind::new("autoscaling", "HorizontalPodAutoscaler")
             })
-            .map(|d| d.body.clone())
+            .map(Desired::body)
             .collect();
         if applies.iter().any(|d| {
             ["Deployment", "StatefulSet", "ReplicaSet"].contains(&d.key.group_kind.kind.as_str())

@@ -8,7 +8,9 @@ use serde_json::Value;
 
 use super::cluster::ApiError;
 use super::plan::Desired;
-use super::policy::{BreakGlassState, break_glass_state, mask_ignored, would_change};
+use super::policy::{
+    BreakGlassState, break_glass_state, mask_ignored, take_over_break_glass_fields, would_change,
+};
 use super::{Agent, Inner};
 
 pub enum Prepared {
@@ -18,11 +20,19 @@ pub enum Prepared {
     Apply {
         body: Value,
         expired: Option<BreakGlass>,
+        take_over: Option<TakeOver>,
     },
     /// Break-glass is active: left as the operator set it.
     Held(BreakGlassEntry),
     /// Unreadable break-glass annotations: left alone and reported.
     Invalid(String),
+}
+
+/// A break-glass is over: its manager's fields become the agent's before the apply, so the
+/// apply removes those Git does not declare.
+pub struct TakeOver {
+    resource_version: String,
+    managed_fields: Vec<Value>,
 }
 
 impl Agent {
@@ -51,14 +61,39 @@ impl Agent {
             BreakGlassState::Expired(bg) => Some(bg),
             BreakGlassState::None => None,
         };
-        let mut body = d.body.clone();
+        let mut body = d.body();
         mask_ignored(rules, &mut body, live);
         let dry_run = self.cluster.apply(d, &body, true).await?;
-        Ok(if would_change(live, &dry_run) {
-            Prepared::Apply { body, expired }
+        let take_over = live.and_then(|live| {
+            Some(TakeOver {
+                managed_fields: take_over_break_glass_fields(live)?,
+                resource_version: live["metadata"]["resourceVersion"].as_str()?.to_string(),
+            })
+        });
+        Ok(if take_over.is_some() || would_change(live, &dry_run) {
+            Prepared::Apply {
+                body,
+                expired,
+                take_over,
+            }
         } else {
             Prepared::UpToDate { expired }
         })
+    }
+
+    /// The apply itself (after taking over break-glass fields, when there are some).
+    pub(super) async fn write(
+        &self,
+        d: &Desired,
+        body: &Value,
+        take_over: Option<TakeOver>,
+    ) -> Result<Value, ApiError> {
+        if let Some(t) = take_over {
+            self.cluster
+                .set_managed_fields(d, &t.resource_version, t.managed_fields)
+                .await?;
+        }
+        self.cluster.apply(d, body, false).await
     }
 
     /// After an expired break-glass object was reconciled back: record it, say so, and remove

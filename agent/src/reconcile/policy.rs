@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use renderer::drift::IgnoreRules;
 use renderer::drift::pointer;
-use renderer::protocol::BreakGlass;
+use renderer::protocol::{AGENT_FIELD_MANAGER, BREAK_GLASS_FIELD_MANAGER, BreakGlass};
 use serde_json::Value;
 
 /// Applies the shared ignore rules to an apply body. The stripped fields are put back with their
@@ -94,6 +94,65 @@ fn normalise(obj: &Value) -> Value {
         meta.remove("resourceVersion");
     }
     obj
+}
+
+/// The managedFields that hand the break-glass manager's fields to the agent, or `None` when there
+/// is nothing to take over.
+///
+/// A forced server-side apply takes back the fields Git declares, but leaves alone what another
+/// manager added (an extra env var, a new annotation): apply removes only fields the applier
+/// owned and no longer sends. Once a break-glass is over, folding its manager's entries into the
+/// agent's own Apply entry makes the next apply remove everything Git does not declare — the
+/// same ownership transfer kubectl does when upgrading client-side-applied objects.
+pub fn take_over_break_glass_fields(live: &Value) -> Option<Vec<Value>> {
+    let entries = live["metadata"]["managedFields"].as_array()?;
+    let main_resource = |e: &Value| e["subresource"].as_str().unwrap_or_default().is_empty();
+    let ours = entries.iter().position(|e| {
+        e["manager"] == AGENT_FIELD_MANAGER && e["operation"] == "Apply" && main_resource(e)
+    })?;
+    let api_version = &entries[ours]["apiVersion"];
+    // Field paths are only comparable within one apiVersion.
+    let theirs = |e: &Value| {
+        e["manager"] == BREAK_GLASS_FIELD_MANAGER
+            && main_resource(e)
+            && &e["apiVersion"] == api_version
+            && e["fieldsType"] == "FieldsV1"
+    };
+    if !entries.iter().any(theirs) {
+        return None;
+    }
+    let mut fields = entries[ours]["fieldsV1"].clone();
+    for e in entries.iter().filter(|e| theirs(e)) {
+        union_fields(&mut fields, &e["fieldsV1"]);
+    }
+    Some(
+        entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| !theirs(e))
+            .map(|(i, e)| {
+                let mut e = e.clone();
+                if i == ours {
+                    e["fieldsV1"] = fields.clone();
+                }
+                e
+            })
+            .collect(),
+    )
+}
+
+/// Adds the field set `other` to `target` (FieldsV1: nested objects, `{}` leaves).
+fn union_fields(target: &mut Value, other: &Value) {
+    let Some(other) = other.as_object() else {
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Default::default());
+    }
+    let map = target.as_object_mut().expect("just made an object");
+    for (k, v) in other {
+        union_fields(map.entry(k.clone()).or_insert(Value::Null), v);
+    }
 }
 
 #[cfg(test)]
@@ -188,5 +247,69 @@ mod tests {
             break_glass_state(Some(&live), now),
             BreakGlassState::Invalid(_)
         ));
+    }
+
+    fn managed(manager: &str, operation: &str, fields: Value) -> Value {
+        json!({"manager": manager, "operation": operation, "apiVersion": "apps/v1",
+               "fieldsType": "FieldsV1", "fieldsV1": fields})
+    }
+
+    #[test]
+    fn break_glass_fields_are_folded_into_the_agents_apply_entry() {
+        let mut live = deployment(3);
+        live["metadata"]["managedFields"] = json!([
+            managed(
+                AGENT_FIELD_MANAGER,
+                "Apply",
+                json!({"f:spec": {"f:replicas": {}}})
+            ),
+            managed(
+                "kube-controller-manager",
+                "Update",
+                json!({"f:status": {".": {}}})
+            ),
+            managed(
+                BREAK_GLASS_FIELD_MANAGER,
+                "Update",
+                json!({"f:spec": {"f:template": {"f:spec": {"f:containers": {
+                        "k:{\"name\":\"a\"}": {"f:env": {"k:{\"name\":\"LOG_LEVEL\"}": {".": {}}}}}}}}})
+            ),
+        ]);
+        let fields = take_over_break_glass_fields(&live).expect("something to take over");
+        let managers: Vec<&str> = fields
+            .iter()
+            .map(|e| e["manager"].as_str().unwrap())
+            .collect();
+        assert_eq!(managers, [AGENT_FIELD_MANAGER, "kube-controller-manager"]);
+        assert_eq!(
+            fields[0]["fieldsV1"],
+            json!({"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                "k:{\"name\":\"a\"}": {"f:env": {"k:{\"name\":\"LOG_LEVEL\"}": {".": {}}}}}}}}})
+        );
+    }
+
+    #[test]
+    fn nothing_to_take_over_without_a_break_glass_entry() {
+        let mut live = deployment(3);
+        live["metadata"]["managedFields"] = json!([
+            managed(
+                AGENT_FIELD_MANAGER,
+                "Apply",
+                json!({"f:spec": {"f:replicas": {}}})
+            ),
+            managed(
+                "kubectl-edit",
+                "Update",
+                json!({"f:spec": {"f:paused": {}}})
+            ),
+        ]);
+        assert_eq!(take_over_break_glass_fields(&live), None);
+        // No Apply entry of the agent's to fold them into: left alone.
+        live["metadata"]["managedFields"] = json!([managed(
+            BREAK_GLASS_FIELD_MANAGER,
+            "Update",
+            json!({"f:spec": {"f:paused": {}}})
+        )]);
+        assert_eq!(take_over_break_glass_fields(&live), None);
     }
 }

@@ -167,7 +167,6 @@ async fn break_glass_holds_while_active_and_is_reverted_after_expiry() -> Result
 }
 
 #[tokio::test]
-#[ignore = "known gap (issue #6): removing the annotations does not trigger the agent's self-heal; it reverts about a minute later"]
 async fn break_glass_end_gives_the_object_back_at_once() -> Result<()> {
     let env = agent_running("bg-end").await?;
     let out = plugin(
