@@ -44,6 +44,27 @@ async fn agent_fetches_over_smart_http_with_basic_auth_from_files() -> Result<()
 }
 
 #[tokio::test]
+async fn agent_fetches_over_smart_http_with_a_token_file() -> Result<()> {
+    let mut env = AgentEnv::new("agent-http-token").await?;
+    let commit = commit_settings(&env.repo, "with-token")?;
+    // A token is sent as the password of user `git` when no username file is given.
+    let token = "ghp_0123456789abcdefTOKEN";
+    let server = HttpGitServer::serve(env.repo.root(), Some(BasicAuth::new("git", token)))?;
+    let file = env.scratch_file("token", &format!("{token}\n"))?;
+    env.start_with_url(
+        &server.url(env.repo.name()),
+        &[
+            "--path=app",
+            &format!("--git-token-file={}", file.display()),
+        ],
+    )?;
+    env.wait_synced(&commit).await?;
+    assert_eq!(live_level(&env).await?.as_deref(), Some("with-token"));
+    assert!(!env.logs().contains(token), "the token was logged");
+    Ok(())
+}
+
+#[tokio::test]
 async fn agent_with_a_wrong_password_applies_nothing_and_says_why() -> Result<()> {
     let mut env = AgentEnv::new("agent-http-401").await?;
     let commit = commit_settings(&env.repo, "never-seen")?;

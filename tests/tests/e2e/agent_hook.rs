@@ -137,3 +137,54 @@ async fn agent_fetches_at_once_on_a_signed_push_hook_only() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn agent_fetches_at_once_on_a_gitlab_push_hook_with_its_token() -> Result<()> {
+    let mut env = AgentEnv::new("agent-hook-gl").await?;
+    let first = commit_settings(&env.repo, "before-push")?;
+    let secret = env.scratch_file("webhook-secret", SECRET)?;
+    env.start(&[
+        "--path=app",
+        "--interval=10m",
+        &format!("--webhook-secret-file={}", secret.display()),
+    ])?;
+    env.wait_synced(&first).await?;
+    let addr = env.listen_addr().await?;
+    let pushed = commit_settings(&env.repo, "after-push")?;
+    let body = push_payload(&first, &pushed);
+
+    let (code, reply) = http_request(
+        addr,
+        "POST",
+        "/hook",
+        &[
+            ("X-Gitlab-Event", "Push Hook"),
+            ("X-Gitlab-Token", "guessed"),
+        ],
+        body.as_bytes(),
+    )?;
+    assert!(
+        code == 401 || code == 403,
+        "wrong token answered {code}: {reply}"
+    );
+    still_at(&env, &first, "before-push").await?;
+
+    let (code, reply) = http_request(
+        addr,
+        "POST",
+        "/hook",
+        &[("X-Gitlab-Event", "Push Hook"), ("X-Gitlab-Token", SECRET)],
+        body.as_bytes(),
+    )?;
+    assert!(
+        (200..300).contains(&code),
+        "valid token answered {code}: {reply}"
+    );
+    env.wait_status(Duration::from_secs(15), |s| {
+        s.result == SyncResult::Synced
+            && s.last_applied_revision.as_deref() == Some(pushed.as_str())
+    })
+    .await?;
+    assert_eq!(live_level(&env).await?.as_deref(), Some("after-push"));
+    Ok(())
+}
