@@ -9,7 +9,7 @@ use kube::runtime::events::EventType;
 use renderer::protocol::{SyncResult, event_reason};
 
 use super::object::Prepared;
-use super::plan::ObjectKey;
+use super::plan::{Desired, ObjectKey};
 use super::{Agent, CONCURRENCY, SyncError};
 
 /// What woke self-heal up.
@@ -40,16 +40,17 @@ impl Agent {
         let rules = self.rules(&last_good.applies).await?;
         // Several at a time, in order; only whether the object existed is kept of its live state.
         let rules = &rules;
-        // Futures built up front: a closure inside the stream trips up the Send check.
-        let work: Vec<_> = targets
-            .into_iter()
-            .map(|d| async move {
+        // Made lazily (at most CONCURRENCY exist), from an index: a closure taking a reference
+        // trips up the compiler's Send check of the stream.
+        let one = |i: usize| {
+            let d: &Desired = targets[i];
+            async move {
                 let live = self.cluster.get(d).await?;
                 let prepared = self.prepare(d, live.as_ref(), rules, now).await;
                 Ok::<_, SyncError>((d, live.is_some(), prepared))
-            })
-            .collect();
-        let judged: Vec<_> = futures::stream::iter(work)
+            }
+        };
+        let judged: Vec<_> = futures::stream::iter((0..targets.len()).map(one))
             .buffered(CONCURRENCY)
             .collect()
             .await;

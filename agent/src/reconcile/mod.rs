@@ -476,19 +476,20 @@ impl Agent {
         rules: &IgnoreRules,
         now: Timestamp,
     ) -> Vec<(ObjectKey, Judged)> {
-        // Futures built up front: a closure inside the stream trips up the Send check.
-        let work: Vec<_> = work
-            .into_iter()
-            .map(|(d, live)| async move {
+        // Made lazily (at most CONCURRENCY exist), from an index: a closure taking a reference
+        // trips up the compiler's Send check of the stream.
+        let one = |i: usize| {
+            let (d, live) = work[i];
+            async move {
                 let health = match live {
                     Some(obj) => crate::health::assess(obj),
                     None => crate::health::missing(&d.key.group_kind.kind, &d.key.name),
                 };
                 let prepared = self.prepare(d, live, rules, now).await;
                 (d.key.clone(), Judged { prepared, health })
-            })
-            .collect();
-        futures::stream::iter(work)
+            }
+        };
+        futures::stream::iter((0..work.len()).map(one))
             .buffer_unordered(CONCURRENCY)
             .collect()
             .await

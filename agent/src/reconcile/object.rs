@@ -16,9 +16,10 @@ use super::{Agent, Inner};
 pub enum Prepared {
     /// Applying would change nothing.
     UpToDate { expired: Option<BreakGlass> },
-    /// Applying `body` changes the live object.
+    /// Applying `body` (compact JSON: a first sync holds one for every object) changes the live
+    /// object.
     Apply {
-        body: Value,
+        body: Box<str>,
         expired: Option<BreakGlass>,
         take_over: Option<TakeOver>,
     },
@@ -72,7 +73,7 @@ impl Agent {
         });
         Ok(if take_over.is_some() || would_change(live, &dry_run) {
             Prepared::Apply {
-                body,
+                body: body.to_string().into_boxed_str(),
                 expired,
                 take_over,
             }
@@ -85,15 +86,16 @@ impl Agent {
     pub(super) async fn write(
         &self,
         d: &Desired,
-        body: &Value,
+        body: &str,
         take_over: Option<TakeOver>,
     ) -> Result<Value, ApiError> {
+        let body: Value = serde_json::from_str(body).expect("serialised from a Value by prepare");
         if let Some(t) = take_over {
             self.cluster
                 .set_managed_fields(d, &t.resource_version, t.managed_fields)
                 .await?;
         }
-        self.cluster.apply(d, body, false).await
+        self.cluster.apply(d, &body, false).await
     }
 
     /// After an expired break-glass object was reconciled back: record it, say so, and remove
