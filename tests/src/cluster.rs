@@ -94,9 +94,12 @@ pub async fn client_for(kubeconfig: &Path, context: Option<&str>) -> Result<Clie
         .with_context(|| format!("building a client for {}", kubeconfig.display()))
 }
 
+const SCRATCH_PREFIX: &str = "gitops-test-";
+
 fn start_or_reuse() -> Result<ControlPlane> {
+    remove_abandoned_scratch_dirs();
     let scratch = tempfile::Builder::new()
-        .prefix("gitops-test-")
+        .prefix(SCRATCH_PREFIX)
         .tempdir()
         .context("creating a scratch directory for the test run")?
         .keep();
@@ -157,6 +160,33 @@ fn start_or_reuse() -> Result<ControlPlane> {
         _child: Some(child),
         scratch,
     })
+}
+
+/// A control plane killed with SIGKILL (a cancelled run, an OOM kill) cannot remove its
+/// `--ephemeral` directory, and each one holds ~120 MiB of preallocated etcd WAL. Only
+/// directories whose pid file names a process that no longer exists are removed, so the
+/// control planes of concurrent test runs are left alone.
+fn remove_abandoned_scratch_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_scratch = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|name| name.starts_with(SCRATCH_PREFIX));
+        if !is_scratch {
+            continue;
+        }
+        let Ok(pid) = std::fs::read_to_string(path.join("pid")) else {
+            continue;
+        };
+        let pid = pid.trim();
+        if !pid.is_empty() && !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
 }
 
 /// Runs `scripts/dev-cluster build`, which builds or finds the cached binary.

@@ -11,6 +11,48 @@ use crate::net::{free_port, wait_for_port};
 /// Where Debian's `openssh-server` installs the daemon (often not on a non-root PATH).
 const SSHD: &str = "/usr/sbin/sshd";
 
+/// The daemon, installed from Debian's `openssh-server` on first use when the tests run as
+/// root, so `cargo test --workspace` works on a fresh machine the way the control plane does
+/// (built on first use). Once per test binary: concurrent `apt-get` runs fight over dpkg's lock.
+fn installed_sshd() -> Result<PathBuf> {
+    static INSTALL: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    if Path::new(SSHD).is_file() {
+        return Ok(PathBuf::from(SSHD));
+    }
+    let installed = INSTALL.get_or_init(|| {
+        if run(Command::new("id").arg("-u")).map_err(|e| format!("{e:#}"))? != "0" {
+            return Err("not running as root".to_owned());
+        }
+        let install = || {
+            Command::new("apt-get")
+                .args(["install", "-y", "-q", "openssh-server"])
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        let updated = || {
+            Command::new("apt-get")
+                .args(["update", "-q"])
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        };
+        if install() || (updated() && install()) {
+            Ok(())
+        } else {
+            Err("`apt-get install openssh-server` failed".to_owned())
+        }
+    });
+    match installed {
+        Ok(()) if Path::new(SSHD).is_file() => Ok(PathBuf::from(SSHD)),
+        Ok(()) => bail!("{SSHD} still missing after installing `openssh-server`"),
+        Err(reason) => {
+            bail!("{SSHD} not found ({reason}); install the Debian package `openssh-server`")
+        }
+    }
+}
+
 /// A real OpenSSH server on `127.0.0.1:<port>` letting one key log in as the current user, so
 /// `git-upload-pack` serves any repository on this machine over `ssh://`. It has its own host
 /// key, config and authorized_keys in a temporary directory; stopped on drop.
@@ -25,11 +67,7 @@ pub struct SshGitServer {
 impl SshGitServer {
     /// Serves until dropped; only `client` may log in.
     pub fn serve(client: &SshKey) -> Result<Self> {
-        let program = if Path::new(SSHD).is_file() {
-            PathBuf::from(SSHD)
-        } else {
-            bail!("{SSHD} not found; install the Debian package `openssh-server`");
-        };
+        let program = installed_sshd()?;
         let dir = tempfile::Builder::new()
             .prefix("gitops-sshd-")
             .tempdir()
