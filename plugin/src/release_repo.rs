@@ -146,19 +146,39 @@ pub fn push(repo: &Repository, refspecs: &[String]) -> anyhow::Result<()> {
     let mut remote = repo
         .find_remote("origin")
         .context("no remote named origin")?;
+    // The clone's configuration, not only the global one: like git, honour a
+    // `credential.helper` set in the repository itself.
+    let config = repo
+        .config()
+        .context("reading the clone's Git configuration")?;
+    let refused = std::cell::RefCell::new(Vec::new());
     let mut callbacks = git2::RemoteCallbacks::new();
     callbacks.credentials(|url, user, allowed| {
         if allowed.contains(git2::CredentialType::SSH_KEY) {
             git2::Cred::ssh_key_from_agent(user.unwrap_or("git"))
         } else {
-            git2::Cred::credential_helper(&git2::Config::open_default()?, url, user)
+            git2::Cred::credential_helper(&config, url, user)
         }
+    });
+    // libgit2 returns Ok when the server refuses a ref (hook, protected branch): the
+    // verdict per ref only arrives here.
+    callbacks.push_update_reference(|name, status| {
+        if let Some(reason) = status {
+            refused.borrow_mut().push(format!("{name} ({reason})"));
+        }
+        Ok(())
     });
     let mut options = git2::PushOptions::new();
     options.remote_callbacks(callbacks);
     remote
         .push(refspecs, Some(&mut options))
-        .with_context(|| format!("pushing {} to origin", refspecs.join(" ")))
+        .with_context(|| format!("pushing {} to origin", refspecs.join(" ")))?;
+    drop(options);
+    let refused = refused.into_inner();
+    if !refused.is_empty() {
+        bail!("origin refused {}", refused.join(", "));
+    }
+    Ok(())
 }
 
 /// A production agent's manifest: the file (relative to the clone) and its arguments.

@@ -30,4 +30,5 @@ mod plugin_explain;
 mod plugin_harness;
 mod plugin_install;
 mod plugin_promote;
+mod plugin_push;
 mod plugin_status;

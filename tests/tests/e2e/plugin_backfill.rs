@@ -52,7 +52,7 @@ fn image(d: &Deployment) -> Option<String> {
     api_container(d)?.image.clone()
 }
 
-fn break_glass(env: &AgentEnv, change: &[&str]) -> Result<()> {
+pub(crate) fn break_glass(env: &AgentEnv, change: &[&str]) -> Result<()> {
     let mut args = vec![
         "break-glass",
         "deploy/catalog-api",

@@ -16,9 +16,9 @@ use crate::agent_harness::AgentEnv;
 use crate::agent_sync::catalog_env;
 use crate::plugin_harness::plugin;
 
-const PROD_MANIFEST: &str = "clusters/prod/gitops-agent.yaml";
+pub(crate) const PROD_MANIFEST: &str = "clusters/prod/gitops-agent.yaml";
 const STAGING_MANIFEST: &str = "clusters/staging/gitops-agent.yaml";
-const PROD_PATCH: &str = "overlays/prod/deployment-prod.yaml";
+pub(crate) const PROD_PATCH: &str = "overlays/prod/deployment-prod.yaml";
 
 /// An agent Deployment for one namespace and overlay, at `revision`, shaped like
 /// `manifests/base` (every setting an argument).
@@ -45,7 +45,7 @@ spec:
 }
 
 /// The `--revision=` the repository's prod agent manifest says at HEAD.
-fn manifest_revision(staging: &AgentEnv) -> Result<String> {
+pub(crate) fn manifest_revision(staging: &AgentEnv) -> Result<String> {
     let text = staging
         .repo
         .git(&["show", &format!("HEAD:{PROD_MANIFEST}")])?;
@@ -57,7 +57,7 @@ fn manifest_revision(staging: &AgentEnv) -> Result<String> {
 
 /// What the Deployment controller would write once the rollout is done (the test control
 /// plane runs no controllers), so the agent reports the Deployment Healthy.
-async fn mark_rolled_out(env: &AgentEnv) -> Result<()> {
+pub(crate) async fn mark_rolled_out(env: &AgentEnv) -> Result<()> {
     let api: Api<Deployment> = Api::namespaced(env.admin().await?, env.ns.name());
     let d = api.get("catalog-api").await?;
     let replicas = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
@@ -87,7 +87,7 @@ async fn prod_replicas(prod: &AgentEnv) -> Result<i32> {
 
 /// Staging follows main on the staging overlay; prod runs the manifest's revision of the
 /// prod overlay from the same repository. Returns the first commit (tagged v1.4.2).
-async fn staging_and_prod(prefix: &str) -> Result<(AgentEnv, AgentEnv, String)> {
+pub(crate) async fn staging_and_prod(prefix: &str) -> Result<(AgentEnv, AgentEnv, String)> {
     let (mut staging, _) = catalog_env(&format!("{prefix}-stg")).await?;
     let mut prod = AgentEnv::new(&format!("{prefix}-prod")).await?;
     staging.repo.write(
