@@ -153,7 +153,16 @@ pub fn push(repo: &Repository, refspecs: &[String]) -> anyhow::Result<()> {
         .context("reading the clone's Git configuration")?;
     let refused = std::cell::RefCell::new(Vec::new());
     let mut callbacks = git2::RemoteCallbacks::new();
-    callbacks.credentials(|url, user, allowed| {
+    let mut attempts = 0;
+    callbacks.credentials(move |url, user, allowed| {
+        // libgit2 asks again after every refusal, and these sources hand back the same
+        // credentials each time: without a limit a wrong password loops forever.
+        attempts += 1;
+        if attempts > 3 {
+            return Err(git2::Error::from_str(
+                "origin refused the credentials (from the SSH agent or git's credential.helper)",
+            ));
+        }
         if allowed.contains(git2::CredentialType::SSH_KEY) {
             git2::Cred::ssh_key_from_agent(user.unwrap_or("git"))
         } else {

@@ -26,6 +26,12 @@ impl Remote {
     /// Over smart HTTP; the credentials reach the plugin the way they reach `git`: through
     /// the clone's own `credential.helper`, not in the URL.
     fn http(env: &AgentEnv) -> Result<Self> {
+        Self::http_with_stored_password(env, "push-password")
+    }
+
+    /// As [`Remote::http`], with `stored` in the clone's credential store in place of the
+    /// password the server expects.
+    fn http_with_stored_password(env: &AgentEnv, stored: &str) -> Result<Self> {
         let (dir, bare) = bare_copy(env)?;
         let auth = BasicAuth::new("pusher", "push-password");
         let server = HttpGitServer::serve(dir.path(), Some(auth.clone()))?;
@@ -35,7 +41,7 @@ impl Remote {
             format!(
                 "http://{}:{}@127.0.0.1:{}\n",
                 auth.username,
-                auth.password,
+                stored,
                 server.port()
             ),
         )?;
@@ -230,6 +236,21 @@ async fn backfill_push_fails_when_the_remote_refuses_the_branch() -> Result<()> 
         first,
         "still committed locally"
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn backfill_push_with_a_wrong_password_fails_instead_of_asking_forever() -> Result<()> {
+    let (env, _) = synced_catalog("push-wrong-password").await?;
+    let remote = Remote::http_with_stored_password(&env, "not-the-password")?;
+    let published = remote.refs()?;
+    break_glass(&env, &["--scale", "7"])?;
+
+    let out = plugin(&env, &["backfill", "deploy/catalog-api", "--push", "--yes"])?;
+    assert_eq!(out.code, 2, "{out}");
+    assert!(out.stderr.contains("refused the credentials"), "{out}");
+    assert!(!out.stderr.contains("not-the-password"), "{out}");
+    assert_eq!(remote.refs()?, published);
     Ok(())
 }
 
