@@ -8,8 +8,7 @@ use serde_json::Value;
 
 use crate::install_manifests::{AGENT_KINDS, AGENT_SELECTOR};
 use crate::live::{Kinds, object_key, to_value};
-use crate::redact::redact_pair;
-use crate::unified_diff::{DiffOptions, NO_FILE, unified_diff};
+use crate::unified_diff::{self, DiffOptions};
 
 /// Every object of the namespace carrying the agent's labels, in [`AGENT_KINDS`] order.
 pub async fn agent_objects(
@@ -64,24 +63,11 @@ pub fn object_diff(
     key: &str,
     color: bool,
 ) -> Option<String> {
-    let mut b = before.map(clean).unwrap_or(Value::Null);
-    let mut a = after.map(clean).unwrap_or(Value::Null);
-    redact_pair(&mut b, &mut a);
-    let yaml = |v: &Value| {
-        if v.is_null() {
-            String::new()
-        } else {
-            renderer::yaml::to_yaml(v)
-        }
-    };
-    let label = |side: Option<&Value>, prefix: &str| {
-        side.map_or(NO_FILE.to_string(), |_| format!("{prefix}/{key}"))
-    };
-    unified_diff(
-        &yaml(&b),
-        &yaml(&a),
-        &label(before, "live"),
-        &label(after, "install"),
+    unified_diff::object_diff(
+        before.map(clean),
+        after.map(clean),
+        ("live", "install"),
+        key,
         DiffOptions {
             color,
             ..DiffOptions::default()

@@ -2,9 +2,11 @@
 //! every pager already understand it. Colors are applied from the diff's structure rather
 //! than by sniffing line prefixes, which would misread a removed line that starts with `--`.
 
+use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
 use crate::printer::Style;
+use crate::redact::redact_pair;
 
 /// Lines of context around each change, as `diff -u` and `kubectl diff`.
 pub const DEFAULT_CONTEXT: usize = 3;
@@ -24,6 +26,40 @@ impl Default for DiffOptions {
             color: false,
         }
     }
+}
+
+/// One object, `before` → `after`, as YAML with Secret values redacted: the one way every
+/// command shows an object change. A side that is `None` does not exist and is labelled
+/// [`NO_FILE`]; the other is `<prefix>/<key>`. `None` when both render the same.
+pub fn object_diff(
+    before: Option<Value>,
+    after: Option<Value>,
+    (before_prefix, after_prefix): (&str, &str),
+    key: &str,
+    options: DiffOptions,
+) -> Option<String> {
+    let label = |side: &Option<Value>, prefix: &str| {
+        side.as_ref()
+            .map_or(NO_FILE.to_string(), |_| format!("{prefix}/{key}"))
+    };
+    let (before_label, after_label) = (label(&before, before_prefix), label(&after, after_prefix));
+    let mut before = before.unwrap_or(Value::Null);
+    let mut after = after.unwrap_or(Value::Null);
+    redact_pair(&mut before, &mut after);
+    let yaml = |v: &Value| {
+        if v.is_null() {
+            String::new()
+        } else {
+            renderer::yaml::to_yaml(v)
+        }
+    };
+    unified_diff(
+        &yaml(&before),
+        &yaml(&after),
+        &before_label,
+        &after_label,
+        options,
+    )
 }
 
 /// The diff from `before` to `after`, or `None` when they are identical.

@@ -28,11 +28,10 @@ use crate::constants::DIFF_CONCURRENCY;
 use crate::desired::{self, AgentRules, decorate, live_pointer};
 use crate::live::{self, Kinds, annotations, object_key};
 use crate::printer::{Printer, Style};
-use crate::redact::redact_pair;
 use crate::report::{DataFormat, serialize};
 use crate::session::{Session, block_on};
 use crate::tracked::{self, LocalRepo, Parent};
-use crate::unified_diff::{DiffOptions, NO_FILE, unified_diff};
+use crate::unified_diff::{DiffOptions, object_diff};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -425,19 +424,15 @@ fn pruned(member: Value) -> ObjectDiff {
         .get(PRUNE_ANNOTATION)
         .map(String::as_str)
         == Some(PRUNE_DISABLED);
-    let mut before = clean(&member);
-    let mut after = Value::Null;
-    redact_pair(&mut before, &mut after);
-    let label = format!("live/{}", object_key(&member));
     ObjectDiff {
         note: keep.then(|| format!("kept: {PRUNE_ANNOTATION}={PRUNE_DISABLED}")),
         diff: (!keep)
             .then(|| {
-                unified_diff(
-                    &renderer::yaml::to_yaml(&before),
-                    "",
-                    &label,
-                    NO_FILE,
+                object_diff(
+                    Some(clean(&member)),
+                    None,
+                    ("live", "git"),
+                    &object_key(&member),
                     DiffOptions::default(),
                 )
             })
@@ -619,26 +614,11 @@ fn clean(obj: &Value) -> Value {
 }
 
 fn text_diff(live: Option<&Value>, after: &Value, key: &str) -> Option<String> {
-    let mut before = live.map(clean).unwrap_or(Value::Null);
-    let mut after = clean(after);
-    redact_pair(&mut before, &mut after);
-    let yaml = |v: &Value| {
-        if v.is_null() {
-            String::new()
-        } else {
-            renderer::yaml::to_yaml(v)
-        }
-    };
-    let before_label = if live.is_some() {
-        format!("live/{key}")
-    } else {
-        NO_FILE.to_string()
-    };
-    unified_diff(
-        &yaml(&before),
-        &yaml(&after),
-        &before_label,
-        &format!("git/{key}"),
+    object_diff(
+        live.map(clean),
+        Some(clean(after)),
+        ("live", "git"),
+        key,
         DiffOptions::default(),
     )
 }
@@ -873,7 +853,7 @@ mod tests {
             ignored_by: None,
         }];
         changed.class = Some(Class::HarmfulDrift);
-        changed.diff = unified_diff(
+        changed.diff = crate::unified_diff::unified_diff(
             "image: api:hotfix\n",
             "image: api:1\n",
             "live/Deployment/api",

@@ -14,13 +14,12 @@ use crate::commands::break_glass::confirm;
 use crate::desired;
 use crate::live::object_key;
 use crate::printer::Printer;
-use crate::redact::redact_pair;
 use crate::release::release_version;
 use crate::release_plan::{Environment, RevisionEdit, current_branch, print_diff};
 use crate::release_repo::{self, resolve_commit};
 use crate::session::block_on;
 use crate::tracked::{LocalRepo, short, tracked_commit};
-use crate::unified_diff::{DiffOptions, NO_FILE, unified_diff};
+use crate::unified_diff::{DiffOptions, object_diff};
 
 pub const EXAMPLES: &str = "\
 Production is the namespace given by -n (or the context's namespace). The change is made
@@ -203,30 +202,11 @@ fn render_changes(
     keys.dedup();
     let mut out = String::new();
     for key in keys {
-        let (mut a, mut b) = (
-            before.get(key).cloned().unwrap_or(Value::Null),
-            after.get(key).cloned().unwrap_or(Value::Null),
-        );
-        redact_pair(&mut a, &mut b);
-        let text = |v: &Value| {
-            if v.is_null() {
-                String::new()
-            } else {
-                renderer::yaml::to_yaml(v)
-            }
-        };
-        let label = |v: &Value, side: &str| {
-            if v.is_null() {
-                NO_FILE.to_string()
-            } else {
-                format!("{side}/{key}")
-            }
-        };
-        if let Some(diff) = unified_diff(
-            &text(&a),
-            &text(&b),
-            &label(&a, short(from)),
-            &label(&b, short(to)),
+        if let Some(diff) = object_diff(
+            before.get(key).cloned(),
+            after.get(key).cloned(),
+            (short(from), short(to)),
+            key,
             DiffOptions {
                 color,
                 ..Default::default()
