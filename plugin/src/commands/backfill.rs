@@ -67,6 +67,9 @@ pub struct BackfillArgs {
     /// Commit, then push the branch to origin
     #[arg(long)]
     pub push: bool,
+    /// Commit, signed with your Git signing set-up (gpg or ssh, as `git commit -S`)
+    #[arg(long)]
+    pub sign: bool,
     /// Where fields set by the base are written
     #[arg(long, value_enum, default_value_t = Into::Overlay)]
     pub into: Into,
@@ -186,7 +189,7 @@ async fn run_async(
         "{overlay} now renders {} exactly as it is live",
         target.key
     ));
-    if !(args.commit || args.push) {
+    if !(args.commit || args.push || args.sign) {
         printer.info("review and commit the change, or run again with --commit");
         return Ok(ExitStatus::Success);
     }
@@ -205,7 +208,11 @@ async fn run_async(
         return Ok(ExitStatus::Failure);
     }
     let message = commit_message(&target.key, &leaves, bg.as_ref());
-    let sha = commit(&local.repo, &branch, &edits, &message)?;
+    let mut sha = commit(&local.repo, &branch, &edits, &message)?;
+    if args.sign {
+        sha = sign_head(&local.root, &local.repo)
+            .with_context(|| format!("the unsigned commit {} is on branch {branch}", &sha[..12]))?;
+    }
     printer.info(&format!("committed {} on branch {branch}", &sha[..12]));
     if args.push {
         crate::release_repo::push(
@@ -427,6 +434,36 @@ fn commit_message(key: &str, leaves: &[Leaf], bg: Option<&BreakGlass>) -> String
         message.push_str(&format!("  {} = {}\n", l.pointer, l.value));
     }
     message
+}
+
+/// git2 cannot sign: like `promote --sign`, hand it to `git`, which knows the user's gpg or
+/// ssh set-up. Amending keeps the tree, so the signed commit is the one just verified.
+fn sign_head(root: &Path, repo: &Repository) -> anyhow::Result<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(root)
+        .args([
+            "commit",
+            "--amend",
+            "--no-edit",
+            "--no-verify",
+            "--gpg-sign",
+        ])
+        .output()
+        .context("running git commit --amend --gpg-sign")?;
+    if !out.status.success() {
+        bail!(
+            "git commit --gpg-sign: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(repo
+        .head()
+        .context("reading HEAD")?
+        .peel_to_commit()
+        .context("HEAD is not a commit")?
+        .id()
+        .to_string())
 }
 
 /// Commits only the edited files on a new branch starting at HEAD, and checks it out.

@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
 use renderer::protocol::{REVISION_ANNOTATION, SyncResult};
 use serde_json::Value;
+use tests::git::{AUTHOR_EMAIL, AUTHOR_NAME, SshKey};
 
 use crate::agent_harness::AgentEnv;
 use crate::agent_sync::catalog_env;
@@ -252,6 +253,47 @@ async fn backfill_edits_the_existing_patch_line_in_place() -> Result<()> {
     let again = plugin(&env, &["backfill", "deploy/catalog-api", "--dry-run"])?;
     assert_eq!(again.code, 0, "{again}");
     assert!(again.stderr.contains("nothing to backfill"), "{again}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn backfill_sign_makes_a_commit_that_verifies_with_the_clones_signing_key() -> Result<()> {
+    let (env, first) = synced_catalog("backfill-sign").await?;
+    break_glass(&env, &["--scale", "6"])?;
+    let key = SshKey::generate(AUTHOR_EMAIL)?;
+    for (name, value) in [
+        ("user.name", AUTHOR_NAME.to_string()),
+        ("user.email", AUTHOR_EMAIL.to_string()),
+        ("gpg.format", "ssh".to_string()),
+        (
+            "user.signingkey",
+            key.private_key_path().display().to_string(),
+        ),
+    ] {
+        env.repo.git(&["config", name, &value])?;
+    }
+
+    let out = plugin(&env, &["backfill", "deploy/catalog-api", "--sign", "--yes"])?;
+    assert_eq!(out.code, 0, "{out}");
+    let head = env.repo.head()?;
+    assert!(
+        out.stderr.contains(&head[..12]),
+        "reports the signed commit\n{out}"
+    );
+    env.repo.verify_commit("HEAD", &key)?;
+    assert_eq!(
+        env.repo.rev_parse("HEAD~1")?,
+        first,
+        "one commit, amended in place"
+    );
+    assert_eq!(
+        changed_lines(&env, &first, "HEAD")?,
+        ["-  replicas: 3", "+  replicas: 6"]
+    );
+    assert!(
+        env.repo.verify_commit("HEAD~1", &key).is_err(),
+        "the key proves something: the unsigned parent fails"
+    );
     Ok(())
 }
 
