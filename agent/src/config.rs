@@ -82,6 +82,11 @@ pub struct Config {
     #[arg(long, env = "GITOPS_KNOWN_HOSTS_FILE")]
     pub known_hosts_file: Option<PathBuf>,
 
+    /// age private keys (an `age-keygen` file, e.g. a mounted Secret) that decrypt the
+    /// SOPS-encrypted files of the repository.
+    #[arg(long, env = "GITOPS_SOPS_AGE_KEY_FILE")]
+    pub sops_age_key_file: Option<PathBuf>,
+
     /// Shared secret of the push webhook.
     #[arg(long, env = "GITOPS_WEBHOOK_SECRET_FILE")]
     pub webhook_secret_file: Option<PathBuf>,

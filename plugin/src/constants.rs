@@ -41,3 +41,8 @@ pub const FALLBACK_SIGNATURE: (&str, &str) = ("kubectl-gitops", "kubectl-gitops@
 
 /// How many objects `diff` compares at once (each a GET and a server-side dry-run apply).
 pub const DIFF_CONCURRENCY: usize = 16;
+
+/// Where `sops` (and so the plugin) reads age private keys from: the keys themselves, or a
+/// file of them.
+pub const SOPS_AGE_KEY_ENV: &str = "SOPS_AGE_KEY";
+pub const SOPS_AGE_KEY_FILE_ENV: &str = "SOPS_AGE_KEY_FILE";

@@ -4,16 +4,33 @@
 use renderer::drift::{IgnoreRule, IgnoreRules, pointer};
 use renderer::protocol::{APPLYSET_PART_OF_LABEL, IGNORE_FIELDS_ANNOTATION, SyncStatus};
 use renderer::provenance::{FieldPath, Segment};
+use renderer::sops::{AgeKeys, DecryptingSource, Failure, Strictness};
 use renderer::{RenderOptions, Rendered, Source};
 use serde_json::Value;
 
-/// Renders `dir` of `source`; errors keep the renderer's file:line.
+/// Renders `dir` of `source`, SOPS files decrypted with the keys `sops` would use (see
+/// [`render_decrypting`]); errors keep the renderer's file:line.
 pub fn render(source: &dyn Source, dir: &str) -> Result<Rendered, renderer::RenderError> {
+    render_decrypting(source, dir, &RenderOptions::default()).map(|(r, _)| r)
+}
+
+/// Renders with SOPS files decrypted as they are read. A file that does not decrypt (no
+/// key, tampered) is rendered encrypted and returned in the list, for the caller to name.
+pub fn render_decrypting(
+    source: &dyn Source,
+    dir: &str,
+    options: &RenderOptions,
+) -> Result<(Rendered, Vec<Failure>), renderer::RenderError> {
     let dir = match dir.trim_matches('/') {
         "." => "",
         d => d,
     };
-    renderer::render(source, dir, &RenderOptions::default())
+    static NO_KEYS: std::sync::LazyLock<AgeKeys> = std::sync::LazyLock::new(AgeKeys::default);
+    // A broken key file is reported by the failures it causes, with the file named.
+    let keys = crate::sops_keys::discover().unwrap_or(&NO_KEYS);
+    let decrypting = DecryptingSource::new(source, keys, Strictness::Lenient);
+    let rendered = renderer::render(&decrypting, dir, options)?;
+    Ok((rendered, decrypting.failures()))
 }
 
 /// What the agent sets on every object besides Git's content (the revision annotation is

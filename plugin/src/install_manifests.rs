@@ -60,6 +60,8 @@ pub enum Credential {
     Password,
     SshKey,
     KnownHosts,
+    /// age private keys for SOPS-encrypted files (not a Git credential, but mounted alike).
+    SopsAgeKey,
 }
 
 impl Credential {
@@ -71,6 +73,7 @@ impl Credential {
             Credential::Password => "password",
             Credential::SshKey => "ssh-key",
             Credential::KnownHosts => "known_hosts",
+            Credential::SopsAgeKey => "sops-age-keys.txt",
         }
     }
 
@@ -82,6 +85,7 @@ impl Credential {
             Credential::Password => "--git-password-file",
             Credential::SshKey => "--ssh-key-file",
             Credential::KnownHosts => "--known-hosts-file",
+            Credential::SopsAgeKey => "--sops-age-key-file",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! `main.rs` only parses, calls [`run`], and turns the [`ExitStatus`] into a process exit code.
 
 pub mod backfill_edit;
+pub mod backfill_secret;
 pub mod blame;
 pub mod change_plan;
 pub mod cli;
@@ -22,6 +23,7 @@ pub mod release_plan;
 pub mod release_repo;
 pub mod report;
 pub mod session;
+pub mod sops_keys;
 pub mod tracked;
 pub mod unified_diff;
 

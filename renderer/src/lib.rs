@@ -16,6 +16,9 @@ pub mod patch;
 pub mod protocol;
 /// Merge keys, patch strategies and transformer field specs of Kubernetes types.
 pub mod schema;
+/// SOPS-encrypted files (age): decrypted as they are read, encrypted for `backfill`.
+#[cfg(feature = "sops")]
+pub mod sops;
 /// Where files come from: a working tree, or a Git tree read by the caller.
 pub mod source;
 /// YAML parsing with positions and `kubectl kustomize`-identical output.

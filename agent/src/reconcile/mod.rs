@@ -430,10 +430,12 @@ impl Agent {
         let fetcher = self.fetcher.clone();
         let path = self.config.source_path();
         let oid = resolved.commit;
+        let key_file = self.config.sops_age_key_file.clone();
         let objects = tokio::task::spawn_blocking(move || {
+            let keys = render::sops_keys(key_file.as_deref())?;
             let repo = fetcher.open().map_err(|e| e.to_string())?;
             let source = GitTreeSource::new(repo, oid).map_err(|e| e.message().to_string())?;
-            render::render(&source, &path)
+            render::render(&source, &path, &keys)
         })
         .await
         .map_err(|e| SyncError::Internal(e.to_string()))?

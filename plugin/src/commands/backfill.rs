@@ -103,15 +103,6 @@ async fn run_async(
     let ns = &session.namespace;
     let kinds = Kinds::discover(&session.client).await?;
     let target = live_target(session, &kinds, &args.object).await?;
-    if target.live["kind"] == "Secret" {
-        bail!(
-            "{}: Secret values are never written to Git. Put the new value in your secret \
-             store (or a SealedSecret/ExternalSecret that Git references), then run \
-             `kubectl gitops break-glass end {}`",
-            target.key,
-            args.object
-        );
-    }
     let local = LocalRepo::open(args.repo.as_deref())?;
     let parent = tracked::read_parent(&session.client, ns).await?;
     let overlay = match (
@@ -135,7 +126,32 @@ async fn run_async(
         ));
         return Ok(ExitStatus::Success);
     }
-    let edits = plan_edits(&local.root, &overlay, &object, live, &leaves, args.into)?;
+    let is_secret = live["kind"] == "Secret";
+    let edits = if is_secret {
+        // Only ever as a SOPS file, encrypted before it is written.
+        let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let (rel, before, after) =
+            crate::backfill_secret::plan(&local.root, &object, live, &now)?;
+        vec![FileEdit {
+            rel,
+            before: Some(before),
+            after,
+        }]
+    } else {
+        plan_edits(&local.root, &overlay, &object, live, &leaves, args.into)?
+    };
+    // Secret values stay out of the commit message too.
+    let leaves: Vec<Leaf> = leaves
+        .into_iter()
+        .map(|l| Leaf {
+            value: if is_secret && l.pointer.starts_with("/data") {
+                Value::from(renderer::drift::REDACTED)
+            } else {
+                l.value
+            },
+            ..l
+        })
+        .collect();
 
     // Write, render again, and keep the change only if Git now says what the cluster says.
     write_edits(&local.root, &edits, false)?;

@@ -713,6 +713,15 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
                 Some(why) => format!("{}: ignored, {why}", f.class.label()),
                 None => f.class.label().to_string(),
             };
+            if f.git == renderer::drift::REDACTED {
+                // A Secret value (decrypted from SOPS or not): compared, never shown.
+                let _ = writeln!(
+                    out,
+                    "#   {}: changed (redacted) ({class}){by}",
+                    f.pointer
+                );
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "#   {}: live {} -> git {} ({class}){by}",

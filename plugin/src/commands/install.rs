@@ -62,6 +62,10 @@ pub struct InstallArgs {
     /// known_hosts for ssh:// repositories
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub known_hosts_file: Option<PathBuf>,
+    /// age private keys (`age-keygen` output) the agent decrypts SOPS files with; stored in
+    /// the agent's credentials Secret, never printed
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub sops_age_key_file: Option<PathBuf>,
     /// Apply without asking
     #[arg(short, long)]
     pub yes: bool,
@@ -81,6 +85,7 @@ fn credentials(args: &InstallArgs) -> anyhow::Result<Vec<(Credential, Vec<u8>)>>
         (Credential::Password, &args.git_password_file),
         (Credential::SshKey, &args.ssh_key_file),
         (Credential::KnownHosts, &args.known_hosts_file),
+        (Credential::SopsAgeKey, &args.sops_age_key_file),
     ];
     given
         .into_iter()

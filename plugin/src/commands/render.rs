@@ -39,13 +39,31 @@ pub fn run(args: &RenderArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Reorder::None => renderer::Reorder::None,
         },
     };
-    let rendered = renderer::render(located.source.as_ref(), &located.dir, &options)
-        .map_err(|err| locate_error(err, &located.root))?;
+    if let Err(err) = crate::sops_keys::discover() {
+        printer.warn(&format!("SOPS keys: {err}"));
+    }
+    let (rendered, undecrypted) =
+        crate::desired::render_decrypting(located.source.as_ref(), &located.dir, &options)
+            .map_err(|err| locate_error(err, &located.root))?;
     printer.verbose(&format!("rendered {} objects", rendered.objects.len()));
     printer
         .result(&format(&rendered, args))
         .context("writing to stdout")?;
-    Ok(ExitStatus::Success)
+    // The objects above kept these files' encrypted values.
+    for failure in &undecrypted {
+        printer.warn(&format!(
+            "not decrypted: {}",
+            failure
+                .error
+                .to_string()
+                .replacen(&failure.path, &display_path(&located.root, &failure.path), 1)
+        ));
+    }
+    Ok(if undecrypted.is_empty() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
 }
 
 /// Picks the source root. Overlays reach into `../../base`, so the root cannot be DIR

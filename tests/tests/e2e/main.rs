@@ -17,6 +17,7 @@ mod agent_revision;
 mod agent_selfheal;
 mod agent_selfheal_off;
 mod agent_signatures;
+mod agent_sops;
 mod agent_sync;
 mod agent_verify;
 mod cluster;
