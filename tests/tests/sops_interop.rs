@@ -191,9 +191,15 @@ fn files_encrypted_here_decrypt_with_sops() {
             .sops_decrypt(name)
             .unwrap_or_else(|e| panic!("{name}: sops -d refused what we wrote: {e}\n{}", String::from_utf8_lossy(&enc)));
         same_data(name, plain, &theirs);
-        // And back through our own reader, which must agree with sops byte for byte.
+        // And back through our own reader. sops re-prints YAML with its indent of 4, while our
+        // reader keeps the layout of the file (ours writes indent 2): same data there, same
+        // bytes for the other formats.
         let ours = sops::decrypt(name, &enc, &s.keys).unwrap().unwrap();
-        assert_eq!(ours, theirs, "{name}: ours vs sops -d of our file");
+        if sops::Format::from_path(name) == sops::Format::Yaml {
+            same_data(name, &ours, &theirs);
+        } else {
+            assert_eq!(ours, theirs, "{name}: ours vs sops -d of our file");
+        }
         if rules.encrypted_regex.is_some() {
             let text = String::from_utf8_lossy(&enc);
             assert!(text.contains("name: db"), "{name}: metadata stays readable:\n{text}");
@@ -306,12 +312,14 @@ fn encrypted_tree_renders_like_kustomize_of_the_decrypted_tree() {
     let source = sops::DecryptingSource::new(&fs, &s.keys, sops::Strictness::Strict);
     let ours = renderer::render(&source, "", &renderer::RenderOptions::default()).unwrap();
     assert_eq!(ours.to_yaml(), String::from_utf8(kubectl.stdout).unwrap());
-    assert_eq!(source.decrypted(), vec!["secret.yaml".to_string(), "app.env".to_string()]);
+    let mut decrypted = source.decrypted();
+    decrypted.sort();
+    assert_eq!(decrypted, vec!["app.env".to_string(), "secret.yaml".to_string()]);
 
     // The encrypted file is where the value is: its line, not a line of some decrypted copy.
     let obj = ours.objects.iter().find(|o| o.value["kind"] == "Secret" && o.value["metadata"]["name"] == "prod-db").unwrap();
     let origin = obj.provenance.get("stringData.password").expect("provenance of the value");
-    assert_eq!(origin.origin.file, "secret.yaml");
+    assert_eq!(&*origin.origin.file, "secret.yaml");
     let line = String::from_utf8(enc_secret).unwrap().lines().nth(origin.origin.line as usize - 1).unwrap().to_string();
     assert!(line.trim_start().starts_with("password: ENC["), "{line}");
 

@@ -33,7 +33,7 @@ pub(crate) fn decrypt(
     let Some(meta) = metadata(file, &value)? else {
         return Ok(None);
     };
-    value.as_object_mut().map(|m| m.remove("sops"));
+    value.as_object_mut().map(|m| m.shift_remove("sops"));
     let key = keys.data_key(file, &meta)?;
     tree::decrypt(file, std::slice::from_mut(&mut value), &key, &meta)?;
     Ok(Some(value))

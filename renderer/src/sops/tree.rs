@@ -118,11 +118,16 @@ impl Walk<'_> {
                     format!("{}: expected an encrypted value, found {v}", path.join(".")),
                 ));
             };
+            let tampered = || SopsError::Tampered {
+                file: self.file.to_string(),
+                path: path.join("."),
+            };
+            if !s.is_empty() && !cipher::is_encrypted(s) {
+                // Written in the clear where the rules say encrypted: edited by hand.
+                return Err(tampered());
+            }
             let plain = cipher::decrypt(s, self.key, &aad).map_err(|e| match e {
-                ValueError::Auth => SopsError::Tampered {
-                    file: self.file.to_string(),
-                    path: path.join("."),
-                },
+                ValueError::Auth => tampered(),
                 ValueError::Format(m) => {
                     SopsError::malformed(self.file, format!("{}: {m}", path.join(".")))
                 }

@@ -54,7 +54,7 @@ pub(crate) fn decrypt(
         .map(|d| {
             let mut v = d.value.clone();
             if let Some(m) = v.as_object_mut() {
-                m.remove("sops");
+                m.shift_remove("sops");
             }
             v
         })
@@ -86,7 +86,14 @@ pub(crate) fn decrypt(
         };
         lines[idx] = format!("{}{}{}", &line[..start], shown, &rest[len..]);
     }
+    let ends_with_newline = text.ends_with('\n');
     drop_sops_blocks(&mut lines, mode);
+    if mode == Mode::Sops && ends_with_newline {
+        while lines.last().is_some_and(String::is_empty) {
+            lines.pop();
+        }
+        lines.push(String::new());
+    }
     if mode == Mode::Sops {
         decrypt_comments(&mut lines, &key, &values);
     }

@@ -15,14 +15,14 @@ use tests::sops::{AgeKey, age_keygen, sops_ok};
 
 use crate::agent_harness::{AgentEnv, http_request};
 
-const PASSWORD: &str = "s3cr3t-Pa55word";
-const TOKEN: &str = "tok-8f1e2d3c4b5a";
+pub(crate) const PASSWORD: &str = "s3cr3t-Pa55word";
+pub(crate) const TOKEN: &str = "tok-8f1e2d3c4b5a";
 
-const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: catalog-db\n  labels:\n    app: catalog-api\ntype: Opaque\nstringData:\n  username: catalog\n  password: s3cr3t-Pa55word\n";
+pub(crate) const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: catalog-db\n  labels:\n    app: catalog-api\ntype: Opaque\nstringData:\n  username: catalog\n  password: s3cr3t-Pa55word\n";
 const DOTENV: &str = "# catalog-api settings\nAPI_TOKEN=tok-8f1e2d3c4b5a\nLOG_LEVEL=debug\n";
 
 /// `sops -e` by the real tool, for `key`.
-fn encrypt(key: &AgeKey, name: &str, plain: &str, extra: &[&str]) -> Result<String> {
+pub(crate) fn encrypt(key: &AgeKey, name: &str, plain: &str, extra: &[&str]) -> Result<String> {
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join(name), plain)?;
     let mut args = vec!["-e", "--age", &key.recipient];
@@ -33,7 +33,7 @@ fn encrypt(key: &AgeKey, name: &str, plain: &str, extra: &[&str]) -> Result<Stri
 
 /// The seed tree with the two encrypted files added to the prod overlay.
 /// Returns the encrypted Secret file and the overlay's kustomization.yaml.
-fn add_encrypted(env: &AgentEnv, key: &AgeKey) -> Result<(String, String)> {
+pub(crate) fn add_encrypted(env: &AgentEnv, key: &AgeKey) -> Result<(String, String)> {
     env.copy_into_repo("examples/catalog-api", "")?;
     let secret = encrypt(key, "db.enc.yaml", SECRET, &["--encrypted-regex", "^(data|stringData)$"])?;
     let dotenv = encrypt(key, "app.enc.env", DOTENV, &[])?;
@@ -51,7 +51,7 @@ fn add_encrypted(env: &AgentEnv, key: &AgeKey) -> Result<(String, String)> {
     Ok((secret, kustomization))
 }
 
-fn decoded(secret: &kube::api::DynamicObject, key: &str) -> Option<String> {
+pub(crate) fn decoded(secret: &kube::api::DynamicObject, key: &str) -> Option<String> {
     let b64 = secret.data["data"][key].as_str()?;
     String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b64).ok()?).ok()
 }

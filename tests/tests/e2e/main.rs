@@ -32,4 +32,5 @@ mod plugin_harness;
 mod plugin_install;
 mod plugin_promote;
 mod plugin_push;
+mod plugin_sops;
 mod plugin_status;

@@ -42,9 +42,15 @@ impl std::fmt::Display for Output {
 
 /// Runs `kubectl gitops ARGS -n <namespace>` as the admin, inside the repository.
 pub fn plugin(env: &AgentEnv, args: &[&str]) -> Result<Output> {
+    plugin_with_env(env, args, &[])
+}
+
+/// [`plugin`] with extra environment variables (e.g. `SOPS_AGE_KEY_FILE`).
+pub fn plugin_with_env(env: &AgentEnv, args: &[&str], vars: &[(&str, &str)]) -> Result<Output> {
     let binary = tests::binaries::workspace_binary("plugin", "kubectl-gitops")?;
     let out = Command::new(binary)
         .args(args)
+        .envs(vars.iter().copied())
         .arg(format!("--kubeconfig={}", kubeconfig_path()?.display()))
         .arg(format!("--context={ADMIN_CONTEXT}"))
         .arg(format!("--namespace={}", env.ns.name()))
