@@ -144,7 +144,8 @@ pub fn plan(
     {
         bail!(
             "{key} comes from {rel}, which is not a SOPS-encrypted YAML file: Secret values are \
-             never written to Git in plaintext. Encrypt it with sops first, then backfill again"
+             never written to Git in plaintext. Encrypt it with sops (or keep the value in your \
+             secret store), then backfill again"
         );
     }
     let keys = crate::sops_keys::discover()?;

@@ -117,7 +117,18 @@ async fn run_async(
     let live = &target.live;
     let set_id = tracked::set_id(ns);
 
-    let (object, rules) = render_object(&local.root, &overlay, &target.key, &hpas)?;
+    let rendered = render_object(&local.root, &overlay, &target.key, &hpas);
+    if target.live["kind"] == "Secret" && rendered.is_err() {
+        bail!(
+            "{}: Secret values are never written to Git, and {overlay} has no SOPS-encrypted \
+             file for it. Put the new value in your secret store (or a SOPS file, a \
+             SealedSecret or an ExternalSecret that Git references), then run \
+             `kubectl gitops break-glass end {}`",
+            target.key,
+            args.object
+        );
+    }
+    let (object, rules) = rendered?;
     let leaves = backfill_leaves(&object, live, ns, &set_id, &rules)?;
     if leaves.is_empty() {
         printer.info(&format!(
@@ -144,7 +155,7 @@ async fn run_async(
     let leaves: Vec<Leaf> = leaves
         .into_iter()
         .map(|l| Leaf {
-            value: if is_secret && l.pointer.starts_with("/data") {
+            value: if is_secret && (l.pointer.starts_with("/data") || l.pointer.starts_with("/stringData")) {
                 Value::from(renderer::drift::REDACTED)
             } else {
                 l.value
