@@ -26,8 +26,7 @@ pub fn sops_keys(file: Option<&Path>) -> Result<AgeKeys, String> {
 pub fn render(source: &dyn Source, path: &str, keys: &AgeKeys) -> Result<Vec<Desired>, String> {
     let dir = if path.is_empty() { "." } else { path };
     let source = DecryptingSource::new(source, keys, Strictness::Strict);
-    let rendered =
-        kustomize(&source, dir, &RenderOptions::default()).map_err(|e| e.to_string())?;
+    let rendered = kustomize(&source, dir, &RenderOptions::default()).map_err(|e| e.to_string())?;
     rendered
         .objects
         .into_iter()

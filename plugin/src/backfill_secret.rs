@@ -99,7 +99,12 @@ fn source_file(object: &RenderedObject) -> Option<String> {
         .provenance
         .iter()
         .find(|(path, _)| path.starts_with("data.") || path.starts_with("stringData."))
-        .or_else(|| object.provenance.iter().find(|(p, _)| p.as_str() == "metadata.name"))
+        .or_else(|| {
+            object
+                .provenance
+                .iter()
+                .find(|(p, _)| p.as_str() == "metadata.name")
+        })
         .map(|(_, o)| o.origin.file.to_string())
 }
 
@@ -138,7 +143,8 @@ pub fn plan(
 ) -> anyhow::Result<(String, String, String)> {
     let key = crate::live::object_key(live);
     let rel = source_file(object).ok_or_else(|| anyhow!("{key}: no file declares it"))?;
-    let before = std::fs::read_to_string(root.join(&rel)).with_context(|| format!("reading {rel}"))?;
+    let before =
+        std::fs::read_to_string(root.join(&rel)).with_context(|| format!("reading {rel}"))?;
     if !sops::looks_encrypted(&rel, before.as_bytes())
         || sops::Format::from_path(&rel) != sops::Format::Yaml
     {
@@ -167,9 +173,12 @@ pub fn plan(
         many => *many
             .iter()
             .find(|&&i| {
-                docs[i]["metadata"]["name"]
-                    .as_str()
-                    .is_some_and(|n| live["metadata"]["name"].as_str().unwrap_or_default().contains(n))
+                docs[i]["metadata"]["name"].as_str().is_some_and(|n| {
+                    live["metadata"]["name"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains(n)
+                })
             })
             .ok_or_else(|| anyhow!("{rel}: cannot tell which document is {key}"))?,
     };
@@ -195,11 +204,22 @@ mod tests {
     #[test]
     fn first_matching_creation_rule_wins() {
         let text = "creation_rules:\n- path_regex: ^overlays/prod/.*\\.yaml$\n  age: age1prod, age1ops\n  encrypted_regex: ^(data|stringData)$\n- age: age1default\n";
-        let prod = parse_rules(text, ".sops.yaml", "overlays/prod/db.yaml").unwrap().unwrap();
+        let prod = parse_rules(text, ".sops.yaml", "overlays/prod/db.yaml")
+            .unwrap()
+            .unwrap();
         assert_eq!(prod.recipients, vec!["age1prod", "age1ops"]);
-        assert_eq!(prod.rules.encrypted_regex.as_deref(), Some("^(data|stringData)$"));
-        let other = parse_rules(text, ".sops.yaml", "overlays/dev/db.yaml").unwrap().unwrap();
+        assert_eq!(
+            prod.rules.encrypted_regex.as_deref(),
+            Some("^(data|stringData)$")
+        );
+        let other = parse_rules(text, ".sops.yaml", "overlays/dev/db.yaml")
+            .unwrap()
+            .unwrap();
         assert_eq!(other.recipients, vec!["age1default"]);
-        assert!(parse_rules("creation_rules: []\n", "f", "x").unwrap().is_none());
+        assert!(
+            parse_rules("creation_rules: []\n", "f", "x")
+                .unwrap()
+                .is_none()
+        );
     }
 }

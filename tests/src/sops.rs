@@ -29,7 +29,13 @@ pub fn sops_binary() -> Result<PathBuf> {
                 out.status
             ));
         }
-        let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim());
+        let path = PathBuf::from(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim(),
+        );
         if !path.is_file() {
             return Err(format!("sops-tool printed {}, not a file", path.display()));
         }
@@ -52,7 +58,10 @@ pub fn age_keygen() -> Result<AgeKey> {
         "running age-keygen (install the Debian package `age`; .ci/run does): the SOPS tests need real age keys",
     )?;
     if !out.status.success() {
-        bail!("age-keygen failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "age-keygen failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let file_text = String::from_utf8(out.stdout)?;
     let recipient = file_text

@@ -88,9 +88,11 @@ const JSON: &str = r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name"
  "stringData": {"password": "p<a>&ss", "port": 5432, "ratio": 1.25, "on": false, "none": null,
  "nested": {"a": ["x", 1, {"b": "c"}]}, "empty": {}, "list": [], "esc": "q\"uote\\\n"}}"#;
 
-const DOTENV: &str = "# app settings\nDB_PASSWORD=hunter2\nAPI_TOKEN=abc=def\nMULTI=one\\ntwo\nEMPTY=\n";
+const DOTENV: &str =
+    "# app settings\nDB_PASSWORD=hunter2\nAPI_TOKEN=abc=def\nMULTI=one\\ntwo\nEMPTY=\n";
 
-const BINARY: &[u8] = b"-----BEGIN CERTIFICATE-----\nMIIB\xc3\xa9\n-----END CERTIFICATE-----\n\tend";
+const BINARY: &[u8] =
+    b"-----BEGIN CERTIFICATE-----\nMIIB\xc3\xa9\n-----END CERTIFICATE-----\n\tend";
 
 #[test]
 fn files_sops_encrypts_decrypt_here_byte_identically() {
@@ -145,7 +147,8 @@ fn same_data(name: &str, original: &[u8], theirs: &[u8]) {
             assert_eq!(a, b, "{name}");
         }
         sops::Format::Yaml => {
-            let a = renderer::yaml::parse_documents(std::str::from_utf8(original).unwrap()).unwrap();
+            let a =
+                renderer::yaml::parse_documents(std::str::from_utf8(original).unwrap()).unwrap();
             let b = renderer::yaml::parse_documents(std::str::from_utf8(theirs).unwrap()).unwrap();
             let values = |d: Vec<renderer::yaml::Document>| -> Vec<serde_json::Value> {
                 d.into_iter().map(|d| d.value).collect()
@@ -187,9 +190,12 @@ fn files_encrypted_here_decrypt_with_sops() {
         )
         .unwrap_or_else(|e| panic!("{name}: {e}"));
         std::fs::write(s.path(name), &enc).unwrap();
-        let theirs = s
-            .sops_decrypt(name)
-            .unwrap_or_else(|e| panic!("{name}: sops -d refused what we wrote: {e}\n{}", String::from_utf8_lossy(&enc)));
+        let theirs = s.sops_decrypt(name).unwrap_or_else(|e| {
+            panic!(
+                "{name}: sops -d refused what we wrote: {e}\n{}",
+                String::from_utf8_lossy(&enc)
+            )
+        });
         same_data(name, plain, &theirs);
         // And back through our own reader. sops re-prints YAML with its indent of 4, while our
         // reader keeps the layout of the file (ours writes indent 2): same data there, same
@@ -202,8 +208,14 @@ fn files_encrypted_here_decrypt_with_sops() {
         }
         if rules.encrypted_regex.is_some() {
             let text = String::from_utf8_lossy(&enc);
-            assert!(text.contains("name: db"), "{name}: metadata stays readable:\n{text}");
-            assert!(!text.contains("hunter2"), "{name}: plaintext leaked:\n{text}");
+            assert!(
+                text.contains("name: db"),
+                "{name}: metadata stays readable:\n{text}"
+            );
+            assert!(
+                !text.contains("hunter2"),
+                "{name}: plaintext leaked:\n{text}"
+            );
         }
     }
 }
@@ -215,7 +227,10 @@ fn assert_refused_both_ways(s: &Setup, name: &str, tampered: &str, what: &str) {
     let ours = sops::decrypt(name, tampered.as_bytes(), &s.keys).unwrap_err();
     assert_eq!(ours.file(), name, "{what}: {ours}");
     assert!(
-        matches!(ours, SopsError::MacMismatch { .. } | SopsError::Tampered { .. }),
+        matches!(
+            ours,
+            SopsError::MacMismatch { .. } | SopsError::Tampered { .. }
+        ),
         "{what}: {ours}"
     );
     assert!(!ours.to_string().contains("hunter2"), "{ours}");
@@ -237,8 +252,14 @@ fn edits_without_re_encryption_fail_the_mac_here_and_in_sops() {
 
     // An encrypted value moved to another key: its additional data no longer matches.
     let lines: Vec<&str> = enc.lines().collect();
-    let user = lines.iter().position(|l| l.trim_start().starts_with("username:")).unwrap();
-    let pass = lines.iter().position(|l| l.trim_start().starts_with("password:")).unwrap();
+    let user = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("username:"))
+        .unwrap();
+    let pass = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("password:"))
+        .unwrap();
     let value = |i: usize| lines[i].split_once(": ").unwrap().1.to_string();
     let mut swapped: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
     swapped[user] = format!("    username: {}", value(pass));
@@ -249,7 +270,13 @@ fn edits_without_re_encryption_fail_the_mac_here_and_in_sops() {
     let env = String::from_utf8(s.sops_encrypt("a.env", DOTENV.as_bytes(), &[])).unwrap();
     let edited: String = env
         .lines()
-        .map(|l| if l.starts_with("DB_PASSWORD=") { "DB_PASSWORD=plain".to_string() } else { l.to_string() })
+        .map(|l| {
+            if l.starts_with("DB_PASSWORD=") {
+                "DB_PASSWORD=plain".to_string()
+            } else {
+                l.to_string()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
         + "\n";
@@ -287,7 +314,11 @@ fn dir_of(s: &Setup) -> &Path {
 fn encrypted_tree_renders_like_kustomize_of_the_decrypted_tree() {
     let s = setup();
     let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter2\n  port: \"5432\"\n";
-    let enc_secret = s.sops_encrypt("secret.yaml", secret.as_bytes(), &["--encrypted-regex", "^(data|stringData)$"]);
+    let enc_secret = s.sops_encrypt(
+        "secret.yaml",
+        secret.as_bytes(),
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
     let enc_env = s.sops_encrypt("app.env", DOTENV.as_bytes(), &[]);
     let kustomization = "namespace: shop\nnamePrefix: prod-\nresources:\n- secret.yaml\nsecretGenerator:\n- name: app\n  envs:\n  - app.env\n";
     let plain_dir = dir_of(&s).join("plain");
@@ -298,15 +329,27 @@ fn encrypted_tree_renders_like_kustomize_of_the_decrypted_tree() {
     }
     std::fs::write(enc_dir.join("secret.yaml"), &enc_secret).unwrap();
     std::fs::write(enc_dir.join("app.env"), &enc_env).unwrap();
-    std::fs::write(plain_dir.join("secret.yaml"), s.sops_decrypt("enc.secret.yaml").unwrap()).unwrap();
-    std::fs::write(plain_dir.join("app.env"), s.sops_decrypt("enc.app.env").unwrap()).unwrap();
+    std::fs::write(
+        plain_dir.join("secret.yaml"),
+        s.sops_decrypt("enc.secret.yaml").unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        plain_dir.join("app.env"),
+        s.sops_decrypt("enc.app.env").unwrap(),
+    )
+    .unwrap();
 
     let kubectl = std::process::Command::new("kubectl")
         .args(["kustomize"])
         .arg(&plain_dir)
         .output()
         .expect("kubectl on PATH");
-    assert!(kubectl.status.success(), "{}", String::from_utf8_lossy(&kubectl.stderr));
+    assert!(
+        kubectl.status.success(),
+        "{}",
+        String::from_utf8_lossy(&kubectl.stderr)
+    );
 
     let fs = renderer::FsSource::new(&enc_dir).unwrap();
     let source = sops::DecryptingSource::new(&fs, &s.keys, sops::Strictness::Strict);
@@ -314,13 +357,28 @@ fn encrypted_tree_renders_like_kustomize_of_the_decrypted_tree() {
     assert_eq!(ours.to_yaml(), String::from_utf8(kubectl.stdout).unwrap());
     let mut decrypted = source.decrypted();
     decrypted.sort();
-    assert_eq!(decrypted, vec!["app.env".to_string(), "secret.yaml".to_string()]);
+    assert_eq!(
+        decrypted,
+        vec!["app.env".to_string(), "secret.yaml".to_string()]
+    );
 
     // The encrypted file is where the value is: its line, not a line of some decrypted copy.
-    let obj = ours.objects.iter().find(|o| o.value["kind"] == "Secret" && o.value["metadata"]["name"] == "prod-db").unwrap();
-    let origin = obj.provenance.get("stringData.password").expect("provenance of the value");
+    let obj = ours
+        .objects
+        .iter()
+        .find(|o| o.value["kind"] == "Secret" && o.value["metadata"]["name"] == "prod-db")
+        .unwrap();
+    let origin = obj
+        .provenance
+        .get("stringData.password")
+        .expect("provenance of the value");
     assert_eq!(&*origin.origin.file, "secret.yaml");
-    let line = String::from_utf8(enc_secret).unwrap().lines().nth(origin.origin.line as usize - 1).unwrap().to_string();
+    let line = String::from_utf8(enc_secret)
+        .unwrap()
+        .lines()
+        .nth(origin.origin.line as usize - 1)
+        .unwrap()
+        .to_string();
     assert!(line.trim_start().starts_with("password: ENC["), "{line}");
 
     // Without the key, the strict source names the file and fails the render.
@@ -329,4 +387,41 @@ fn encrypted_tree_renders_like_kustomize_of_the_decrypted_tree() {
     let err = renderer::render(&strict, "", &renderer::RenderOptions::default()).unwrap_err();
     assert!(err.to_string().contains("secret.yaml"), "{err}");
     assert!(err.to_string().contains(&s.key.recipient), "{err}");
+}
+
+/// What `backfill` writes (encrypted here, for `.sops.yaml`'s rules) renders decrypted.
+#[test]
+fn a_file_encrypted_here_renders_decrypted() {
+    let s = setup();
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: catalog-db\n  labels:\n    app: catalog-api\ntype: Opaque\nstringData:\n  username: catalog\n  password: n3w-Pa55word\n";
+    let rules = Rules {
+        encrypted_regex: Some("^(data|stringData)$".into()),
+        ..Default::default()
+    };
+    let enc = sops::encrypt(
+        "db.enc.yaml",
+        secret.as_bytes(),
+        std::slice::from_ref(&s.key.recipient),
+        &rules,
+        "2026-01-02T03:04:05Z",
+    )
+    .unwrap();
+    let dir = dir_of(&s).join("tree");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        "resources:\n- db.enc.yaml\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("db.enc.yaml"), &enc).unwrap();
+    let fs = renderer::FsSource::new(&dir).unwrap();
+    let source = sops::DecryptingSource::new(&fs, &s.keys, sops::Strictness::Lenient);
+    let ours = renderer::render(&source, "", &renderer::RenderOptions::default()).unwrap();
+    assert!(source.failures().is_empty(), "{:?}", source.failures());
+    assert_eq!(
+        ours.objects[0].value["stringData"]["password"],
+        "n3w-Pa55word",
+        "{}",
+        String::from_utf8_lossy(&enc)
+    );
 }

@@ -141,8 +141,7 @@ async fn run_async(
     let edits = if is_secret {
         // Only ever as a SOPS file, encrypted before it is written.
         let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let (rel, before, after) =
-            crate::backfill_secret::plan(&local.root, &object, live, &now)?;
+        let (rel, before, after) = crate::backfill_secret::plan(&local.root, &object, live, &now)?;
         vec![FileEdit {
             rel,
             before: Some(before),
@@ -155,7 +154,9 @@ async fn run_async(
     let leaves: Vec<Leaf> = leaves
         .into_iter()
         .map(|l| Leaf {
-            value: if is_secret && (l.pointer.starts_with("/data") || l.pointer.starts_with("/stringData")) {
+            value: if is_secret
+                && (l.pointer.starts_with("/data") || l.pointer.starts_with("/stringData"))
+            {
                 Value::from(renderer::drift::REDACTED)
             } else {
                 l.value
@@ -258,8 +259,12 @@ fn render_object(
     hpas: &[Value],
 ) -> anyhow::Result<(RenderedObject, renderer::drift::IgnoreRules)> {
     let source = FsSource::new(root).with_context(|| format!("opening {}", root.display()))?;
-    let rendered =
-        desired::render(&source, overlay).map_err(|e| anyhow!("rendering {overlay}: {e}"))?;
+    let (rendered, undecrypted) = desired::render_decrypting(&source, overlay, &Default::default())
+        .map_err(|e| anyhow!("rendering {overlay}: {e}"))?;
+    if let Some(failure) = undecrypted.first() {
+        // Comparing ciphertext with live values would "backfill" every encrypted field.
+        bail!("rendering {overlay}: {}", failure.error);
+    }
     let rules = desired::ignore_rules(&rendered, hpas);
     let object = rendered
         .objects
@@ -279,7 +284,8 @@ fn backfill_leaves(
     set_id: &str,
     rules: &renderer::drift::IgnoreRules,
 ) -> anyhow::Result<Vec<Leaf>> {
-    let mut desired_obj = object.value.clone();
+    // A Secret from Git may say stringData; live, and in managedFields, it is data.
+    let mut desired_obj = renderer::drift::normalise_secret(&object.value);
     desired::decorate(&mut desired_obj, ns, set_id);
     rules.strip_ignored(&mut desired_obj);
     let managed = ManagedFields::from_object(live).context("reading managedFields")?;

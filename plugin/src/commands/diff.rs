@@ -715,11 +715,7 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
             };
             if f.git == renderer::drift::REDACTED {
                 // A Secret value (decrypted from SOPS or not): compared, never shown.
-                let _ = writeln!(
-                    out,
-                    "#   {}: changed (redacted) ({class}){by}",
-                    f.pointer
-                );
+                let _ = writeln!(out, "#   {}: changed (redacted) ({class}){by}", f.pointer);
                 continue;
             }
             let _ = writeln!(

@@ -53,10 +53,11 @@ pub fn run(args: &RenderArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
     for failure in &undecrypted {
         printer.warn(&format!(
             "not decrypted: {}",
-            failure
-                .error
-                .to_string()
-                .replacen(&failure.path, &display_path(&located.root, &failure.path), 1)
+            failure.error.to_string().replacen(
+                &failure.path,
+                &display_path(&located.root, &failure.path),
+                1
+            )
         ));
     }
     Ok(if undecrypted.is_empty() {

@@ -207,7 +207,7 @@ impl Walk {
 }
 
 /// `stringData` is write-only: the API server merges it into `data`, base64-encoded.
-fn normalise_secret(desired: &Value) -> Value {
+pub fn normalise_secret(desired: &Value) -> Value {
     let mut d = desired.clone();
     if !is_secret(&d) {
         return d;

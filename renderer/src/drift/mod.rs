@@ -6,7 +6,7 @@ mod ignore;
 pub mod pointer;
 mod redact;
 
-pub use compare::{FieldDrift, compare};
+pub use compare::{FieldDrift, compare, normalise_secret};
 pub use fields::{
     FieldPath, FieldSet, FieldsError, ListKind, ManagedFields, ManagedFieldsEntry, ManagerInfo,
     PathElement,

@@ -117,7 +117,10 @@ pub(crate) fn encrypt(
                 out.push_str(&format!("#{enc}\n"));
             }
             Line::Pair(k, _) => {
-                let v = doc[k.as_str()].as_str().unwrap_or_default().replace('\n', "\\n");
+                let v = doc[k.as_str()]
+                    .as_str()
+                    .unwrap_or_default()
+                    .replace('\n', "\\n");
                 out.push_str(&format!("{k}={v}\n"));
             }
         }

@@ -69,7 +69,9 @@ pub(crate) fn encrypt_binary(
 ) -> Result<Vec<u8>, SopsError> {
     let text = String::from_utf8(plaintext.to_vec()).map_err(|_| SopsError::Encrypt {
         file: file.into(),
-        message: "binary files must be UTF-8 for sops' binary store (it keeps them as a JSON string)".into(),
+        message:
+            "binary files must be UTF-8 for sops' binary store (it keeps them as a JSON string)"
+                .into(),
     })?;
     let mut m = Map::new();
     m.insert("data".into(), Value::String(text));

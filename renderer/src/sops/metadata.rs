@@ -143,7 +143,10 @@ impl Metadata {
                     a.get("recipient").and_then(text),
                     a.get("enc").and_then(text),
                 ) else {
-                    return Err(SopsError::malformed(file, "age entry without recipient/enc"));
+                    return Err(SopsError::malformed(
+                        file,
+                        "age entry without recipient/enc",
+                    ));
                 };
                 age.push(AgeStanza { recipient, enc });
             }
@@ -166,8 +169,7 @@ impl Metadata {
             Some(Value::String(s)) => s.eq_ignore_ascii_case("true"),
             _ => false,
         };
-        if get("unencrypted_comment_regex").is_some() || get("encrypted_comment_regex").is_some()
-        {
+        if get("unencrypted_comment_regex").is_some() || get("encrypted_comment_regex").is_some() {
             return Err(SopsError::Unsupported {
                 file: file.into(),
                 message: "encrypted_comment_regex / unencrypted_comment_regex".into(),

@@ -70,7 +70,8 @@ pub fn recipients(path: &str, bytes: &[u8]) -> Result<Vec<String>, SopsError> {
     let meta = match Format::from_path(path) {
         Format::Json | Format::Binary => json::metadata(path, &json::parse(path, bytes)?)?,
         Format::Yaml => {
-            let text = std::str::from_utf8(bytes).map_err(|_| SopsError::malformed(path, "not UTF-8"))?;
+            let text =
+                std::str::from_utf8(bytes).map_err(|_| SopsError::malformed(path, "not UTF-8"))?;
             crate::yaml::parse_documents(text)
                 .ok()
                 .and_then(|docs| docs.into_iter().find_map(|d| d.value.get("sops").cloned()))

@@ -26,7 +26,10 @@ pub(crate) fn looks_encrypted(text: &str) -> bool {
 
 fn parse(file: &str, text: &str) -> Result<Vec<Document>, SopsError> {
     parse_documents(text).map_err(|e| {
-        SopsError::malformed(file, format!("line {}, column {}: {}", e.line, e.col, e.message))
+        SopsError::malformed(
+            file,
+            format!("line {}, column {}: {}", e.line, e.col, e.message),
+        )
     })
 }
 
@@ -132,7 +135,9 @@ fn decrypt_comments(lines: &mut [String], key: &[u8; 32], docs: &[Value]) {
     }
     for line in lines.iter_mut() {
         let trimmed = line.trim_start();
-        let Some(enc) = trimmed.strip_prefix('#') else { continue };
+        let Some(enc) = trimmed.strip_prefix('#') else {
+            continue;
+        };
         if !cipher::is_encrypted(enc) {
             continue;
         }
@@ -172,9 +177,7 @@ fn collect_paths(v: &Value, path: &mut Vec<String>, out: &mut Vec<String>) {
 /// One line, read back as the same value by any YAML parser.
 fn keep_lines_scalar(p: &Plain) -> String {
     match p {
-        Plain::Str(s) | Plain::Comment(s) => {
-            serde_json::to_string(s).expect("strings serialize")
-        }
+        Plain::Str(s) | Plain::Comment(s) => serde_json::to_string(s).expect("strings serialize"),
         other => String::from_utf8_lossy(&other.to_bytes()).to_lowercase(),
     }
 }
@@ -206,15 +209,32 @@ fn go_yaml_scalar(p: &Plain, indent: usize) -> String {
 fn is_old_bool(s: &str) -> bool {
     matches!(
         s,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "n" | "N" | "no" | "No" | "NO" | "on" | "On" | "ON"
-            | "off" | "Off" | "OFF"
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
     )
 }
 
 fn is_base60_float(s: &str) -> bool {
     let t = s.trim_start_matches(['+', '-']);
     t.contains(':')
-        && t.split(':').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit() || c == '_' || c == '.'))
+        && t.split(':').all(|p| {
+            !p.is_empty()
+                && p.chars()
+                    .all(|c| c.is_ascii_digit() || c == '_' || c == '.')
+        })
         && t.starts_with(|c: char| c.is_ascii_digit())
 }
 

@@ -35,7 +35,12 @@ pub(crate) fn encrypt(key: &AgeKey, name: &str, plain: &str, extra: &[&str]) -> 
 /// Returns the encrypted Secret file and the overlay's kustomization.yaml.
 pub(crate) fn add_encrypted(env: &AgentEnv, key: &AgeKey) -> Result<(String, String)> {
     env.copy_into_repo("examples/catalog-api", "")?;
-    let secret = encrypt(key, "db.enc.yaml", SECRET, &["--encrypted-regex", "^(data|stringData)$"])?;
+    let secret = encrypt(
+        key,
+        "db.enc.yaml",
+        SECRET,
+        &["--encrypted-regex", "^(data|stringData)$"],
+    )?;
     let dotenv = encrypt(key, "app.enc.env", DOTENV, &[])?;
     env.repo.write("overlays/prod/db.enc.yaml", &secret)?;
     env.repo.write("overlays/prod/app.enc.env", &dotenv)?;
@@ -47,7 +52,8 @@ pub(crate) fn add_encrypted(env: &AgentEnv, key: &AgeKey) -> Result<(String, Str
         "- ../../base\n",
         "- ../../base\n- db.enc.yaml\nsecretGenerator:\n- name: catalog-env\n  envs:\n  - app.enc.env\n",
     );
-    env.repo.write("overlays/prod/kustomization.yaml", &kustomization)?;
+    env.repo
+        .write("overlays/prod/kustomization.yaml", &kustomization)?;
     Ok((secret, kustomization))
 }
 
@@ -87,7 +93,10 @@ async fn assert_no_plaintext(env: &AgentEnv) -> Result<()> {
         ("logs", &logs),
     ] {
         for secret in [PASSWORD, TOKEN] {
-            assert!(!text.contains(secret), "{what} holds a decrypted value:\n{text}");
+            assert!(
+                !text.contains(secret),
+                "{what} holds a decrypted value:\n{text}"
+            );
         }
     }
     Ok(())
@@ -107,15 +116,24 @@ async fn agent_applies_sops_encrypted_secrets_and_refuses_a_tampered_file() -> R
     let status = env.wait_synced(&good).await?;
     assert_eq!(status.applied, 6, "{status:#?}");
 
-    let db = env.get("v1", "Secret", "catalog-db").await?.context("Secret catalog-db")?;
+    let db = env
+        .get("v1", "Secret", "catalog-db")
+        .await?
+        .context("Secret catalog-db")?;
     assert_eq!(decoded(&db, "password").as_deref(), Some(PASSWORD));
     assert_eq!(decoded(&db, "username").as_deref(), Some("catalog"));
     assert!(db.data.get("sops").is_none(), "the sops block was applied");
-    let generated = generated_secret(&env).await?.context("generated Secret catalog-env-*")?;
+    let generated = generated_secret(&env)
+        .await?
+        .context("generated Secret catalog-env-*")?;
     assert_eq!(decoded(&generated, "API_TOKEN").as_deref(), Some(TOKEN));
     assert_eq!(decoded(&generated, "LOG_LEVEL").as_deref(), Some("debug"));
     assert!(
-        !generated.data["data"].as_object().unwrap().keys().any(|k| k.starts_with("sops")),
+        !generated.data["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .any(|k| k.starts_with("sops")),
         "{:?}",
         generated.data
     );
@@ -129,7 +147,10 @@ async fn agent_applies_sops_encrypted_secrets_and_refuses_a_tampered_file() -> R
                 "overlays/prod/db.enc.yaml",
                 &secret.replace("app: catalog-api", "app: catalog-api-edited"),
             ),
-            ("overlays/prod/extra.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  a: b\n"),
+            (
+                "overlays/prod/extra.yaml",
+                "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: extra\ndata:\n  a: b\n",
+            ),
             (
                 "overlays/prod/kustomization.yaml",
                 &kustomization.replace("- db.enc.yaml\n", "- db.enc.yaml\n- extra.yaml\n"),
@@ -143,11 +164,25 @@ async fn agent_applies_sops_encrypted_secrets_and_refuses_a_tampered_file() -> R
                 && s.result == SyncResult::Failed
         })
         .await?;
-    assert!(status.message.contains("overlays/prod/db.enc.yaml"), "{}", status.message);
-    assert!(status.message.contains("MAC mismatch"), "{}", status.message);
+    assert!(
+        status.message.contains("overlays/prod/db.enc.yaml"),
+        "{}",
+        status.message
+    );
+    assert!(
+        status.message.contains("MAC mismatch"),
+        "{}",
+        status.message
+    );
     assert_eq!(status.last_applied_revision.as_deref(), Some(good.as_str()));
-    assert!(env.get("v1", "ConfigMap", "extra").await?.is_none(), "part of a refused revision was applied");
-    let db = env.get("v1", "Secret", "catalog-db").await?.context("Secret catalog-db")?;
+    assert!(
+        env.get("v1", "ConfigMap", "extra").await?.is_none(),
+        "part of a refused revision was applied"
+    );
+    let db = env
+        .get("v1", "Secret", "catalog-db")
+        .await?
+        .context("Secret catalog-db")?;
     assert_eq!(db.metadata.labels.unwrap_or_default()["app"], "catalog-api");
     assert_no_plaintext(&env).await?;
     Ok(())
@@ -172,9 +207,21 @@ async fn agent_without_the_key_fails_naming_the_file_and_applies_nothing() -> Re
                 && s.result == SyncResult::Failed
         })
         .await?;
-    assert!(status.message.contains("overlays/prod/"), "{}", status.message);
-    assert!(status.message.contains(&key.recipient), "{}", status.message);
-    assert!(env.get("apps/v1", "Deployment", "catalog-api").await?.is_none());
+    assert!(
+        status.message.contains("overlays/prod/"),
+        "{}",
+        status.message
+    );
+    assert!(
+        status.message.contains(&key.recipient),
+        "{}",
+        status.message
+    );
+    assert!(
+        env.get("apps/v1", "Deployment", "catalog-api")
+            .await?
+            .is_none()
+    );
     assert!(env.get("v1", "Secret", "catalog-db").await?.is_none());
     assert_no_plaintext(&env).await?;
     Ok(())

@@ -78,7 +78,8 @@ async fn render_and_diff_decrypt_but_never_print_values() -> Result<()> {
         &SECRET.replace(PASSWORD, "n3w-Pa55word"),
         &["--encrypted-regex", "^(data|stringData)$"],
     )?;
-    env.repo.commit_files(&[(SECRET_FILE, &changed)], "rotate the password")?;
+    env.repo
+        .commit_files(&[(SECRET_FILE, &changed)], "rotate the password")?;
     let diff = plugin_with_env(&env, &["diff", "overlays/prod"], &vars)?;
     assert_eq!(diff.code, 1, "{diff}");
     assert!(diff.stdout.contains("Secret/catalog-db: change"), "{diff}");
@@ -86,7 +87,10 @@ async fn render_and_diff_decrypt_but_never_print_values() -> Result<()> {
         diff.stdout.contains("/data/password: changed (redacted)"),
         "{diff}"
     );
-    assert!(!diff.stdout.contains("/data/username"), "unchanged key reported\n{diff}");
+    assert!(
+        !diff.stdout.contains("/data/username"),
+        "unchanged key reported\n{diff}"
+    );
     no_plaintext(&diff);
     Ok(())
 }
@@ -120,18 +124,35 @@ async fn backfill_of_a_secret_commits_a_sops_file_sops_decrypts_to_the_live_valu
     let bg = plugin_with_env(
         &env,
         &[
-            "break-glass", "secret/catalog-db", "--reason", "INC-7: leaked password", "--for",
-            "1h", "--patch", patch.to_str().unwrap(), "--yes",
+            "break-glass",
+            "secret/catalog-db",
+            "--reason",
+            "INC-7: leaked password",
+            "--for",
+            "1h",
+            "--patch",
+            patch.to_str().unwrap(),
+            "--yes",
         ],
         &vars,
     )?;
     assert_eq!(bg.code, 0, "{bg}");
-    let live = env.get("v1", "Secret", "catalog-db").await?.context("Secret")?;
+    let live = env
+        .get("v1", "Secret", "catalog-db")
+        .await?
+        .context("Secret")?;
     assert_eq!(decoded(&live, "password").as_deref(), Some(NEW));
 
     let out = plugin_with_env(
         &env,
-        &["backfill", "secret/catalog-db", "--overlay", "overlays/prod", "--commit", "--yes"],
+        &[
+            "backfill",
+            "secret/catalog-db",
+            "--overlay",
+            "overlays/prod",
+            "--commit",
+            "--yes",
+        ],
         &vars,
     )?;
     assert_eq!(out.code, 0, "{out}");
@@ -139,7 +160,10 @@ async fn backfill_of_a_secret_commits_a_sops_file_sops_decrypts_to_the_live_valu
     let message = env.repo.git(&["log", "-1", "--format=%B"])?;
     assert!(!message.contains(NEW), "{message}");
     let committed = env.repo.git(&["show", &format!("HEAD:{SECRET_FILE}")])?;
-    assert!(!committed.contains(NEW) && !committed.contains(PASSWORD), "{committed}");
+    assert!(
+        !committed.contains(NEW) && !committed.contains(PASSWORD),
+        "{committed}"
+    );
     assert!(committed.contains("ENC[AES256_GCM"), "{committed}");
     let changed = env.repo.git(&["show", "--stat", "--format=", "HEAD"])?;
     assert_eq!(changed.lines().count(), 2, "only the SOPS file: {changed}");
@@ -148,12 +172,23 @@ async fn backfill_of_a_secret_commits_a_sops_file_sops_decrypts_to_the_live_valu
     let dir = tempfile::tempdir()?;
     std::fs::write(dir.path().join("db.enc.yaml"), &committed)?;
     std::fs::write(dir.path().join("team.txt"), &team.file_text)?;
-    let out = run_sops(dir.path(), Some(&dir.path().join("team.txt")), &["-d", "db.enc.yaml"])?;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run_sops(
+        dir.path(),
+        Some(&dir.path().join("team.txt")),
+        &["-d", "db.enc.yaml"],
+    )?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let plain = String::from_utf8(out.stdout)?;
     let docs = renderer::yaml::parse_documents(&plain)?;
     assert_eq!(docs[0].value["stringData"]["password"], NEW, "{plain}");
-    assert_eq!(docs[0].value["stringData"]["username"], "catalog", "{plain}");
+    assert_eq!(
+        docs[0].value["stringData"]["username"], "catalog",
+        "{plain}"
+    );
     assert_eq!(docs[0].value["metadata"]["name"], "catalog-db", "{plain}");
     Ok(())
 }
