@@ -304,14 +304,14 @@ async fn explain(
     let oid = Oid::from_str(&commit).context("tracked commit id")?;
     let mut blamer = Blamer::new(&local.repo, oid);
     let now = Timestamp::now();
+    let wanted = args
+        .field
+        .as_deref()
+        .map(|f| string_data_alias(&object.value, normalise(f)));
     let selected: Vec<(&String, &FieldOrigin)> = object
         .provenance
         .iter()
-        .filter(|(p, _)| {
-            args.field
-                .as_deref()
-                .is_none_or(|f| path_covers(&normalise(f), p))
-        })
+        .filter(|(p, _)| wanted.as_deref().is_none_or(|f| path_covers(f, p)))
         .collect();
     let mut fields = Vec::new();
     for (text, origin) in &selected {
@@ -431,6 +431,21 @@ fn not_in_git(
 }
 
 /// A user's path in the provenance spelling (`a.b[name=c]`), so prefixes compare as text.
+/// `data.K` of a Secret that Git writes as `stringData.K` (as SOPS files usually do): the
+/// API server stores it under `data`, so that is the name users see live.
+fn string_data_alias(git: &Value, field: String) -> String {
+    match field.strip_prefix("data.") {
+        Some(key)
+            if renderer::drift::is_secret(git)
+                && git["data"].get(key).is_none()
+                && git["stringData"].get(key).is_some() =>
+        {
+            format!("stringData.{key}")
+        }
+        _ => field,
+    }
+}
+
 fn normalise(field: &str) -> String {
     field
         .parse::<FieldPath>()

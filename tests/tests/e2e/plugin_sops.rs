@@ -71,6 +71,25 @@ async fn render_and_diff_decrypt_but_never_print_values() -> Result<()> {
     assert!(nokey.stderr.contains(&key.recipient), "{nokey}");
     no_plaintext(&nokey);
 
+    // explain names the encrypted file and the line of the value, never the value.
+    let explain = plugin_with_env(
+        &env,
+        &["explain", "secret/catalog-db", "data.password"],
+        &vars,
+    )?;
+    assert_eq!(explain.code, 0, "{explain}");
+    let encrypted = std::fs::read_to_string(env.repo.path().join(SECRET_FILE))?;
+    let line = encrypted
+        .lines()
+        .position(|l| l.trim_start().starts_with("password: ENC["))
+        .context("password line")?
+        + 1;
+    assert!(
+        explain.stdout.contains(&format!("{SECRET_FILE}:{line}")),
+        "line {line}\n{explain}"
+    );
+    no_plaintext(&explain);
+
     // Same live state, a new encrypted password in Git: one redacted changed line.
     let changed = encrypt(
         &key,
