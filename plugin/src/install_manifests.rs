@@ -409,6 +409,22 @@ mod tests {
     }
 
     #[test]
+    fn the_sops_age_key_goes_into_the_credentials_secret_and_the_agent_flag() {
+        let mut s = settings();
+        s.credentials = vec![(
+            Credential::SopsAgeKey,
+            b"AGE-SECRET-KEY-1QQQ\n".to_vec(),
+        )];
+        let objects = render_install(&s).unwrap();
+        let secret = objects.iter().find(|o| o["kind"] == "Secret").unwrap();
+        assert!(secret["data"]["sops-age-keys.txt"].is_string(), "{secret}");
+        let args = container(&objects)["args"].as_array().unwrap();
+        assert!(args.contains(&json!(
+            "--sops-age-key-file=/var/run/secrets/gitops-agent/sops-age-keys.txt"
+        )));
+    }
+
+    #[test]
     fn renders_exactly_like_kubectl_kustomize() {
         let mut s = settings();
         s.image = Some("registry.example.com:5000/gitops-agent:dev".into());
