@@ -411,10 +411,7 @@ mod tests {
     #[test]
     fn the_sops_age_key_goes_into_the_credentials_secret_and_the_agent_flag() {
         let mut s = settings();
-        s.credentials = vec![(
-            Credential::SopsAgeKey,
-            b"AGE-SECRET-KEY-1QQQ\n".to_vec(),
-        )];
+        s.credentials = vec![(Credential::SopsAgeKey, b"AGE-SECRET-KEY-1QQQ\n".to_vec())];
         let objects = render_install(&s).unwrap();
         let secret = objects.iter().find(|o| o["kind"] == "Secret").unwrap();
         assert!(secret["data"]["sops-age-keys.txt"].is_string(), "{secret}");

@@ -138,3 +138,69 @@ pub fn encrypt(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> (AgeKeys, String) {
+        let identity = age::x25519::Identity::generate();
+        let recipient = identity.to_public().to_string();
+        let mut keys = AgeKeys::default();
+        use age::secrecy::ExposeSecret;
+        keys.add(identity.to_string().expose_secret(), "test")
+            .unwrap();
+        (keys, recipient)
+    }
+
+    /// Truncated or corrupted files give an error naming the file (or, when the damage hit
+    /// nothing that matters, the plaintext), never a panic.
+    #[test]
+    fn damaged_files_never_panic() {
+        let (keys, recipient) = keys();
+        let cases: [(&str, &[u8]); 4] = [
+            ("s.yaml", b"a: 1\nb:\n  c: [x, 2.5, true]\n"),
+            ("s.json", br#"{"a": {"b": [1, "x"]}}"#),
+            ("s.env", b"# c\nA=1\nB=x\n"),
+            ("s.bin", b"raw\tbytes\n"),
+        ];
+        for (name, plain) in cases {
+            let enc = encrypt(
+                name,
+                plain,
+                &[recipient.clone()],
+                &Rules::default(),
+                "2026-01-02T03:04:05Z",
+            )
+            .unwrap();
+            assert_eq!(
+                decrypt(name, &enc, &keys).unwrap().is_some(),
+                true,
+                "{name}"
+            );
+            let step = (enc.len() / 97).max(1);
+            for cut in (0..enc.len()).step_by(step) {
+                let mut damaged = enc.clone();
+                damaged.truncate(cut);
+                if let Err(e) = decrypt(name, &damaged, &keys) {
+                    assert_eq!(e.file(), name);
+                }
+                let mut flipped = enc.clone();
+                flipped[cut] ^= 0x41;
+                if let Err(e) = decrypt(name, &flipped, &keys) {
+                    assert_eq!(e.file(), name);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn formats_follow_the_file_name_as_sops_does() {
+        assert_eq!(Format::from_path("a/b.enc.yaml"), Format::Yaml);
+        assert_eq!(Format::from_path("x.yml"), Format::Yaml);
+        assert_eq!(Format::from_path("x.json"), Format::Json);
+        assert_eq!(Format::from_path("app.env"), Format::Dotenv);
+        assert_eq!(Format::from_path("tls.crt"), Format::Binary);
+        assert_eq!(Format::from_path("noext"), Format::Binary);
+    }
+}

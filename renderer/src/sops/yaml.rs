@@ -69,11 +69,11 @@ pub(crate) fn decrypt(
         let Some(pos) = docs[change.doc].positions.get(&change.pointer) else {
             continue;
         };
-        let idx = pos.line as usize - 1;
+        let idx = (pos.line as usize).saturating_sub(1);
         let Some(line) = lines.get(idx) else { continue };
         let start = line
             .char_indices()
-            .nth(pos.col as usize - 1)
+            .nth((pos.col as usize).saturating_sub(1))
             .map_or(line.len(), |(i, _)| i);
         let rest = &line[start..];
         let len = if rest.starts_with("ENC[") {
