@@ -97,6 +97,9 @@ pub enum Command {
     /// List the revisions production has run, from Git and the agent's status
     #[command(after_help = crate::commands::history::EXAMPLES)]
     History(crate::commands::history::HistoryArgs),
+    /// Edit a SOPS-encrypted file: decrypted only in a private temporary file
+    #[command(after_help = crate::commands::secret::EXAMPLES)]
+    Secret(crate::commands::secret::SecretArgs),
 }
 
 /// kubectl's connection flags, accepted by every subcommand so muscle memory carries over.

@@ -425,3 +425,71 @@ fn a_file_encrypted_here_renders_decrypted() {
         String::from_utf8_lossy(&enc)
     );
 }
+
+/// `kubectl gitops secret edit`: the editor sees plaintext in a private file; the file is
+/// written back encrypted for the same recipients and rules, and `sops -d` reads the change.
+#[test]
+fn secret_edit_re_encrypts_for_the_same_recipients() {
+    let s = setup();
+    let enc = s.sops_encrypt(
+        "db.yaml",
+        YAML.as_bytes(),
+        &["--encrypted-regex", "^(data|stringData)$"],
+    );
+    std::fs::write(s.path("db.yaml"), &enc).unwrap();
+    let editor = s.path("editor.sh");
+    // The editor records the mode of the file it was given, then changes one value.
+    std::fs::write(
+        &editor,
+        format!(
+            "#!/bin/sh\nstat -c %a \"$1\" > {}\nsed -i 's/username: admin/username: root/' \"$1\"\n",
+            s.path("mode").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&editor, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let plugin = tests::binaries::workspace_binary("plugin", "kubectl-gitops").unwrap();
+    let out = std::process::Command::new(plugin)
+        .args(["secret", "edit", "db.yaml"])
+        .current_dir(s.dir.path())
+        .env("EDITOR", &editor)
+        .env_remove("VISUAL")
+        .env("SOPS_AGE_KEY_FILE", &s.key_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(s.path("mode")).unwrap().trim(),
+        "600"
+    );
+    let written = std::fs::read_to_string(s.path("db.yaml")).unwrap();
+    assert!(
+        !written.contains("hunter2") && !written.contains("root"),
+        "{written}"
+    );
+    assert!(
+        written.contains("name: db"),
+        "the encrypted_regex rule was kept:\n{written}"
+    );
+    let theirs = String::from_utf8(s.sops_decrypt("db.yaml").unwrap()).unwrap();
+    assert!(theirs.contains("username: root"), "{theirs}");
+    assert!(
+        theirs.contains("password: 'hunter2: with colon'"),
+        "{theirs}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(".kubectl-gitops-secret-")
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}

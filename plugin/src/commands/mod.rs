@@ -11,6 +11,7 @@ pub mod install;
 pub mod promote;
 pub mod render;
 pub mod rollback;
+pub mod secret;
 pub mod status;
 pub mod uninstall;
 pub mod version;

@@ -65,22 +65,47 @@ pub fn looks_encrypted(path: &str, bytes: &[u8]) -> bool {
     }
 }
 
-/// The recipients a SOPS file was encrypted for, without decrypting it.
-pub fn recipients(path: &str, bytes: &[u8]) -> Result<Vec<String>, SopsError> {
-    let meta = match Format::from_path(path) {
-        Format::Json | Format::Binary => json::metadata(path, &json::parse(path, bytes)?)?,
-        Format::Yaml => {
-            let text =
-                std::str::from_utf8(bytes).map_err(|_| SopsError::malformed(path, "not UTF-8"))?;
-            crate::yaml::parse_documents(text)
-                .ok()
-                .and_then(|docs| docs.into_iter().find_map(|d| d.value.get("sops").cloned()))
-                .map(|m| metadata::Metadata::from_value(path, &m))
+fn metadata_of(path: &str, bytes: &[u8]) -> Result<Option<metadata::Metadata>, SopsError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| SopsError::malformed(path, "not UTF-8"))?;
+    let value = match Format::from_path(path) {
+        Format::Json | Format::Binary => json::parse(path, bytes)?.get("sops").cloned(),
+        Format::Yaml => crate::yaml::parse_documents(text)
+            .ok()
+            .and_then(|docs| docs.into_iter().find_map(|d| d.value.get("sops").cloned())),
+        Format::Dotenv => {
+            let items: Vec<(String, String)> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("sops_")?.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.replace("\\n", "\n")))
+                .collect();
+            (!items.is_empty())
+                .then(|| metadata::unflatten(path, &items))
                 .transpose()?
         }
-        _ => None,
+        Format::Ini => None,
     };
-    Ok(meta.map(|m| m.recipients()).unwrap_or_default())
+    value
+        .filter(|m| m.get("mac").is_some())
+        .map(|m| metadata::Metadata::from_value(path, &m))
+        .transpose()
+}
+
+/// The recipients a SOPS file was encrypted for, without decrypting it.
+pub fn recipients(path: &str, bytes: &[u8]) -> Result<Vec<String>, SopsError> {
+    Ok(metadata_of(path, bytes)?
+        .map(|m| m.recipients())
+        .unwrap_or_default())
+}
+
+/// The age recipients and encryption rules of a SOPS file, to encrypt a new version of it
+/// the same way (`None`: not a SOPS file).
+pub fn settings(path: &str, bytes: &[u8]) -> Result<Option<(Vec<String>, Rules)>, SopsError> {
+    Ok(metadata_of(path, bytes)?.map(|m| {
+        (
+            m.age.iter().map(|a| a.recipient.clone()).collect(),
+            m.rules.clone(),
+        )
+    }))
 }
 
 /// What `sops -d FILE` prints, or `None` when the file carries no SOPS metadata.
