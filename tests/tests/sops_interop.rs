@@ -91,6 +91,8 @@ const JSON: &str = r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name"
 const DOTENV: &str =
     "# app settings\nDB_PASSWORD=hunter2\nAPI_TOKEN=abc=def\nMULTI=one\\ntwo\nEMPTY=\n";
 
+const INI: &str = "; database\n[db]\n# the user\nuser = admin\npassword=hunter2 x\nport = 5432\nnote = a;b\n\n[app]\ntoken = \"quoted value\"\n";
+
 const BINARY: &[u8] =
     b"-----BEGIN CERTIFICATE-----\nMIIB\xc3\xa9\n-----END CERTIFICATE-----\n\tend";
 
@@ -122,6 +124,12 @@ fn files_sops_encrypts_decrypt_here_byte_identically() {
         ),
         ("app.env", DOTENV.as_bytes(), vec![]),
         ("cert.pem", BINARY, vec![]),
+        ("app.ini", INI.as_bytes(), vec![]),
+        (
+            "regex.ini",
+            INI.as_bytes(),
+            vec!["--encrypted-regex", "^pass"],
+        ),
     ];
     for (name, plain, extra) in cases {
         let enc = s.sops_encrypt(name, plain, &extra);
@@ -155,6 +163,22 @@ fn same_data(name: &str, original: &[u8], theirs: &[u8]) {
             };
             assert_eq!(values(a), values(b), "{name}");
         }
+        sops::Format::Ini => {
+            let pairs = |b: &[u8]| -> Vec<String> {
+                String::from_utf8_lossy(b)
+                    .lines()
+                    .filter(|l| l.contains('='))
+                    .map(|l| {
+                        l.split_once('=')
+                            .map(|(k, v)| {
+                                format!("{}={}", k.trim(), v.trim().trim_matches(['"', '`']))
+                            })
+                            .unwrap()
+                    })
+                    .collect()
+            };
+            assert_eq!(pairs(original), pairs(theirs), "{name}");
+        }
         _ => assert_eq!(original, theirs, "{name}: bytes"),
     }
 }
@@ -179,6 +203,7 @@ fn files_encrypted_here_decrypt_with_sops() {
         ("secret.json", JSON.as_bytes(), &default),
         ("app.env", DOTENV.as_bytes(), &default),
         ("cert.pem", BINARY, &default),
+        ("app.ini", INI.as_bytes(), &default),
     ];
     for (name, plain, rules) in cases {
         let enc = sops::encrypt(
@@ -201,7 +226,10 @@ fn files_encrypted_here_decrypt_with_sops() {
         // reader keeps the layout of the file (ours writes indent 2): same data there, same
         // bytes for the other formats.
         let ours = sops::decrypt(name, &enc, &s.keys).unwrap().unwrap();
-        if sops::Format::from_path(name) == sops::Format::Yaml {
+        if matches!(
+            sops::Format::from_path(name),
+            sops::Format::Yaml | sops::Format::Ini
+        ) {
             same_data(name, &ours, &theirs);
         } else {
             assert_eq!(ours, theirs, "{name}: ours vs sops -d of our file");

@@ -2,11 +2,12 @@
 //! (checked against sops v3.13.3 built from its Go module; see `tests/tests/sops_interop.rs`).
 //!
 //! The format is picked from the file name as sops picks it: `.yaml`/`.yml`, `.json`,
-//! `.env`, anything else binary. INI files are not supported.
+//! `.env`, `.ini`, anything else binary.
 
 mod cipher;
 mod dotenv;
 mod error;
+mod ini;
 mod json;
 mod keys;
 mod metadata;
@@ -58,7 +59,7 @@ pub fn looks_encrypted(path: &str, bytes: &[u8]) -> bool {
     match Format::from_path(path) {
         Format::Yaml => yaml::looks_encrypted(text),
         Format::Dotenv => dotenv::is_encrypted(text),
-        Format::Ini => text.contains("[sops]"),
+        Format::Ini => ini::is_encrypted(text),
         Format::Json | Format::Binary => {
             text.trim_start().starts_with('{') && text.contains("\"mac\"")
         }
@@ -82,7 +83,24 @@ fn metadata_of(path: &str, bytes: &[u8]) -> Result<Option<metadata::Metadata>, S
                 .then(|| metadata::unflatten(path, &items))
                 .transpose()?
         }
-        Format::Ini => None,
+        Format::Ini => {
+            let mut in_sops = false;
+            let items: Vec<(String, String)> = text
+                .lines()
+                .filter_map(|l| {
+                    let t = l.trim();
+                    if t.starts_with('[') {
+                        in_sops = t == "[sops]";
+                        return None;
+                    }
+                    let (k, v) = t.split_once('=').filter(|_| in_sops)?;
+                    Some((k.trim().to_string(), v.trim().replace("\\n", "\n")))
+                })
+                .collect();
+            (!items.is_empty())
+                .then(|| metadata::unflatten(path, &items))
+                .transpose()?
+        }
     };
     value
         .filter(|m| m.get("mac").is_some())
@@ -117,10 +135,7 @@ pub fn decrypt(path: &str, bytes: &[u8], keys: &AgeKeys) -> Result<Option<Vec<u8
         Format::Binary => json::decrypt(path, bytes, keys)?
             .map(|v| json::binary_plaintext(path, &v))
             .transpose(),
-        Format::Ini => Err(SopsError::Unsupported {
-            file: path.into(),
-            message: "INI files".into(),
-        }),
+        Format::Ini => ini::decrypt(path, bytes, keys),
     }
 }
 
@@ -157,10 +172,7 @@ pub fn encrypt(
             Ok(to_go_json(&json::encrypt(path, value, &mut meta, &key)?).into_bytes())
         }
         Format::Binary => json::encrypt_binary(path, plaintext, &mut meta, &key),
-        Format::Ini => Err(SopsError::Unsupported {
-            file: path.into(),
-            message: "INI files".into(),
-        }),
+        Format::Ini => ini::encrypt(path, plaintext, &mut meta, &key),
     }
 }
 
@@ -183,7 +195,8 @@ mod tests {
     #[test]
     fn damaged_files_never_panic() {
         let (keys, recipient) = keys();
-        let cases: [(&str, &[u8]); 4] = [
+        let cases: [(&str, &[u8]); 5] = [
+            ("s.ini", b"[a]\nk = v\n; c\nj = w x\n"),
             ("s.yaml", b"a: 1\nb:\n  c: [x, 2.5, true]\n"),
             ("s.json", br#"{"a": {"b": [1, "x"]}}"#),
             ("s.env", b"# c\nA=1\nB=x\n"),
