@@ -263,9 +263,10 @@ async fn diff(args: &DiffArgs, session: &Session, printer: &Printer) -> anyhow::
             &input.dir
         }
     ));
-    let rendered = desired::render(input.source.as_ref(), &input.dir);
+    let rendered =
+        desired::render_decrypting(input.source.as_ref(), &input.dir, &Default::default());
     spinner.finish_and_clear();
-    let rendered = rendered.map_err(|e| {
+    let (rendered, undecrypted) = rendered.map_err(|e| {
         anyhow!(
             "rendering {}: {e}",
             if input.dir.is_empty() {
@@ -275,6 +276,10 @@ async fn diff(args: &DiffArgs, session: &Session, printer: &Printer) -> anyhow::
             }
         )
     })?;
+    // Their objects are compared encrypted: every encrypted value shows as a change.
+    for failure in &undecrypted {
+        printer.warn(&format!("not decrypted: {}", failure.error));
+    }
     let spinner = printer.spinner("discovering the API server's kinds");
     let kinds = Kinds::discover(&session.client).await?;
     spinner.finish_and_clear();
