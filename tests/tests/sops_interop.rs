@@ -348,7 +348,14 @@ fn encrypted_tree_renders_like_kustomize_of_the_decrypted_tree() {
         &["--encrypted-regex", "^(data|stringData)$"],
     );
     let enc_env = s.sops_encrypt("app.env", DOTENV.as_bytes(), &[]);
-    let kustomization = "namespace: shop\nnamePrefix: prod-\nresources:\n- secret.yaml\nsecretGenerator:\n- name: app\n  envs:\n  - app.env\n";
+    let json_secret = r#"{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "api"}, "stringData": {"token": "t0k3n"}}"#;
+    let enc_json = s.sops_encrypt(
+        "api.json",
+        json_secret.as_bytes(),
+        &["--encrypted-regex", "^stringData$"],
+    );
+    let enc_cert = s.sops_encrypt("tls.crt", BINARY, &[]);
+    let kustomization = "namespace: shop\nnamePrefix: prod-\nresources:\n- secret.yaml\n- api.json\nsecretGenerator:\n- name: app\n  envs:\n  - app.env\n- name: tls\n  files:\n  - tls.crt\n";
     let plain_dir = dir_of(&s).join("plain");
     let enc_dir = dir_of(&s).join("encrypted");
     for d in [&plain_dir, &enc_dir] {
@@ -357,6 +364,18 @@ fn encrypted_tree_renders_like_kustomize_of_the_decrypted_tree() {
     }
     std::fs::write(enc_dir.join("secret.yaml"), &enc_secret).unwrap();
     std::fs::write(enc_dir.join("app.env"), &enc_env).unwrap();
+    std::fs::write(enc_dir.join("api.json"), &enc_json).unwrap();
+    std::fs::write(enc_dir.join("tls.crt"), &enc_cert).unwrap();
+    std::fs::write(
+        plain_dir.join("api.json"),
+        s.sops_decrypt("enc.api.json").unwrap(),
+    )
+    .unwrap();
+    std::fs::write(
+        plain_dir.join("tls.crt"),
+        s.sops_decrypt("enc.tls.crt").unwrap(),
+    )
+    .unwrap();
     std::fs::write(
         plain_dir.join("secret.yaml"),
         s.sops_decrypt("enc.secret.yaml").unwrap(),
@@ -385,10 +404,7 @@ fn encrypted_tree_renders_like_kustomize_of_the_decrypted_tree() {
     assert_eq!(ours.to_yaml(), String::from_utf8(kubectl.stdout).unwrap());
     let mut decrypted = source.decrypted();
     decrypted.sort();
-    assert_eq!(
-        decrypted,
-        vec!["app.env".to_string(), "secret.yaml".to_string()]
-    );
+    assert_eq!(decrypted, ["api.json", "app.env", "secret.yaml", "tls.crt"]);
 
     // The encrypted file is where the value is: its line, not a line of some decrypted copy.
     let obj = ours
