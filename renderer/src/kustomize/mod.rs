@@ -22,6 +22,7 @@ mod error;
 pub mod fieldspec;
 mod generate;
 mod kfile;
+mod kschema;
 mod order;
 mod patches;
 mod plugins;
@@ -112,6 +113,14 @@ pub fn render(
     for r in items.iter_mut() {
         resource::stringify_annotations(&mut r.value, &Default::default(), "");
     }
+    // kustomize's `IgnoreLocal`, once at the root after vars: objects annotated
+    // `config.kubernetes.io/local-config` (any value but "false") served as sources only.
+    items.retain(|r| {
+        r.value
+            .pointer("/metadata/annotations/config.kubernetes.io~1local-config")
+            .and_then(Value::as_str)
+            .is_none_or(|v| v == "false")
+    });
     if let Some(r) = items
         .iter()
         .find(|r| crate::yaml::emit::unprintable(&r.value).is_some())

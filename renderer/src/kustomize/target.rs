@@ -76,7 +76,9 @@ impl<'a> Builder<'a> {
             }
             Err(e) => return Err(self.err(e)),
         };
-        if k.is_component {
+        // kubectl renders a Component given directly as a kustomization; only one listed
+        // under `resources:` is refused.
+        if k.is_component && from.is_some() {
             return Err(self.err(at(
                 ErrorKind::Invalid,
                 format!("expected kind != 'Component' for path '{dir}'"),
@@ -158,7 +160,9 @@ impl<'a> Builder<'a> {
             rm,
             &config,
         ))?;
-        run(vars::merge(&mut rm.vars, vars::read(k)?))?;
+        let declared = vars::read(k)?;
+        run(vars::bind(&declared, &mut rm.items))?;
+        run(vars::merge(&mut rm.vars, declared))?;
         let applied = configured_transformers(k);
         if !applied.is_empty() {
             for r in &mut rm.items {
@@ -394,6 +398,7 @@ impl<'a> Builder<'a> {
             suffixes: vec![],
             origin: super::resource::ResOrigin::File,
             transformations: vec![],
+            var_refs: vec![],
         })
     }
 

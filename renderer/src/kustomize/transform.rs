@@ -56,6 +56,11 @@ pub fn namespace(
             .iter()
             .filter(|s| s.applies_to(&api, &kind))
         {
+            // Only the core Namespace kind is renamed: kubectl leaves other groups'
+            // `Namespace` kinds their names.
+            if kind == "Namespace" && api.contains('/') && spec.path == "metadata/name" {
+                continue;
+            }
             let create = spec.create;
             fieldspec::visit(&mut r.value, spec, &mut |parent, key, path| {
                 if create || parent.contains_key(key) {

@@ -1,0 +1,346 @@
+//! The shape of kustomize v5.5.0's `Kustomization` Go type, for decoding field names the way
+//! kubectl does.
+//!
+//! kubectl turns a kustomization into JSON (keys sorted, duplicates already collapsed by the
+//! YAML decoder, last wins) and decodes it with `encoding/json`, which matches a key to a
+//! struct field case-insensitively (`nameprefix` is `namePrefix`, `fieldPath` is
+//! `fieldpath`) and, with `DisallowUnknownFields`, refuses any other key. [`canonicalize`]
+//! renames every key to its field's spelling so the rest of the engine reads one spelling,
+//! and names the file and line of a key that is no field.
+
+use serde_json::{Map, Value};
+
+/// What a field holds. Maps of free-form keys (`commonLabels`, `openapi`) and scalars are
+/// [`Shape::Leaf`]: their keys are data, not field names.
+#[derive(Debug)]
+pub enum Shape {
+    Leaf,
+    Struct(&'static [(&'static str, Shape)]),
+    List(&'static Shape),
+}
+
+use Shape::{Leaf, List, Struct};
+
+const GENERATOR_OPTIONS: &[(&str, Shape)] = &[
+    ("labels", Leaf),
+    ("annotations", Leaf),
+    ("disableNameSuffixHash", Leaf),
+    ("immutable", Leaf),
+];
+
+/// `types.ResId` with its inlined `Gvk`, and the selectors built on it.
+const SELECTOR: &[(&str, Shape)] = &[
+    ("group", Leaf),
+    ("version", Leaf),
+    ("kind", Leaf),
+    ("name", Leaf),
+    ("namespace", Leaf),
+    ("annotationSelector", Leaf),
+    ("labelSelector", Leaf),
+];
+
+const FIELD_OPTIONS: &[(&str, Shape)] = &[
+    ("delimiter", Leaf),
+    ("index", Leaf),
+    ("encoding", Leaf),
+    ("create", Leaf),
+];
+
+const FIELD_SPEC: &[(&str, Shape)] = &[
+    ("group", Leaf),
+    ("version", Leaf),
+    ("kind", Leaf),
+    ("path", Leaf),
+    ("create", Leaf),
+];
+
+const PATCH: &[(&str, Shape)] = &[
+    ("path", Leaf),
+    ("patch", Leaf),
+    ("target", Struct(SELECTOR)),
+    ("options", Leaf),
+];
+
+const REPLACEMENT: &[(&str, Shape)] = &[
+    ("path", Leaf),
+    (
+        "source",
+        Struct(&[
+            ("group", Leaf),
+            ("version", Leaf),
+            ("kind", Leaf),
+            ("name", Leaf),
+            ("namespace", Leaf),
+            ("fieldPath", Leaf),
+            ("options", Struct(FIELD_OPTIONS)),
+        ]),
+    ),
+    (
+        "targets",
+        List(&Struct(&[
+            ("select", Struct(SELECTOR)),
+            ("reject", List(&Struct(SELECTOR))),
+            ("fieldPaths", Leaf),
+            ("options", Struct(FIELD_OPTIONS)),
+        ])),
+    ),
+];
+
+/// A `replacements:` file holds a list of these (without `path`).
+pub const REPLACEMENT_LIST: Shape = List(&Struct(REPLACEMENT));
+
+const GENERATOR_ARGS: &[(&str, Shape)] = &[
+    ("namespace", Leaf),
+    ("name", Leaf),
+    ("behavior", Leaf),
+    ("literals", Leaf),
+    ("files", Leaf),
+    ("envs", Leaf),
+    ("env", Leaf),
+    ("options", Struct(GENERATOR_OPTIONS)),
+    // Only `secretGenerator` has `type`; kustomize's decoder accepts it on both because
+    // it reads the same struct layout for each, so refusing it here would be stricter.
+    ("type", Leaf),
+];
+
+const IMAGE: &[(&str, Shape)] = &[
+    ("name", Leaf),
+    ("newName", Leaf),
+    ("tagSuffix", Leaf),
+    ("newTag", Leaf),
+    ("digest", Leaf),
+];
+
+/// Every field of `types.Kustomization`.
+pub const KUSTOMIZATION: Shape = Struct(&[
+    ("apiVersion", Leaf),
+    ("kind", Leaf),
+    (
+        "metadata",
+        Struct(&[
+            ("name", Leaf),
+            ("namespace", Leaf),
+            ("labels", Leaf),
+            ("annotations", Leaf),
+        ]),
+    ),
+    ("openapi", Leaf),
+    ("namePrefix", Leaf),
+    ("nameSuffix", Leaf),
+    ("namespace", Leaf),
+    ("commonLabels", Leaf),
+    (
+        "labels",
+        List(&Struct(&[
+            ("pairs", Leaf),
+            ("includeSelectors", Leaf),
+            ("includeTemplates", Leaf),
+            ("fields", List(&Struct(FIELD_SPEC))),
+        ])),
+    ),
+    ("commonAnnotations", Leaf),
+    ("patchesStrategicMerge", Leaf),
+    ("patchesJson6902", List(&Struct(PATCH))),
+    ("patches", List(&Struct(PATCH))),
+    ("images", List(&Struct(IMAGE))),
+    ("imageTags", List(&Struct(IMAGE))),
+    ("replacements", List(&Struct(REPLACEMENT))),
+    (
+        "replicas",
+        List(&Struct(&[("name", Leaf), ("count", Leaf)])),
+    ),
+    (
+        "vars",
+        List(&Struct(&[
+            ("name", Leaf),
+            (
+                "objref",
+                Struct(&[
+                    ("apiVersion", Leaf),
+                    ("group", Leaf),
+                    ("version", Leaf),
+                    ("kind", Leaf),
+                    ("name", Leaf),
+                    ("namespace", Leaf),
+                ]),
+            ),
+            ("fieldref", Struct(&[("fieldPath", Leaf)])),
+        ])),
+    ),
+    (
+        "sortOptions",
+        Struct(&[
+            ("order", Leaf),
+            (
+                "legacySortOptions",
+                Struct(&[("orderFirst", Leaf), ("orderLast", Leaf)]),
+            ),
+        ]),
+    ),
+    ("resources", Leaf),
+    ("components", Leaf),
+    ("crds", Leaf),
+    ("bases", Leaf),
+    ("configMapGenerator", List(&Struct(GENERATOR_ARGS))),
+    ("secretGenerator", List(&Struct(GENERATOR_ARGS))),
+    ("helmGlobals", Leaf),
+    ("helmCharts", Leaf),
+    ("helmChartInflationGenerator", Leaf),
+    ("generatorOptions", Struct(GENERATOR_OPTIONS)),
+    ("configurations", Leaf),
+    ("generators", Leaf),
+    ("transformers", Leaf),
+    ("validators", Leaf),
+    ("buildMetadata", Leaf),
+]);
+
+/// A key that names no field: its JSON pointer (as written) and the key.
+#[derive(Debug, PartialEq, Eq)]
+pub struct UnknownKey {
+    pub pointer: String,
+    pub key: String,
+}
+
+/// One renamed key: the pointer as written and the pointer after renaming.
+pub type Rename = (String, String);
+
+/// Renames every field key of `v` to the spelling of its Go field, in place. Keys that
+/// fold to the same field keep the value of the one that sorts last (encoding/json sees
+/// them in sorted order and the later assignment wins; objects merge, as decoding into an
+/// existing struct or map does). Returns the renames (outermost first) so positions can
+/// follow, or the first key that is no field.
+pub fn canonicalize(v: &mut Value, shape: &Shape, strict: bool) -> Result<Vec<Rename>, UnknownKey> {
+    let mut renames = Vec::new();
+    walk(v, shape, &mut String::new(), strict, &mut renames)?;
+    Ok(renames)
+}
+
+fn walk(
+    v: &mut Value,
+    shape: &Shape,
+    ptr: &mut String,
+    strict: bool,
+    renames: &mut Vec<Rename>,
+) -> Result<(), UnknownKey> {
+    match (shape, v) {
+        (Leaf, _) => Ok(()),
+        (List(item), Value::Array(items)) => {
+            for (i, it) in items.iter_mut().enumerate() {
+                let len = ptr.len();
+                ptr.push('/');
+                ptr.push_str(&i.to_string());
+                walk(it, item, ptr, strict, renames)?;
+                ptr.truncate(len);
+            }
+            Ok(())
+        }
+        (Struct(fields), Value::Object(map)) => {
+            if map.keys().all(|k| fields.iter().any(|(f, _)| f == k)) {
+                // The common case: every key already spelled as its field.
+                for (f, s) in *fields {
+                    if let Some(child) = map.get_mut(*f) {
+                        let len = ptr.len();
+                        ptr.push('/');
+                        ptr.push_str(&crate::yaml::escape_pointer(f));
+                        walk(child, s, ptr, strict, renames)?;
+                        ptr.truncate(len);
+                    }
+                }
+                return Ok(());
+            }
+            let mut keys: Vec<String> = map.keys().cloned().collect();
+            keys.sort();
+            let mut out = Map::new();
+            for key in keys {
+                let value = map.remove(&key).expect("key listed");
+                let escaped = crate::yaml::escape_pointer(&key).into_owned();
+                let Some((field, _)) = fields.iter().find(|(f, _)| fold_eq(f, &key)) else {
+                    if strict {
+                        return Err(UnknownKey {
+                            pointer: format!("{ptr}/{escaped}"),
+                            key,
+                        });
+                    }
+                    continue;
+                };
+                if key != *field {
+                    renames.push((
+                        format!("{ptr}/{escaped}"),
+                        format!("{ptr}/{}", crate::yaml::escape_pointer(field)),
+                    ));
+                }
+                match (out.get_mut(*field), value) {
+                    (Some(Value::Object(prev)), Value::Object(next)) => prev.extend(next),
+                    (_, value) => {
+                        out.insert((*field).to_string(), value);
+                    }
+                }
+            }
+            for (f, s) in *fields {
+                if let Some(child) = out.get_mut(*f) {
+                    let len = ptr.len();
+                    ptr.push('/');
+                    ptr.push_str(&crate::yaml::escape_pointer(f));
+                    walk(child, s, ptr, strict, renames)?;
+                    ptr.truncate(len);
+                }
+            }
+            *map = out;
+            Ok(())
+        }
+        // Wrong types are reported by the readers of each field, with their own messages.
+        _ => Ok(()),
+    }
+}
+
+/// encoding/json's case folding: ASCII case, plus the two non-ASCII letters that fold to
+/// ASCII ones (`ſ` to `s`, the Kelvin sign to `k`).
+fn fold_eq(field: &str, key: &str) -> bool {
+    let fold = |c: char| match c {
+        'ſ' => 's',
+        '\u{212a}' => 'k',
+        c => c.to_ascii_lowercase(),
+    };
+    field.chars().map(fold).eq(key.chars().map(fold))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn keys_fold_to_fields_and_last_sorted_wins() {
+        let mut v = json!({
+            "namePrefix": "a-",
+            "nameprefix": "b-",
+            "vars": [{"name": "X", "ObjRef": {"Kind": "Service"}, "fieldRef": {"fieldpath": "data.x"}}],
+            "commonLabels": {"App": "x"},
+        });
+        let renames = canonicalize(&mut v, &KUSTOMIZATION, true).unwrap();
+        assert_eq!(v["namePrefix"], "b-");
+        assert!(v.get("nameprefix").is_none());
+        assert_eq!(v["vars"][0]["objref"]["kind"], "Service");
+        assert_eq!(v["vars"][0]["fieldref"]["fieldPath"], "data.x");
+        // Map keys are data: never renamed.
+        assert_eq!(v["commonLabels"]["App"], "x");
+        assert!(renames.contains(&("/vars/0/ObjRef".into(), "/vars/0/objref".into())));
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let mut v = json!({"vars": [{"name": "X", "fieldref": {"fieldpath": "a", "bar": 1}}]});
+        let e = canonicalize(&mut v, &KUSTOMIZATION, true).unwrap_err();
+        assert_eq!(e.pointer, "/vars/0/fieldref/bar");
+        let mut v = json!([{"source": {"kind": "A", "extra": 1}}]);
+        canonicalize(&mut v, &REPLACEMENT_LIST, false).unwrap();
+        assert!(v[0]["source"].get("extra").is_none());
+    }
+
+    #[test]
+    fn folding_matches_encoding_json() {
+        assert!(fold_eq("namePrefix", "NAMEPREFIX"));
+        assert!(fold_eq("kind", "\u{212a}ind"));
+        assert!(!fold_eq("namePrefix", "name_prefix"));
+    }
+}
