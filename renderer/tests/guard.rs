@@ -1,7 +1,8 @@
 //! The guard: a corpus of deliberately odd but valid inputs (`tests/guard/`). Each case
 //! either renders byte-identically to `kubectl kustomize` or fails naming a file and a
 //! line — a render that differs from kubectl without an error is the one outcome refused.
-//! Cases kubectl refuses must be refused by us too. Both `--reorder` modes are checked.
+//! Cases kubectl refuses must be refused by us too (naming at least the file). Both
+//! `--reorder` modes are checked.
 //!
 //! The difference from `differential.rs`: there, refusing what kubectl renders is a
 //! failure; here it is allowed (the construct is not implemented), but only loudly.
@@ -39,10 +40,13 @@ fn check(case: &Path, rel: &str, mode: Reorder) -> Result<Outcome, String> {
             "{mode:?}: kubectl refuses ({}), ours rendered",
             e.trim()
         )),
-        (_, Err(e)) if e.file.is_empty() || e.line == 0 => Err(format!(
-            "{mode:?}: refused without naming a file and line: {e}"
+        (Ok(_), Err(e)) if e.file.is_empty() || e.line == 0 => Err(format!(
+            "{mode:?}: refused what kubectl renders without naming a file and line: {e}"
         )),
         (Ok(_), Err(e)) => Ok(Outcome::Refused(e.to_string())),
+        (Err(_), Err(e)) if e.file.is_empty() => {
+            Err(format!("{mode:?}: refused without naming a file: {e}"))
+        }
         (Err(_), Err(_)) => Ok(Outcome::BothRefused),
     }
 }

@@ -198,6 +198,13 @@ pub fn load(source: &dyn Source, dir: &str) -> Result<Option<KFile>, RenderError
             ));
         }
     }
+    // `map[string]string` fields: a value YAML 1.1 types as a bool or number (`y`, `on`,
+    // `1`) fails kubectl's decoding.
+    for (ptr, field) in kschema::string_map_values(&doc, &kschema::KUSTOMIZATION) {
+        if let Some(v) = doc.pointer(&ptr) {
+            k.go_string(&ptr, v, field)?;
+        }
+    }
     if let Value::Object(doc) = doc {
         k.doc = doc;
     }

@@ -15,15 +15,17 @@ use serde_json::{Map, Value};
 #[derive(Debug)]
 pub enum Shape {
     Leaf,
+    /// A `map[string]string`: keys are data; values must decode as Go strings.
+    StrMap,
     Struct(&'static [(&'static str, Shape)]),
     List(&'static Shape),
 }
 
-use Shape::{Leaf, List, Struct};
+use Shape::{Leaf, List, StrMap, Struct};
 
 const GENERATOR_OPTIONS: &[(&str, Shape)] = &[
-    ("labels", Leaf),
-    ("annotations", Leaf),
+    ("labels", StrMap),
+    ("annotations", StrMap),
     ("disableNameSuffixHash", Leaf),
     ("immutable", Leaf),
 ];
@@ -120,25 +122,25 @@ pub const KUSTOMIZATION: Shape = Struct(&[
         Struct(&[
             ("name", Leaf),
             ("namespace", Leaf),
-            ("labels", Leaf),
-            ("annotations", Leaf),
+            ("labels", StrMap),
+            ("annotations", StrMap),
         ]),
     ),
-    ("openapi", Leaf),
+    ("openapi", StrMap),
     ("namePrefix", Leaf),
     ("nameSuffix", Leaf),
     ("namespace", Leaf),
-    ("commonLabels", Leaf),
+    ("commonLabels", StrMap),
     (
         "labels",
         List(&Struct(&[
-            ("pairs", Leaf),
+            ("pairs", StrMap),
             ("includeSelectors", Leaf),
             ("includeTemplates", Leaf),
             ("fields", List(&Struct(FIELD_SPEC))),
         ])),
     ),
-    ("commonAnnotations", Leaf),
+    ("commonAnnotations", StrMap),
     ("patchesStrategicMerge", Leaf),
     ("patchesJson6902", List(&Struct(PATCH))),
     ("patches", List(&Struct(PATCH))),
@@ -223,7 +225,7 @@ fn walk(
     renames: &mut Vec<Rename>,
 ) -> Result<(), UnknownKey> {
     match (shape, v) {
-        (Leaf, _) => Ok(()),
+        (Leaf | StrMap, _) => Ok(()),
         (List(item), Value::Array(items)) => {
             for (i, it) in items.iter_mut().enumerate() {
                 let len = ptr.len();
@@ -290,6 +292,51 @@ fn walk(
         }
         // Wrong types are reported by the readers of each field, with their own messages.
         _ => Ok(()),
+    }
+}
+
+/// JSON pointers of the values of every `map[string]string` field of `v`, with the field's
+/// name, so their Go typing can be checked.
+pub fn string_map_values(v: &Value, shape: &Shape) -> Vec<(String, &'static str)> {
+    let mut out = Vec::new();
+    collect_maps(v, shape, &mut String::new(), "", &mut out);
+    out
+}
+
+fn collect_maps(
+    v: &Value,
+    shape: &Shape,
+    ptr: &mut String,
+    name: &'static str,
+    out: &mut Vec<(String, &'static str)>,
+) {
+    match (shape, v) {
+        (StrMap, Value::Object(m)) => {
+            for k in m.keys() {
+                out.push((format!("{ptr}/{}", crate::yaml::escape_pointer(k)), name));
+            }
+        }
+        (List(item), Value::Array(items)) => {
+            for i in 0..items.len() {
+                let len = ptr.len();
+                ptr.push('/');
+                ptr.push_str(&i.to_string());
+                collect_maps(&items[i], item, ptr, name, out);
+                ptr.truncate(len);
+            }
+        }
+        (Struct(fields), Value::Object(m)) => {
+            for (f, s) in *fields {
+                if let Some(child) = m.get(*f) {
+                    let len = ptr.len();
+                    ptr.push('/');
+                    ptr.push_str(&crate::yaml::escape_pointer(f));
+                    collect_maps(child, s, ptr, f, out);
+                    ptr.truncate(len);
+                }
+            }
+        }
+        _ => {}
     }
 }
 

@@ -112,6 +112,15 @@ pub fn render(
     vars::resolve(&mut items, &rm_vars, &config.var_reference)?;
     for r in items.iter_mut() {
         resource::stringify_annotations(&mut r.value, &Default::default(), "");
+        // kustomize rewrites the annotations when it removes its build annotations, and
+        // an empty (or null) map is then dropped.
+        if let Some(meta) = r.value.get_mut("metadata").and_then(Value::as_object_mut)
+            && meta
+                .get("annotations")
+                .is_some_and(|a| a.is_null() || a.as_object().is_some_and(|m| m.is_empty()))
+        {
+            meta.remove("annotations");
+        }
     }
     // kustomize's `IgnoreLocal`, once at the root after vars: objects annotated
     // `config.kubernetes.io/local-config` (any value but "false") served as sources only.

@@ -146,7 +146,9 @@ impl Walk<'_> {
                         _ if created => String::new(),
                         Value::String(_) | Value::Number(_) | Value::Bool(_) => scalar_text(cur),
                         _ => {
-                            return Err("delimiter option can only be used with scalar nodes".into());
+                            return Err(
+                                "delimiter option can only be used with scalar nodes".into()
+                            );
                         }
                     };
                     let mut parts: Vec<String> = text.split(d).map(str::to_string).collect();

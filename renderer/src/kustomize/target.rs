@@ -586,9 +586,11 @@ fn configured_transformers(k: &KFile) -> Vec<&'static str> {
         .get("commonLabels")
         .and_then(Value::as_object)
         .is_some_and(|m| !m.is_empty());
+    // kustomize configures one LabelTransformer per `labels` entry and, whenever there is
+    // any, one more for `commonLabels` (empty or not).
     out.extend(std::iter::repeat_n(
         "LabelTransformer",
-        count("labels") + usize::from(common_labels),
+        count("labels") + usize::from(common_labels || count("labels") > 0),
     ));
     if k.get("commonAnnotations")
         .and_then(Value::as_object)
