@@ -190,8 +190,7 @@ pub fn resolve(
                 let Some(slot) = parent.get_mut(key) else {
                     return;
                 };
-                let mut used = |o: &Origin| marks.push((path.to_string(), o.clone()));
-                if let Err(e) = expand_field(slot, &values, &mut used) {
+                if let Err(e) = expand_field(slot, &values, path, &mut marks) {
                     bad.get_or_insert_with(|| format!("{path}: {e}"));
                 }
             });
@@ -215,44 +214,64 @@ type VarValue = (String, String, Origin, Value);
 
 /// kustomize's refvar filter: a string is expanded; a mapping has each string value
 /// expanded (one level); a sequence must hold only strings; anything else is left alone.
+/// Each expanded leaf is marked with the var's declaration.
 fn expand_field(
     v: &mut Value,
     values: &[VarValue],
-    used: &mut dyn FnMut(&Origin),
+    path: &str,
+    marks: &mut Vec<(String, Origin)>,
 ) -> Result<(), &'static str> {
+    use crate::provenance::{Segment, push_key, push_segment};
     match v {
         Value::Array(a) => {
             if a.iter().any(|x| !x.is_string()) {
                 return Err("invalid value type expect a string");
             }
-            a.iter_mut().for_each(|x| expand_string(x, values, used));
+            for (i, x) in a.iter_mut().enumerate() {
+                if let Some(o) = expand_string(x, values) {
+                    let mut p = path.to_string();
+                    push_segment(&mut p, &Segment::Index(i));
+                    marks.push((p, o.clone()));
+                }
+            }
         }
-        Value::Object(m) => m.values_mut().for_each(|x| expand_string(x, values, used)),
-        _ => expand_string(v, values, used),
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if let Some(o) = expand_string(x, values) {
+                    let mut p = path.to_string();
+                    let root = p.is_empty();
+                    push_key(&mut p, k, root);
+                    marks.push((p, o.clone()));
+                }
+            }
+        }
+        _ => {
+            if let Some(o) = expand_string(v, values) {
+                marks.push((path.to_string(), o.clone()));
+            }
+        }
     }
     Ok(())
 }
 
-fn expand_string(v: &mut Value, values: &[VarValue], used: &mut dyn FnMut(&Origin)) {
+/// Expands the references of one string; the origin of the (last) var used, if any.
+fn expand_string<'o>(v: &mut Value, values: &'o [VarValue]) -> Option<&'o Origin> {
     let Value::String(s) = v else {
-        return;
+        return None;
     };
     if !s.contains("$(") {
-        return;
+        return None;
     }
     // A field that is exactly one reference takes the referenced value's type.
     if let Some(name) = s.strip_prefix("$(").and_then(|r| r.strip_suffix(')'))
         && let Some((_, _, o, typed)) = values.iter().find(|(n, ..)| n == name)
     {
-        used(o);
         *v = typed.clone();
-        return;
+        return Some(o);
     }
     let (out, hit) = expand(s, values);
-    if let Some(o) = hit {
-        used(o);
-    }
     *s = out;
+    hit
 }
 
 /// Kubernetes `$(VAR)` expansion: `$$` is a literal `$`, unknown names stay as written.
