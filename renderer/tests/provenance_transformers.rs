@@ -163,7 +163,7 @@ fn at(o: &RenderedObject, field: &str) -> (String, u32, u32, SetBy) {
         f.origin.file.to_string(),
         f.origin.line,
         f.origin.col,
-        f.origin.set_by.clone(),
+        f.origin.set_by,
     )
 }
 
@@ -253,4 +253,37 @@ fn the_tree_renders_as_kubectl_does() {
     for mode in [renderer::Reorder::Legacy, renderer::Reorder::None] {
         common::compare(tmp.path(), "app", mode).unwrap();
     }
+}
+
+#[test]
+fn config_file_plugins_point_at_their_configuration() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/plugins-config-files-and-iam");
+    let src = FsSource::new(&root).unwrap();
+    let objs = renderer::render(&src, "", &RenderOptions::default())
+        .unwrap()
+        .objects;
+    let sa = |name: &str| {
+        objs.iter()
+            .find(|o| o.value["kind"] == "ServiceAccount" && o.value["metadata"]["name"] == name)
+            .unwrap()
+    };
+    let ann = "metadata.annotations[\"iam.gke.io/gcp-service-account\"]";
+    // A generator file: its document starts on line 1.
+    assert_eq!(
+        at(sa("ksa"), ann),
+        ("iam.yaml".into(), 1, 1, SetBy::Generator)
+    );
+    // An inline generator: `apiVersion: builtin` is line 7 of the kustomization.
+    assert_eq!(
+        at(sa("inline-ksa"), ann),
+        ("kustomization.yaml".into(), 7, 1, SetBy::Generator)
+    );
+    // A transformer file: the label points into its configuration.
+    let d = objs
+        .iter()
+        .find(|o| o.value["kind"] == "Deployment")
+        .unwrap();
+    assert_eq!(d.value["metadata"]["labels"]["owner"], "team");
+    assert_eq!(at(d, "metadata.labels.owner").0, "labels.yaml");
 }

@@ -317,11 +317,11 @@ fn collect_maps(
             }
         }
         (List(item), Value::Array(items)) => {
-            for i in 0..items.len() {
+            for (i, it) in items.iter().enumerate() {
                 let len = ptr.len();
                 ptr.push('/');
                 ptr.push_str(&i.to_string());
-                collect_maps(&items[i], item, ptr, name, out);
+                collect_maps(it, item, ptr, name, out);
                 ptr.truncate(len);
             }
         }

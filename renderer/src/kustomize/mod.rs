@@ -21,6 +21,7 @@
 mod error;
 pub mod fieldspec;
 mod generate;
+mod iam_policy;
 mod kfile;
 mod kschema;
 mod order;

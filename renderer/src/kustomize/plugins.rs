@@ -11,7 +11,7 @@ use super::resource::ResMap;
 use super::{generate, patches, replacements, transform};
 use crate::schema::{FieldSpec, FieldSpecs, Schema};
 use crate::source::{EntryKind, Source};
-use crate::yaml::{Positions, parse_documents};
+use crate::yaml::{Pos, Positions, parse_documents};
 
 /// Runs the entries of `field` (`generators` or `transformers`) of `k` over `rm`.
 pub fn run(
@@ -22,7 +22,12 @@ pub fn run(
     rm: &mut ResMap,
     base_specs: &FieldSpecs,
 ) -> Result<(), RenderError> {
-    for (i, (entry, pos)) in k.strings(field)?.into_iter().enumerate() {
+    // kustomize loads inline configurations first, then the files and directories named
+    // (`configureExternalGenerators`/`Transformers`), each group in order.
+    let mut entries: Vec<(usize, (String, Pos))> =
+        k.strings(field)?.into_iter().enumerate().collect();
+    entries.sort_by_key(|(_, (entry, _))| !entry.contains('\n'));
+    for (i, (entry, pos)) in entries {
         let ptr = format!("/{field}/{i}");
         let (file, docs) = if entry.contains('\n') {
             (k.path.to_string(), parse(&k.path, &entry)?)
@@ -62,7 +67,21 @@ pub fn run(
                 }
             }
         };
-        for doc in docs {
+        for (doc, doc_line) in docs {
+            if field == "generators"
+                && doc.get("apiVersion").and_then(Value::as_str) == Some("builtin")
+                && doc.get("kind").and_then(Value::as_str) == Some("IAMPolicyGenerator")
+            {
+                // Inline configs live in the kustomization: lines count from the entry.
+                let (file, line) = if entry.contains('\n') {
+                    (k.path.clone(), pos.line + doc_line - 1)
+                } else {
+                    (std::sync::Arc::from(file.as_str()), doc_line)
+                };
+                let r = super::iam_policy::generate(&doc, &file, line)?;
+                rm.append_all(vec![r], &k.path, pos.line)?;
+                continue;
+            }
             let kf = synthesize(k, &file, pos.line, &doc, field)?;
             let specs = |f: &str| -> Vec<FieldSpec> {
                 doc.get("fieldSpecs")
@@ -87,7 +106,21 @@ pub fn run(
             match doc.get("kind").and_then(Value::as_str).unwrap_or("") {
                 "ConfigMapGenerator" | "SecretGenerator" => generate::run(source, &kf, rm)?,
                 "PrefixTransformer" | "SuffixTransformer" | "PrefixSuffixTransformer" => {
-                    transform::prefix_suffix(&kf, items)?
+                    // A config's fieldSpecs replace the defaults; kustomize requires them.
+                    let own: Vec<FieldSpec> = doc
+                        .get("fieldSpecs")
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(FieldSpec::from_value).collect())
+                        .unwrap_or_default();
+                    if own.is_empty() {
+                        return Err(RenderError::new(
+                            ErrorKind::Invalid,
+                            &file,
+                            doc_line,
+                            "fieldSpecs is not expected to be nil",
+                        ));
+                    }
+                    transform::prefix_suffix(&kf, items, &own, &own)?
                 }
                 "LabelTransformer" => transform::labels(&kf, items, &fs)?,
                 "AnnotationsTransformer" => transform::annotations(&kf, items, &fs)?,
@@ -116,14 +149,15 @@ fn unreachable_kind(kf: &KFile) -> Result<(), RenderError> {
     ))
 }
 
-fn parse(file: &str, text: &str) -> Result<Vec<Value>, RenderError> {
+/// The documents of a plugin configuration text, with the line each starts at.
+fn parse(file: &str, text: &str) -> Result<Vec<(Value, u32)>, RenderError> {
     let docs = parse_documents(text).map_err(|e| {
         RenderError::new(ErrorKind::Yaml, file, e.line, e.message).at(e.line, e.col)
     })?;
     Ok(docs
         .into_iter()
-        .map(|d| d.value)
-        .filter(|v| !v.is_null())
+        .filter(|d| !d.value.is_null())
+        .map(|d| (d.value, d.start.line))
         .collect())
 }
 

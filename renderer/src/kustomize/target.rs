@@ -144,7 +144,12 @@ impl<'a> Builder<'a> {
         run(patches::patch_entries(schema, self.source, k, rm))?;
         let items = &mut rm.items;
         run(transform::namespace(k, items, &config))?;
-        run(transform::prefix_suffix(k, items))?;
+        run(transform::prefix_suffix(
+            k,
+            items,
+            &config.name_prefix,
+            &config.name_suffix,
+        ))?;
         run(transform::labels(k, items, &config))?;
         run(transform::annotations(k, items, &config))?;
         run(patches::json6902_entries(self.source, k, rm))?;

@@ -96,9 +96,11 @@ impl Schema {
             .enumerate()
             .map(|(i, k)| (k.as_str(), i))
             .collect();
-        let mut schema = Schema::default();
         // Definitions keep their indexes; inline object schemas get types after them.
-        schema.types = defs.iter().map(|_| TypeDef::default()).collect();
+        let mut schema = Schema {
+            types: defs.iter().map(|_| TypeDef::default()).collect(),
+            ..Schema::default()
+        };
         for (i, (name, def)) in defs.iter().enumerate() {
             schema.types[i] = type_def(def, &index, &mut schema.types);
             for gvk in def
