@@ -116,30 +116,37 @@ impl<'a> Builder<'a> {
             rm.append_all(sub.items, &k.path, pos.line)
                 .map_err(|e| self.err(e.at(pos.line, pos.col)))?;
         }
-        for (entry, pos) in k.strings("components")? {
-            self.component(k, &entry, pos, rm)?;
-        }
         self.check_unimplemented(k)?;
         for cfg in self.configurations(k)? {
             rm.configs.push(cfg);
         }
-        let config = rm.field_specs();
         let chain = self.chain.clone();
         let run = |r: Result<(), RenderError>| r.map_err(|e| e.with_chain(&chain));
+        // kustomize's accumulateTarget: generators run before components, so a
+        // component's transformers see this kustomization's generated objects.
         run(generate::run(self.source, k, rm))?;
+        {
+            let config = rm.field_specs();
+            let schema = self.schemas.last().cloned();
+            let schema: &Schema = schema.as_deref().unwrap_or_else(|| Schema::builtin());
+            run(plugins::run(
+                self.source,
+                schema,
+                k,
+                "generators",
+                rm,
+                &config,
+            ))?;
+        }
+        for (entry, pos) in k.strings("components")? {
+            self.component(k, &entry, pos, rm)?;
+        }
+        let config = rm.field_specs();
         if let Some(schema) = self.openapi(k)? {
             self.schemas.push(Arc::new(schema));
         }
         let schema = self.schemas.last().cloned();
         let schema: &Schema = schema.as_deref().unwrap_or_else(|| Schema::builtin());
-        run(plugins::run(
-            self.source,
-            schema,
-            k,
-            "generators",
-            rm,
-            &config,
-        ))?;
         run(patches::strategic_merge_entries(schema, self.source, k, rm))?;
         run(patches::patch_entries(schema, self.source, k, rm))?;
         let items = &mut rm.items;
