@@ -202,7 +202,7 @@ fn run_docs(
                 if own.is_empty() {
                     return Err(RenderError::new(
                         ErrorKind::Invalid,
-                        &file,
+                        file,
                         doc_line,
                         "fieldSpecs is not expected to be nil",
                     ));
