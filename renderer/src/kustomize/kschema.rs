@@ -100,8 +100,18 @@ const GENERATOR_ARGS: &[(&str, Shape)] = &[
     ("envs", Leaf),
     ("env", Leaf),
     ("options", Struct(GENERATOR_OPTIONS)),
-    // Only `secretGenerator` has `type`; kustomize's decoder accepts it on both because
-    // it reads the same struct layout for each, so refusing it here would be stricter.
+];
+
+/// `secretGenerator` entries: the generator arguments and `type`.
+const SECRET_ARGS: &[(&str, Shape)] = &[
+    ("namespace", Leaf),
+    ("name", Leaf),
+    ("behavior", Leaf),
+    ("literals", Leaf),
+    ("files", Leaf),
+    ("envs", Leaf),
+    ("env", Leaf),
+    ("options", Struct(GENERATOR_OPTIONS)),
     ("type", Leaf),
 ];
 
@@ -184,7 +194,7 @@ pub const KUSTOMIZATION: Shape = Struct(&[
     ("crds", Leaf),
     ("bases", Leaf),
     ("configMapGenerator", List(&Struct(GENERATOR_ARGS))),
-    ("secretGenerator", List(&Struct(GENERATOR_ARGS))),
+    ("secretGenerator", List(&Struct(SECRET_ARGS))),
     ("helmGlobals", Leaf),
     ("helmCharts", Leaf),
     ("helmChartInflationGenerator", Leaf),
