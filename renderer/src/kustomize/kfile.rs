@@ -198,9 +198,9 @@ pub fn load(source: &dyn Source, dir: &str) -> Result<Option<KFile>, RenderError
             ));
         }
     }
-    // `map[string]string` fields: a value YAML 1.1 types as a bool or number (`y`, `on`,
-    // `1`) fails kubectl's decoding.
-    for (ptr, field) in kschema::string_map_values(&doc, &kschema::KUSTOMIZATION) {
+    // String fields and `map[string]string` values: a plain scalar YAML 1.1 types as a
+    // bool or number (`y`, `on`, `1`) fails kubectl's decoding.
+    for (ptr, field) in kschema::go_strings(&doc, &kschema::KUSTOMIZATION) {
         if let Some(v) = doc.pointer(&ptr) {
             k.go_string(&ptr, v, field)?;
         }

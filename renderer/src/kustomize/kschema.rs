@@ -15,13 +15,15 @@ use serde_json::{Map, Value};
 #[derive(Debug)]
 pub enum Shape {
     Leaf,
+    /// A Go `string`: a plain scalar YAML 1.1 types otherwise (`yes`, `n`, `1`) fails.
+    Str,
     /// A `map[string]string`: keys are data; values must decode as Go strings.
     StrMap,
     Struct(&'static [(&'static str, Shape)]),
     List(&'static Shape),
 }
 
-use Shape::{Leaf, List, StrMap, Struct};
+use Shape::{Leaf, List, Str, StrMap, Struct};
 
 const GENERATOR_OPTIONS: &[(&str, Shape)] = &[
     ("labels", StrMap),
@@ -32,48 +34,48 @@ const GENERATOR_OPTIONS: &[(&str, Shape)] = &[
 
 /// `types.ResId` with its inlined `Gvk`, and the selectors built on it.
 const SELECTOR: &[(&str, Shape)] = &[
-    ("group", Leaf),
-    ("version", Leaf),
-    ("kind", Leaf),
-    ("name", Leaf),
-    ("namespace", Leaf),
-    ("annotationSelector", Leaf),
-    ("labelSelector", Leaf),
+    ("group", Str),
+    ("version", Str),
+    ("kind", Str),
+    ("name", Str),
+    ("namespace", Str),
+    ("annotationSelector", Str),
+    ("labelSelector", Str),
 ];
 
 const FIELD_OPTIONS: &[(&str, Shape)] = &[
-    ("delimiter", Leaf),
+    ("delimiter", Str),
     ("index", Leaf),
-    ("encoding", Leaf),
+    ("encoding", Str),
     ("create", Leaf),
 ];
 
 const FIELD_SPEC: &[(&str, Shape)] = &[
-    ("group", Leaf),
-    ("version", Leaf),
-    ("kind", Leaf),
-    ("path", Leaf),
+    ("group", Str),
+    ("version", Str),
+    ("kind", Str),
+    ("path", Str),
     ("create", Leaf),
 ];
 
 const PATCH: &[(&str, Shape)] = &[
-    ("path", Leaf),
-    ("patch", Leaf),
+    ("path", Str),
+    ("patch", Str),
     ("target", Struct(SELECTOR)),
     ("options", Leaf),
 ];
 
 const REPLACEMENT: &[(&str, Shape)] = &[
-    ("path", Leaf),
+    ("path", Str),
     (
         "source",
         Struct(&[
-            ("group", Leaf),
-            ("version", Leaf),
-            ("kind", Leaf),
-            ("name", Leaf),
-            ("namespace", Leaf),
-            ("fieldPath", Leaf),
+            ("group", Str),
+            ("version", Str),
+            ("kind", Str),
+            ("name", Str),
+            ("namespace", Str),
+            ("fieldPath", Str),
             ("options", Struct(FIELD_OPTIONS)),
         ]),
     ),
@@ -92,54 +94,54 @@ const REPLACEMENT: &[(&str, Shape)] = &[
 pub const REPLACEMENT_LIST: Shape = List(&Struct(REPLACEMENT));
 
 const GENERATOR_ARGS: &[(&str, Shape)] = &[
-    ("namespace", Leaf),
-    ("name", Leaf),
-    ("behavior", Leaf),
+    ("namespace", Str),
+    ("name", Str),
+    ("behavior", Str),
     ("literals", Leaf),
     ("files", Leaf),
     ("envs", Leaf),
-    ("env", Leaf),
+    ("env", Str),
     ("options", Struct(GENERATOR_OPTIONS)),
 ];
 
 /// `secretGenerator` entries: the generator arguments and `type`.
 const SECRET_ARGS: &[(&str, Shape)] = &[
-    ("namespace", Leaf),
-    ("name", Leaf),
-    ("behavior", Leaf),
+    ("namespace", Str),
+    ("name", Str),
+    ("behavior", Str),
     ("literals", Leaf),
     ("files", Leaf),
     ("envs", Leaf),
-    ("env", Leaf),
+    ("env", Str),
     ("options", Struct(GENERATOR_OPTIONS)),
-    ("type", Leaf),
+    ("type", Str),
 ];
 
 const IMAGE: &[(&str, Shape)] = &[
-    ("name", Leaf),
-    ("newName", Leaf),
-    ("tagSuffix", Leaf),
-    ("newTag", Leaf),
-    ("digest", Leaf),
+    ("name", Str),
+    ("newName", Str),
+    ("tagSuffix", Str),
+    ("newTag", Str),
+    ("digest", Str),
 ];
 
 /// Every field of `types.Kustomization`.
 pub const KUSTOMIZATION: Shape = Struct(&[
-    ("apiVersion", Leaf),
-    ("kind", Leaf),
+    ("apiVersion", Str),
+    ("kind", Str),
     (
         "metadata",
         Struct(&[
-            ("name", Leaf),
-            ("namespace", Leaf),
+            ("name", Str),
+            ("namespace", Str),
             ("labels", StrMap),
             ("annotations", StrMap),
         ]),
     ),
     ("openapi", StrMap),
-    ("namePrefix", Leaf),
-    ("nameSuffix", Leaf),
-    ("namespace", Leaf),
+    ("namePrefix", Str),
+    ("nameSuffix", Str),
+    ("namespace", Str),
     ("commonLabels", StrMap),
     (
         "labels",
@@ -157,32 +159,29 @@ pub const KUSTOMIZATION: Shape = Struct(&[
     ("images", List(&Struct(IMAGE))),
     ("imageTags", List(&Struct(IMAGE))),
     ("replacements", List(&Struct(REPLACEMENT))),
-    (
-        "replicas",
-        List(&Struct(&[("name", Leaf), ("count", Leaf)])),
-    ),
+    ("replicas", List(&Struct(&[("name", Str), ("count", Leaf)]))),
     (
         "vars",
         List(&Struct(&[
-            ("name", Leaf),
+            ("name", Str),
             (
                 "objref",
                 Struct(&[
-                    ("apiVersion", Leaf),
-                    ("group", Leaf),
-                    ("version", Leaf),
-                    ("kind", Leaf),
-                    ("name", Leaf),
-                    ("namespace", Leaf),
+                    ("apiVersion", Str),
+                    ("group", Str),
+                    ("version", Str),
+                    ("kind", Str),
+                    ("name", Str),
+                    ("namespace", Str),
                 ]),
             ),
-            ("fieldref", Struct(&[("fieldPath", Leaf)])),
+            ("fieldref", Struct(&[("fieldPath", Str)])),
         ])),
     ),
     (
         "sortOptions",
         Struct(&[
-            ("order", Leaf),
+            ("order", Str),
             (
                 "legacySortOptions",
                 Struct(&[("orderFirst", Leaf), ("orderLast", Leaf)]),
@@ -235,7 +234,7 @@ fn walk(
     renames: &mut Vec<Rename>,
 ) -> Result<(), UnknownKey> {
     match (shape, v) {
-        (Leaf | StrMap, _) => Ok(()),
+        (Leaf | Str | StrMap, _) => Ok(()),
         (List(item), Value::Array(items)) => {
             for (i, it) in items.iter_mut().enumerate() {
                 let len = ptr.len();
@@ -305,9 +304,9 @@ fn walk(
     }
 }
 
-/// JSON pointers of the values of every `map[string]string` field of `v`, with the field's
-/// name, so their Go typing can be checked.
-pub fn string_map_values(v: &Value, shape: &Shape) -> Vec<(String, &'static str)> {
+/// JSON pointers of every Go `string` of `v` (string fields, values of `map[string]string`
+/// fields), with the field's name, so their YAML 1.1 typing can be checked.
+pub fn go_strings(v: &Value, shape: &Shape) -> Vec<(String, &'static str)> {
     let mut out = Vec::new();
     collect_maps(v, shape, &mut String::new(), "", &mut out);
     out
@@ -321,6 +320,7 @@ fn collect_maps(
     out: &mut Vec<(String, &'static str)>,
 ) {
     match (shape, v) {
+        (Str, v) if !v.is_object() && !v.is_array() => out.push((ptr.clone(), name)),
         (StrMap, Value::Object(m)) => {
             for k in m.keys() {
                 out.push((format!("{ptr}/{}", crate::yaml::escape_pointer(k)), name));
@@ -392,6 +392,34 @@ mod tests {
         let mut v = json!([{"source": {"kind": "A", "extra": 1}}]);
         canonicalize(&mut v, &REPLACEMENT_LIST, false).unwrap();
         assert!(v[0]["source"].get("extra").is_none());
+    }
+
+    #[test]
+    fn go_strings_are_found_at_every_depth() {
+        let v = json!({
+            "metadata": {"namespace": "n", "labels": {"a": "b"}},
+            "images": [{"name": "x", "newTag": "1"}],
+            "resources": ["a.yaml"],
+            "replicas": [{"name": "r", "count": 2}],
+        });
+        let found: Vec<String> = go_strings(&v, &KUSTOMIZATION)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        for p in [
+            "/metadata/namespace",
+            "/metadata/labels/a",
+            "/images/0/name",
+            "/images/0/newTag",
+            "/replicas/0/name",
+        ] {
+            assert!(found.iter().any(|f| f == p), "{p} missing from {found:?}");
+        }
+        assert!(
+            !found
+                .iter()
+                .any(|f| f.starts_with("/resources") || f.ends_with("/count"))
+        );
     }
 
     #[test]
