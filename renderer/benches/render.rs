@@ -10,8 +10,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const GENERATOR: &str = "/work/shared/bench/gen_infra_repo.py";
-const KUBECTL: &str = "/usr/bin/kubectl";
+#[path = "../tests/common/tools.rs"]
+mod tools;
+
+use tools::KUBECTL;
+
 const RUNS: usize = 3;
 
 struct Sample {
@@ -51,10 +54,15 @@ fn main() {
         "cpu x",
         "mem x"
     );
+    let generator = tools::gen_infra_repo(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .expect("renderer/ is in the workspace"),
+    );
     for n in sizes {
         let tmp = tempfile::tempdir().expect("tempdir");
         let st = Command::new("python3")
-            .arg(GENERATOR)
+            .arg(&generator)
             .arg(tmp.path())
             .args(["--apps", &n.to_string()])
             .status()

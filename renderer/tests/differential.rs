@@ -96,7 +96,7 @@ fn examples_match_kubectl() {
 fn generated_infra_repo_matches_kubectl() {
     let tmp = tempfile::tempdir().unwrap();
     let status = std::process::Command::new("python3")
-        .arg("/work/shared/bench/gen_infra_repo.py")
+        .arg(common::tools::gen_infra_repo(&repo_root()))
         .arg(tmp.path())
         // More entries than the engine's parallel threshold, so cluster builds run threaded.
         .args(["--apps", "20"])

@@ -133,6 +133,7 @@ pub fn run(source: &dyn Source, k: &KFile, rm: &mut ResMap) -> Result<(), Render
                             },
                         ),
                         transformations: vec![],
+                        var_refs: vec![],
                     };
                     rm.append_all(vec![r], &k.path, k.pos(&ptr).line)?;
                 }

@@ -5,49 +5,12 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::error::{ErrorKind, RenderError};
+use super::kschema;
 use crate::source::Source;
-use crate::yaml::{Pos, Positions, escape_pointer, parse_documents};
+use crate::yaml::{Duplicates, Pos, Positions, escape_pointer, parse_documents_with};
 
 /// The file names kustomize looks for, in its order.
 pub const FILE_NAMES: [&str; 3] = ["kustomization.yaml", "kustomization.yml", "Kustomization"];
-
-/// Every field of kustomize v5.5.0's `Kustomization` type.
-const KNOWN_FIELDS: &[&str] = &[
-    "apiVersion",
-    "kind",
-    "metadata",
-    "openapi",
-    "namePrefix",
-    "nameSuffix",
-    "namespace",
-    "commonLabels",
-    "labels",
-    "commonAnnotations",
-    "patchesStrategicMerge",
-    "patchesJson6902",
-    "patches",
-    "images",
-    "imageTags",
-    "replacements",
-    "replicas",
-    "vars",
-    "sortOptions",
-    "resources",
-    "components",
-    "crds",
-    "bases",
-    "configMapGenerator",
-    "secretGenerator",
-    "helmGlobals",
-    "helmCharts",
-    "helmChartInflationGenerator",
-    "generatorOptions",
-    "configurations",
-    "generators",
-    "transformers",
-    "validators",
-    "buildMetadata",
-];
 
 const UNSUPPORTED_FIELDS: &[&str] = &["helmGlobals", "helmCharts", "helmChartInflationGenerator"];
 
@@ -177,7 +140,7 @@ pub fn load(source: &dyn Source, dir: &str) -> Result<Option<KFile>, RenderError
         }
     };
     let text = read_text(source, &path)?;
-    let mut docs = parse_documents(&text).map_err(|e| {
+    let mut docs = parse_documents_with(&text, Duplicates::LastWins).map_err(|e| {
         RenderError::new(ErrorKind::Yaml, &path, e.line, e.message).at(e.line, e.col)
     })?;
     docs.retain(|d| !d.value.is_null());
@@ -216,19 +179,40 @@ pub fn load(source: &dyn Source, dir: &str) -> Result<Option<KFile>, RenderError
         raw,
         is_component: false,
     };
-    for key in k.doc.keys() {
-        let ptr = format!("/{}", escape_pointer(key));
-        if !KNOWN_FIELDS.contains(&key.as_str()) {
+    let mut doc = Value::Object(std::mem::take(&mut k.doc));
+    match kschema::canonicalize(&mut doc, &kschema::KUSTOMIZATION, true) {
+        Ok(renames) => {
+            for (from, to) in renames {
+                k.positions.rename(&from, &to);
+                crate::yaml::rename_pointers(&mut k.raw, &from, &to);
+            }
+        }
+        Err(unknown) => {
             return Err(k.error(
                 ErrorKind::UnknownField,
-                &ptr,
-                format!("invalid Kustomization: json: unknown field {key:?}"),
+                &unknown.pointer,
+                format!(
+                    "invalid Kustomization: json: unknown field {:?}",
+                    unknown.key
+                ),
             ));
         }
+    }
+    // String fields and `map[string]string` values: a plain scalar YAML 1.1 types as a
+    // bool or number (`y`, `on`, `1`) fails kubectl's decoding.
+    for (ptr, field) in kschema::go_strings(&doc, &kschema::KUSTOMIZATION) {
+        if let Some(v) = doc.pointer(&ptr) {
+            k.go_string(&ptr, v, field)?;
+        }
+    }
+    if let Value::Object(doc) = doc {
+        k.doc = doc;
+    }
+    for key in k.doc.keys() {
         if UNSUPPORTED_FIELDS.contains(&key.as_str()) {
             return Err(k.error(
                 ErrorKind::NotSupported,
-                &ptr,
+                &format!("/{}", escape_pointer(key)),
                 format!("{key} is not supported"),
             ));
         }

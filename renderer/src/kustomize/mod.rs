@@ -21,7 +21,9 @@
 mod error;
 pub mod fieldspec;
 mod generate;
+mod iam_policy;
 mod kfile;
+mod kschema;
 mod order;
 mod patches;
 mod plugins;
@@ -111,7 +113,24 @@ pub fn render(
     vars::resolve(&mut items, &rm_vars, &config.var_reference)?;
     for r in items.iter_mut() {
         resource::stringify_annotations(&mut r.value, &Default::default(), "");
+        // kustomize rewrites the annotations when it removes its build annotations, and
+        // an empty (or null) map is then dropped.
+        if let Some(meta) = r.value.get_mut("metadata").and_then(Value::as_object_mut)
+            && meta
+                .get("annotations")
+                .is_some_and(|a| a.is_null() || a.as_object().is_some_and(|m| m.is_empty()))
+        {
+            meta.remove("annotations");
+        }
     }
+    // kustomize's `IgnoreLocal`, once at the root after vars: objects annotated
+    // `config.kubernetes.io/local-config` (any value but "false") served as sources only.
+    items.retain(|r| {
+        r.value
+            .pointer("/metadata/annotations/config.kubernetes.io~1local-config")
+            .and_then(Value::as_str)
+            .is_none_or(|v| v == "false")
+    });
     if let Some(r) = items
         .iter()
         .find(|r| crate::yaml::emit::unprintable(&r.value).is_some())

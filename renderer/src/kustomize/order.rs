@@ -81,7 +81,9 @@ fn gvk_string(id: &ResId) -> String {
 
 /// kustomize's `IdSlice` order: kind rank, then GVK text, then namespace|name.
 pub fn legacy_sort(items: &mut Vec<Resource>, order: &LegacyOrder) {
-    let mut keyed: Vec<(i64, String, String, usize)> = items
+    // (rank, gvk text, legacy id text, input index, (is a Namespace, in the core group))
+    #[allow(clippy::type_complexity)]
+    let mut keyed: Vec<(i64, String, String, usize, (bool, bool))> = items
         .iter()
         .enumerate()
         .map(|(i, r)| {
@@ -97,12 +99,15 @@ pub fn legacy_sort(items: &mut Vec<Resource>, order: &LegacyOrder) {
                 _ => "~X".to_string(),
             };
             let legacy = format!("{gvk}|{ns}|{}", id.name);
-            (order.rank(&id.kind), gvk, legacy, i)
+            let namespace = (id.kind == "Namespace", id.group.is_empty());
+            (order.rank(&id.kind), gvk, legacy, i, namespace)
         })
         .collect();
     keyed.sort_by(|a, b| {
         if a.1 != b.1 {
             return match a.0.cmp(&b.0) {
+                // kustomize puts the core Namespace kind before any other group's.
+                Ordering::Equal if a.4.0 && b.4.0 && (a.4.1 || b.4.1) => b.1.cmp(&a.1),
                 Ordering::Equal => a.1.cmp(&b.1),
                 o => o,
             };

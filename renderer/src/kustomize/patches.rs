@@ -225,10 +225,14 @@ pub fn patch_entries(
             .get("path")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty());
+        // kustomize's PatchTransformer trims the inline text (`strings.TrimSpace`), so a
+        // block scalar on its last line ends at the end of the text. Leading space is kept:
+        // it changes no value, and line numbers count from it.
         let inline = e
             .get("patch")
             .and_then(Value::as_str)
-            .filter(|s| !s.is_empty());
+            .map(str::trim_end)
+            .filter(|s| !s.trim_start().is_empty());
         let text_ptr = if path.is_some() {
             format!("{ptr}/path")
         } else {

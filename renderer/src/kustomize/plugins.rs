@@ -11,7 +11,7 @@ use super::resource::ResMap;
 use super::{generate, patches, replacements, transform};
 use crate::schema::{FieldSpec, FieldSpecs, Schema};
 use crate::source::{EntryKind, Source};
-use crate::yaml::{Positions, parse_documents};
+use crate::yaml::{Pos, Positions, parse_documents};
 
 /// Runs the entries of `field` (`generators` or `transformers`) of `k` over `rm`.
 pub fn run(
@@ -22,10 +22,15 @@ pub fn run(
     rm: &mut ResMap,
     base_specs: &FieldSpecs,
 ) -> Result<(), RenderError> {
-    for (i, (entry, pos)) in k.strings(field)?.into_iter().enumerate() {
+    // kustomize loads inline configurations first, then the files and directories named
+    // (`configureExternalGenerators`/`Transformers`), each group in order.
+    let mut entries: Vec<(usize, (String, Pos))> =
+        k.strings(field)?.into_iter().enumerate().collect();
+    entries.sort_by_key(|(_, (entry, _))| !entry.contains('\n'));
+    for (i, (entry, pos)) in entries {
         let ptr = format!("/{field}/{i}");
-        let (file, docs) = if entry.contains('\n') {
-            (k.path.to_string(), parse(&k.path, &entry)?)
+        let files: Vec<ConfigFile> = if entry.contains('\n') {
+            vec![(k.path.to_string(), parse(&k.path, &entry)?)]
         } else {
             let path = resolve(&k.dir, &entry).ok_or_else(|| {
                 k.error(
@@ -37,7 +42,8 @@ pub fn run(
             match source.kind(&path) {
                 Some(EntryKind::File) if is_within(&k.dir, &path) => {
                     let text = read_text(source, &path)?;
-                    (path.clone(), parse(&path, &text)?)
+                    let docs = parse(&path, &text)?;
+                    vec![(path, docs)]
                 }
                 Some(EntryKind::File) => {
                     return Err(k.error(
@@ -46,13 +52,7 @@ pub fn run(
                         format!("security; file '{path}' is not in or below '{}'", k.dir),
                     ));
                 }
-                Some(EntryKind::Dir) => {
-                    return Err(k.error(
-                        ErrorKind::NotSupported,
-                        &ptr,
-                        format!("{field} entry {entry:?}: plugin configuration directories are not supported"),
-                    ));
-                }
+                Some(EntryKind::Dir) => config_dir(source, k, &ptr, &path)?,
                 None => {
                     return Err(k.error(
                         ErrorKind::Missing,
@@ -62,48 +62,167 @@ pub fn run(
                 }
             }
         };
-        for doc in docs {
-            let kf = synthesize(k, &file, pos.line, &doc, field)?;
-            let specs = |f: &str| -> Vec<FieldSpec> {
-                doc.get("fieldSpecs")
+        for (file, docs) in files {
+            run_docs(
+                source, schema, k, field, rm, base_specs, &entry, pos, &file, docs,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// A file of plugin configurations: its path and documents, each with its first line.
+type ConfigFile = (String, Vec<(Value, u32)>);
+
+/// A directory of plugin configurations: kustomize builds it as a kustomization and uses
+/// each object as a configuration. Only the plain form — a kustomization listing
+/// configuration files under `resources:` — is read; anything else is refused.
+fn config_dir(
+    source: &dyn Source,
+    k: &KFile,
+    ptr: &str,
+    dir: &str,
+) -> Result<Vec<ConfigFile>, RenderError> {
+    let Some(sub) = super::kfile::load(source, dir)? else {
+        return Err(k.error(
+            ErrorKind::Missing,
+            ptr,
+            format!(
+                "unable to find one of 'kustomization.yaml', 'kustomization.yml' or 'Kustomization' in directory '{dir}'"
+            ),
+        ));
+    };
+    if let Some(key) = sub
+        .doc
+        .keys()
+        .find(|key| !matches!(key.as_str(), "resources" | "apiVersion" | "kind"))
+    {
+        return Err(sub.error(
+            ErrorKind::NotSupported,
+            &format!("/{}", crate::yaml::escape_pointer(key)),
+            format!("{key} in a plugin configuration directory is not supported"),
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, (entry, _)) in sub.strings("resources")?.into_iter().enumerate() {
+        let at = format!("/resources/{i}");
+        let path = resolve(&sub.dir, &entry)
+            .filter(|p| is_within(&sub.dir, p))
+            .ok_or_else(|| {
+                sub.error(
+                    ErrorKind::NotSupported,
+                    &at,
+                    format!("{entry:?}: only files of the directory are read as configurations"),
+                )
+            })?;
+        match source.kind(&path) {
+            Some(EntryKind::File) => {
+                let text = read_text(source, &path)?;
+                let docs = parse(&path, &text)?;
+                out.push((path, docs));
+            }
+            Some(EntryKind::Dir) => {
+                return Err(sub.error(
+                    ErrorKind::NotSupported,
+                    &at,
+                    format!("{entry:?}: nested plugin configuration directories are not supported"),
+                ));
+            }
+            None => {
+                return Err(sub.error(
+                    ErrorKind::Missing,
+                    &at,
+                    format!("{entry:?}: no such file or directory"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the plugin configurations of one file (or inline entry).
+#[allow(clippy::too_many_arguments)]
+fn run_docs(
+    source: &dyn Source,
+    schema: &Schema,
+    k: &KFile,
+    field: &str,
+    rm: &mut ResMap,
+    base_specs: &FieldSpecs,
+    entry: &str,
+    pos: Pos,
+    file: &str,
+    docs: Vec<(Value, u32)>,
+) -> Result<(), RenderError> {
+    for (doc, doc_line) in docs {
+        if field == "generators"
+            && doc.get("apiVersion").and_then(Value::as_str) == Some("builtin")
+            && doc.get("kind").and_then(Value::as_str) == Some("IAMPolicyGenerator")
+        {
+            // Inline configs live in the kustomization: lines count from the entry.
+            let (file, line) = if entry.contains('\n') {
+                (k.path.clone(), pos.line + doc_line - 1)
+            } else {
+                (std::sync::Arc::from(file), doc_line)
+            };
+            let r = super::iam_policy::generate(&doc, &file, line)?;
+            rm.append_all(vec![r], &k.path, pos.line)?;
+            continue;
+        }
+        let kf = synthesize(k, file, pos.line, &doc, field)?;
+        let specs = |f: &str| -> Vec<FieldSpec> {
+            doc.get("fieldSpecs")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(FieldSpec::from_value).collect())
+                .unwrap_or_else(|| match f {
+                    "images" => base_specs.images.clone(),
+                    "replicas" => base_specs.replicas.clone(),
+                    _ => vec![],
+                })
+        };
+        let mut fs = base_specs.clone();
+        fs.common_labels = specs("labels");
+        fs.common_annotations = specs("annotations");
+        fs.images = specs("images");
+        fs.replicas = specs("replicas");
+        fs.namespace = specs("namespace")
+            .into_iter()
+            .filter(|s| s.path != "metadata/namespace")
+            .collect();
+        let items = &mut rm.items;
+        match doc.get("kind").and_then(Value::as_str).unwrap_or("") {
+            "ConfigMapGenerator" | "SecretGenerator" => generate::run(source, &kf, rm)?,
+            "PrefixTransformer" | "SuffixTransformer" | "PrefixSuffixTransformer" => {
+                // A config's fieldSpecs replace the defaults; kustomize requires them.
+                let own: Vec<FieldSpec> = doc
+                    .get("fieldSpecs")
                     .and_then(Value::as_array)
                     .map(|a| a.iter().filter_map(FieldSpec::from_value).collect())
-                    .unwrap_or_else(|| match f {
-                        "images" => base_specs.images.clone(),
-                        "replicas" => base_specs.replicas.clone(),
-                        _ => vec![],
-                    })
-            };
-            let mut fs = base_specs.clone();
-            fs.common_labels = specs("labels");
-            fs.common_annotations = specs("annotations");
-            fs.images = specs("images");
-            fs.replicas = specs("replicas");
-            fs.namespace = specs("namespace")
-                .into_iter()
-                .filter(|s| s.path != "metadata/namespace")
-                .collect();
-            let items = &mut rm.items;
-            match doc.get("kind").and_then(Value::as_str).unwrap_or("") {
-                "ConfigMapGenerator" | "SecretGenerator" => generate::run(source, &kf, rm)?,
-                "PrefixTransformer" | "SuffixTransformer" | "PrefixSuffixTransformer" => {
-                    transform::prefix_suffix(&kf, items)?
+                    .unwrap_or_default();
+                if own.is_empty() {
+                    return Err(RenderError::new(
+                        ErrorKind::Invalid,
+                        file,
+                        doc_line,
+                        "fieldSpecs is not expected to be nil",
+                    ));
                 }
-                "LabelTransformer" => transform::labels(&kf, items, &fs)?,
-                "AnnotationsTransformer" => transform::annotations(&kf, items, &fs)?,
-                "NamespaceTransformer" => transform::namespace(&kf, items, &fs)?,
-                "ImageTagTransformer" => transform::images(&kf, items, &fs)?,
-                "ReplicaCountTransformer" => transform::replicas(&kf, items, &fs)?,
-                "ReplacementTransformer" => replacements::run(source, &kf, items)?,
-                "PatchTransformer" => patches::patch_entries(schema, source, &kf, rm)?,
-                "PatchStrategicMergeTransformer" => {
-                    patches::strategic_merge_entries(schema, source, &kf, rm)?
-                }
-                "PatchJson6902Transformer" => patches::json6902_entries(source, &kf, rm)?,
-                _ => unreachable_kind(&kf)?,
+                transform::prefix_suffix(&kf, items, &own, &own)?
             }
-            rm.reindex();
+            "LabelTransformer" => transform::labels(&kf, items, &fs)?,
+            "AnnotationsTransformer" => transform::annotations(&kf, items, &fs)?,
+            "NamespaceTransformer" => transform::namespace(&kf, items, &fs)?,
+            "ImageTagTransformer" => transform::images(&kf, items, &fs)?,
+            "ReplicaCountTransformer" => transform::replicas(&kf, items, &fs)?,
+            "ReplacementTransformer" => replacements::run(source, &kf, items)?,
+            "PatchTransformer" => patches::patch_entries(schema, source, &kf, rm)?,
+            "PatchStrategicMergeTransformer" => {
+                patches::strategic_merge_entries(schema, source, &kf, rm)?
+            }
+            "PatchJson6902Transformer" => patches::json6902_entries(source, &kf, rm)?,
+            _ => unreachable_kind(&kf)?,
         }
+        rm.reindex();
     }
     Ok(())
 }
@@ -116,14 +235,15 @@ fn unreachable_kind(kf: &KFile) -> Result<(), RenderError> {
     ))
 }
 
-fn parse(file: &str, text: &str) -> Result<Vec<Value>, RenderError> {
+/// The documents of a plugin configuration text, with the line each starts at.
+fn parse(file: &str, text: &str) -> Result<Vec<(Value, u32)>, RenderError> {
     let docs = parse_documents(text).map_err(|e| {
         RenderError::new(ErrorKind::Yaml, file, e.line, e.message).at(e.line, e.col)
     })?;
     Ok(docs
         .into_iter()
-        .map(|d| d.value)
-        .filter(|v| !v.is_null())
+        .filter(|d| !d.value.is_null())
+        .map(|d| (d.value, d.start.line))
         .collect())
 }
 

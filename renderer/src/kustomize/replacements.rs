@@ -14,12 +14,16 @@ use crate::yaml::parse_documents;
 /// One step of a replacement field path (`spec.containers.[name=web].image`).
 #[derive(Debug, Clone, PartialEq)]
 enum Step {
+    /// A field, or a list index when it is a number (`containers.0`).
     Key(String),
+    /// `[field=value]`: list elements whose field matches (a regex in targets).
     Match(String, String),
-    Index(usize),
+    /// `*`: every element.
+    Every,
 }
 
-/// kyaml's `SmarterPathSplitter`: split on `.` outside brackets.
+/// kyaml's `SmarterPathSplitter`: split on `.` outside brackets; a bracketed segment
+/// without `=` is a key that may hold dots (`[traffic.sidecar.istio.io/ports]`).
 fn parse_path(path: &str) -> Result<Vec<Step>, String> {
     let mut parts = Vec::new();
     let (mut depth, mut start) = (0, 0);
@@ -37,39 +41,38 @@ fn parse_path(path: &str) -> Result<Vec<Step>, String> {
     parts.push(&path[start..]);
     let mut steps = Vec::new();
     for part in parts {
-        // kyaml only reads `[k=v]` / `[0]` as whole segments; `a[k=v]` is a plain key.
+        // kyaml only reads `[k=v]` as whole segments; `a[k=v]` is a plain key.
         match part.strip_prefix('[').and_then(|p| p.strip_suffix(']')) {
             Some(inner) => match inner.split_once('=') {
                 Some((k, v)) => steps.push(Step::Match(k.to_string(), v.to_string())),
-                None => steps.push(Step::Index(
-                    inner
-                        .parse()
-                        .map_err(|_| format!("invalid index in field path {path:?}"))?,
-                )),
+                None => steps.push(Step::Key(inner.to_string())),
             },
-            None if part == "*" => {
-                return Err(format!("wildcard in field path {path:?} is not supported"));
-            }
+            None if part == "*" => steps.push(Step::Every),
             None => steps.push(Step::Key(part.to_string())),
         }
     }
     Ok(steps)
 }
 
-/// The node at `steps`, and its field path text.
+/// kyaml's `IsIdxNumber`.
+fn index_of(key: &str) -> Option<usize> {
+    key.parse().ok()
+}
+
+/// The node at `steps` (kyaml's `Lookup`: exact `[k=v]` matches), and its field path text.
 fn lookup<'v>(v: &'v Value, steps: &[Step]) -> Option<(&'v Value, String)> {
     let mut cur = v;
     let mut path = String::new();
     for s in steps {
         match (s, cur) {
+            (Step::Key(k), Value::Array(a)) if index_of(k).is_some() => {
+                let i = index_of(k)?;
+                push_segment(&mut path, &element_segment(a, i));
+                cur = a.get(i)?;
+            }
             (Step::Key(k), Value::Object(m)) => {
                 push_key(&mut path, k, false);
                 cur = m.get(k)?;
-            }
-            (Step::Index(i), Value::Array(a)) => {
-                let seg = element_segment(a, *i);
-                cur = a.get(*i)?;
-                push_segment(&mut path, &seg);
             }
             (Step::Match(k, want), Value::Array(a)) => {
                 let i = a
@@ -78,88 +81,188 @@ fn lookup<'v>(v: &'v Value, steps: &[Step]) -> Option<(&'v Value, String)> {
                 push_segment(&mut path, &element_segment(a, i));
                 cur = &a[i];
             }
-            (Step::Key(k), _) if k.parse::<usize>().is_ok() => {
-                let Value::Array(a) = cur else { return None };
-                let i: usize = k.parse().ok()?;
-                push_segment(&mut path, &element_segment(a, i));
-                cur = a.get(i)?;
-            }
             _ => return None,
         }
     }
     Some((cur, path))
 }
 
-/// Sets the node at `steps` to `value`, creating maps and list elements when `create`.
-/// Returns the field path text of the node, or None when it is missing and not created.
-fn set(v: &mut Value, steps: &[Step], value: Value, create: bool) -> Option<String> {
-    let mut cur = v;
-    let mut path = String::new();
-    let mut created = false;
-    for (n, s) in steps.iter().enumerate() {
-        let last = n + 1 == steps.len();
-        match s {
-            Step::Key(k) => {
-                let Value::Object(m) = cur else { return None };
-                if !m.contains_key(k) || m[k].is_null() {
-                    if !create {
-                        return None;
-                    }
-                    created = true;
-                    let fresh = match steps.get(n + 1) {
-                        Some(Step::Match(..)) | Some(Step::Index(_)) => Value::Array(vec![]),
-                        _ => Value::Object(Map::new()),
+/// What a target path walk found: the field paths set, or why it stopped.
+type SetResult = Result<Vec<String>, String>;
+
+/// Sets every node `steps` matches to `value`, as kyaml's `PathMatcher` (with `Create`
+/// when `create`) finds them: numbers index lists (appending at the end when creating),
+/// `[k=v]` matches elements whose `k` matches the regex `v`, `*` takes every element.
+/// Returns the field paths set; empty when nothing matched.
+fn set(
+    v: &mut Value,
+    steps: &[Step],
+    value: &Value,
+    create: bool,
+    delimiter: Option<(&str, i64)>,
+) -> SetResult {
+    let mut out = Vec::new();
+    let w = Walk {
+        value,
+        create,
+        delimiter,
+    };
+    w.set_into(v, steps, String::new(), false, &mut out)?;
+    Ok(out)
+}
+
+/// One target field path being set.
+struct Walk<'a> {
+    value: &'a Value,
+    create: bool,
+    /// `options.delimiter` and `options.index`: the value replaces (or, with an index out
+    /// of range, is added to) one part of each matched field's text.
+    delimiter: Option<(&'a str, i64)>,
+}
+
+fn fresh_for(next: Option<&Step>) -> Value {
+    match next {
+        Some(Step::Match(..) | Step::Every) => Value::Array(vec![]),
+        Some(Step::Key(k)) if index_of(k).is_some() => Value::Array(vec![]),
+        _ => Value::Object(Map::new()),
+    }
+}
+
+impl Walk<'_> {
+    fn set_into(
+        &self,
+        cur: &mut Value,
+        steps: &[Step],
+        path: String,
+        created: bool,
+        out: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let create = self.create;
+        let Some((step, rest)) = steps.split_first() else {
+            let new = match self.delimiter {
+                None => self.value.clone(),
+                Some((d, idx)) => {
+                    let text = match cur {
+                        _ if created => String::new(),
+                        Value::String(_) | Value::Number(_) | Value::Bool(_) => scalar_text(cur),
+                        _ => {
+                            return Err(
+                                "delimiter option can only be used with scalar nodes".into()
+                            );
+                        }
                     };
-                    m.insert(k.clone(), fresh);
+                    let mut parts: Vec<String> = text.split(d).map(str::to_string).collect();
+                    let v = scalar_text(self.value);
+                    match usize::try_from(idx) {
+                        Err(_) => parts.insert(0, v),
+                        Ok(i) if i >= parts.len() => parts.push(v),
+                        Ok(i) => parts[i] = v,
+                    }
+                    Value::String(parts.join(d))
                 }
-                push_key(&mut path, k, false);
-                cur = m.get_mut(k)?;
+            };
+            *cur = leaf_value(cur, &new, created);
+            out.push(path);
+            return Ok(());
+        };
+        match step {
+            Step::Key(k) if index_of(k).is_some() => {
+                let i = index_of(k).unwrap_or(0);
+                let Value::Array(a) = cur else {
+                    return Err(format!("wrong node kind: expected SequenceNode at {k:?}"));
+                };
+                let mut made = false;
+                if create && a.len() == i {
+                    a.push(fresh_for(rest.first()));
+                    made = true;
+                }
+                if a.len() < i + 1 {
+                    return Err(format!(
+                        "index {i} specified but only {} elements found",
+                        a.len()
+                    ));
+                }
+                let mut p = path;
+                push_segment(&mut p, &element_segment(a, i));
+                self.set_into(&mut a[i], rest, p, made, out)
+            }
+            Step::Key(k) => {
+                let Value::Object(m) = cur else {
+                    return Ok(());
+                };
+                let mut made = false;
+                if m.get(k).is_none_or(Value::is_null) {
+                    if !create {
+                        return Ok(());
+                    }
+                    m.insert(k.clone(), fresh_for(rest.first()));
+                    made = true;
+                }
+                let mut p = path;
+                push_key(&mut p, k, false);
+                match m.get_mut(k) {
+                    Some(child) => self.set_into(child, rest, p, made, out),
+                    None => Ok(()),
+                }
             }
             Step::Match(k, want) => {
-                let Value::Array(a) = cur else { return None };
-                let i = match a
-                    .iter()
-                    .position(|e| e.get(k).is_some_and(|x| scalar_text(x) == *want))
-                {
-                    Some(i) => i,
-                    None if create => {
-                        let mut m = Map::new();
-                        m.insert(k.clone(), Value::String(want.clone()));
-                        a.push(Value::Object(m));
-                        a.len() - 1
-                    }
-                    None => return None,
+                let Value::Array(a) = cur else {
+                    return Ok(());
                 };
-                push_segment(&mut path, &element_segment(a, i));
-                cur = &mut a[i];
+                let re = regex::Regex::new(want).map_err(|e| e.to_string())?;
+                let hits = |a: &[Value]| -> Vec<usize> {
+                    (0..a.len())
+                        .filter(|&i| {
+                            a[i].get(k.as_str())
+                                .filter(|x| !x.is_null())
+                                .is_some_and(|x| re.is_match(scalar_text(x).trim()))
+                        })
+                        .collect()
+                };
+                let mut found = hits(a);
+                let mut made = false;
+                if found.is_empty() && create {
+                    let mut m = Map::new();
+                    m.insert(k.clone(), Value::String(want.clone()));
+                    a.push(Value::Object(m));
+                    found = vec![a.len() - 1];
+                    made = true;
+                }
+                for i in found {
+                    let mut p = path.clone();
+                    push_segment(&mut p, &element_segment(a, i));
+                    self.set_into(&mut a[i], rest, p, made, out)?;
+                }
+                Ok(())
             }
-            Step::Index(i) => {
-                let Value::Array(a) = cur else { return None };
-                if *i >= a.len() {
-                    return None;
+            Step::Every => {
+                let Value::Array(a) = cur else {
+                    return Err("wrong node kind: expected SequenceNode for \"*\"".into());
+                };
+                for i in 0..a.len() {
+                    let mut p = path.clone();
+                    push_segment(&mut p, &element_segment(a, i));
+                    self.set_into(&mut a[i], rest, p, false, out)?;
                 }
-                push_segment(&mut path, &element_segment(a, *i));
-                cur = &mut a[*i];
+                Ok(())
             }
-        }
-        if last {
-            // A scalar replacing a scalar keeps the target's type (kyaml copies the value
-            // text into the existing node).
-            // A created node is untyped: its text is read back by YAML rules.
-            *cur = match (&*cur, value) {
-                (_, Value::String(t)) if created => crate::yaml::scalar::resolve_plain(&t),
-                (Value::String(_), v @ (Value::Number(_) | Value::Bool(_))) => {
-                    Value::String(scalar_text(&v))
-                }
-                (Value::Number(_) | Value::Bool(_), Value::String(t)) => {
-                    crate::yaml::scalar::resolve_plain(&t)
-                }
-                (_, v) => v,
-            };
-            return Some(path);
         }
     }
-    None
+}
+
+/// A scalar replacing a scalar keeps the target's type (kyaml copies the value text into
+/// the existing node); a created node is untyped: its text is read back by YAML rules.
+fn leaf_value(cur: &Value, value: &Value, created: bool) -> Value {
+    match (cur, value) {
+        (_, Value::String(t)) if created => crate::yaml::scalar::resolve_plain(t),
+        (Value::String(_), v @ (Value::Number(_) | Value::Bool(_))) => {
+            Value::String(scalar_text(v))
+        }
+        (Value::Number(_) | Value::Bool(_), Value::String(t)) => {
+            crate::yaml::scalar::resolve_plain(t)
+        }
+        (_, v) => v.clone(),
+    }
 }
 
 fn scalar_text(v: &Value) -> String {
@@ -171,22 +274,58 @@ fn scalar_text(v: &Value) -> String {
     }
 }
 
-/// Exact-match selection by group/version/kind/name/namespace and label/annotation selectors.
-fn selected(sel: &Value, r: &Resource) -> bool {
+/// kustomize's `ResId.IsSelectedBy`: empty selector fields are wildcards.
+fn id_matches(sel: &Value, id: &super::resource::ResId) -> bool {
     let want = |f: &str| sel.get(f).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let api = r.api_version();
-    let (group, version) = api.split_once('/').unwrap_or(("", api));
+    let namespace = want("namespace").map(|n| if n == "default" { "" } else { n });
+    want("group").is_none_or(|g| g == id.group)
+        && want("version").is_none_or(|v| v == id.version)
+        && want("kind").is_none_or(|k| k == id.kind)
+        && want("name").is_none_or(|n| n == id.name)
+        && namespace.is_none_or(|n| n == id.namespace)
+}
+
+/// Whether a selector names any id field (kustomize's `ResId.IsEmpty` negated).
+fn has_id(sel: &Value) -> bool {
+    ["group", "version", "kind", "name", "namespace"]
+        .iter()
+        .any(|f| {
+            sel.get(*f)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        })
+}
+
+fn has_meta_selector(sel: &Value) -> bool {
+    ["labelSelector", "annotationSelector"].iter().any(|f| {
+        sel.get(*f)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    })
+}
+
+/// The label and annotation selectors of `sel` on the object as it is now.
+fn meta_selected(sel: &Value, r: &Resource) -> bool {
+    let want = |f: &str| sel.get(f).and_then(Value::as_str).filter(|s| !s.is_empty());
     let meta = |f: &str| r.value.get("metadata").and_then(|m| m.get(f));
-    let ns = meta("namespace").and_then(Value::as_str).unwrap_or("");
-    want("group").is_none_or(|g| g == group)
-        && want("version").is_none_or(|v| v == version)
-        && want("kind").is_none_or(|k| k == r.kind())
-        && want("name").is_none_or(|n| n == r.name())
-        && want("namespace").is_none_or(|n| n == ns)
-        && want("labelSelector")
-            .is_none_or(|s| label_selector_matches(s, meta("labels").and_then(Value::as_object)))
+    want("labelSelector")
+        .is_none_or(|s| label_selector_matches(s, meta("labels").and_then(Value::as_object)))
         && want("annotationSelector").is_none_or(|s| {
             label_selector_matches(s, meta("annotations").and_then(Value::as_object))
+        })
+}
+
+/// A target as kustomize's `applyReplacement` selects it: label/annotation selectors on
+/// the object as it is now (a reject with either rejects on its own), then ids — every id
+/// the object has had (`makeResIds`: current and previous names, namespaces and kinds), so
+/// the name it was written with selects it too; an id selected and not rejected is enough.
+fn target_selected(sel: &Value, rejects: &[&Value], r: &Resource) -> bool {
+    meta_selected(sel, r)
+        && !rejects
+            .iter()
+            .any(|rj| has_meta_selector(rj) && meta_selected(rj, r))
+        && r.any_id(|id| {
+            id_matches(sel, id) && !rejects.iter().any(|rj| has_id(rj) && id_matches(rj, id))
         })
 }
 
@@ -220,13 +359,26 @@ pub fn run(source: &dyn Source, k: &KFile, items: &mut [Resource]) -> Result<(),
                     RenderError::new(ErrorKind::Yaml, &path, err.line, err.message)
                         .at(err.line, err.col)
                 })?;
-                docs.into_iter()
-                    .flat_map(|d| match d.value {
-                        Value::Array(a) => a,
-                        Value::Null => vec![],
-                        other => vec![other],
-                    })
-                    .collect()
+                let mut list = Value::Array(
+                    docs.into_iter()
+                        .flat_map(|d| match d.value {
+                            Value::Array(a) => a,
+                            Value::Null => vec![],
+                            other => vec![other],
+                        })
+                        .collect(),
+                );
+                // Read with sigs.k8s.io/yaml's lenient decoding: field names fold, and
+                // keys that are no field are dropped, not refused.
+                let _ = super::kschema::canonicalize(
+                    &mut list,
+                    &super::kschema::REPLACEMENT_LIST,
+                    false,
+                );
+                match list {
+                    Value::Array(a) => a,
+                    _ => vec![],
+                }
             }
             None => vec![e.clone()],
         };
@@ -245,7 +397,7 @@ fn apply(k: &KFile, ptr: &str, rep: &Value, items: &mut [Resource]) -> Result<()
         ));
     };
     let matches: Vec<usize> = (0..items.len())
-        .filter(|&i| selected(src, &items[i]))
+        .filter(|&i| items[i].any_id(|id| id_matches(src, id)))
         .collect();
     let si = match matches.as_slice() {
         [one] => *one,
@@ -262,7 +414,18 @@ fn apply(k: &KFile, ptr: &str, rep: &Value, items: &mut [Resource]) -> Result<()
         .and_then(Value::as_str)
         .unwrap_or("metadata.name");
     let steps = parse_path(field).map_err(&err)?;
-    let Some((node, src_path)) = lookup(&items[si].value, &steps) else {
+    if steps.contains(&Step::Every) {
+        return Err(err(format!(
+            "wildcard in replacement source fieldPath `{field}` is not supported"
+        )));
+    }
+    let empty = |v: &Value| match v {
+        Value::Null => true,
+        Value::Object(m) => m.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    };
+    let Some((node, src_path)) = lookup(&items[si].value, &steps).filter(|(n, _)| !empty(n)) else {
         return Err(err(format!(
             "fieldPath `{field}` is missing for replacement source {}",
             compact(src)
@@ -328,37 +491,32 @@ fn apply(k: &KFile, ptr: &str, rep: &Value, items: &mut [Resource]) -> Result<()
             .and_then(Value::as_i64)
             .unwrap_or(0);
         for r in items.iter_mut() {
-            if !selected(sel, r) || rejects.iter().any(|rj| selected(rj, r)) {
+            if !target_selected(sel, &rejects, r) {
                 continue;
             }
             for fp in &paths {
                 let steps = parse_path(fp).map_err(&err)?;
-                let mut new = value.clone();
-                if let Some(d) = delim {
-                    let Some((Value::String(cur), _)) = lookup(&r.value, &steps) else {
-                        return Err(err(
-                            "delimiter option can only be used with scalar nodes".into()
-                        ));
-                    };
-                    let mut parts: Vec<String> = cur.split(d).map(str::to_string).collect();
-                    let v = scalar_text(&value);
-                    if idx < 0 {
-                        parts.insert(0, v);
-                    } else if idx as usize >= parts.len() {
-                        parts.push(v);
-                    } else {
-                        parts[idx as usize] = v;
-                    }
-                    new = Value::String(parts.join(d));
+                let set_paths = set(
+                    &mut r.value,
+                    &steps,
+                    &value,
+                    create,
+                    delim.map(|d| (d, idx)),
+                )
+                .map_err(|e| {
+                    err(format!(
+                        "unable to find field \"{fp}\" in replacement target {}: {e}",
+                        r.id()
+                    ))
+                })?;
+                if set_paths.is_empty() {
+                    return Err(err(format!(
+                        "unable to find field \"{fp}\" in replacement target {}",
+                        r.id()
+                    )));
                 }
-                match set(&mut r.value, &steps, new, create) {
-                    Some(p) => r.mark(p, origin.clone()),
-                    None => {
-                        return Err(err(format!(
-                            "unable to find field \"{fp}\" in replacement target {}",
-                            r.id()
-                        )));
-                    }
+                for p in set_paths {
+                    r.mark(p, origin.clone());
                 }
             }
         }

@@ -128,6 +128,9 @@ pub struct Resource {
     pub origin: ResOrigin,
     /// Built-in transformers that ran over the object: kustomization file and kind.
     pub transformations: Vec<(Arc<str>, &'static str)>,
+    /// Legacy vars bound to this object where they were declared (kustomize's
+    /// `refVarNames`): their values are read from it once the build is done.
+    pub var_refs: Vec<String>,
 }
 
 impl Resource {

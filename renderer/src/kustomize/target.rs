@@ -76,7 +76,9 @@ impl<'a> Builder<'a> {
             }
             Err(e) => return Err(self.err(e)),
         };
-        if k.is_component {
+        // kubectl renders a Component given directly as a kustomization; only one listed
+        // under `resources:` is refused.
+        if k.is_component && from.is_some() {
             return Err(self.err(at(
                 ErrorKind::Invalid,
                 format!("expected kind != 'Component' for path '{dir}'"),
@@ -114,35 +116,47 @@ impl<'a> Builder<'a> {
             rm.append_all(sub.items, &k.path, pos.line)
                 .map_err(|e| self.err(e.at(pos.line, pos.col)))?;
         }
-        for (entry, pos) in k.strings("components")? {
-            self.component(k, &entry, pos, rm)?;
-        }
         self.check_unimplemented(k)?;
         for cfg in self.configurations(k)? {
             rm.configs.push(cfg);
         }
-        let config = rm.field_specs();
         let chain = self.chain.clone();
         let run = |r: Result<(), RenderError>| r.map_err(|e| e.with_chain(&chain));
+        // kustomize's accumulateTarget: generators run before components, so a
+        // component's transformers see this kustomization's generated objects.
         run(generate::run(self.source, k, rm))?;
+        {
+            let config = rm.field_specs();
+            let schema = self.schemas.last().cloned();
+            let schema: &Schema = schema.as_deref().unwrap_or_else(|| Schema::builtin());
+            run(plugins::run(
+                self.source,
+                schema,
+                k,
+                "generators",
+                rm,
+                &config,
+            ))?;
+        }
+        for (entry, pos) in k.strings("components")? {
+            self.component(k, &entry, pos, rm)?;
+        }
+        let config = rm.field_specs();
         if let Some(schema) = self.openapi(k)? {
             self.schemas.push(Arc::new(schema));
         }
         let schema = self.schemas.last().cloned();
         let schema: &Schema = schema.as_deref().unwrap_or_else(|| Schema::builtin());
-        run(plugins::run(
-            self.source,
-            schema,
-            k,
-            "generators",
-            rm,
-            &config,
-        ))?;
         run(patches::strategic_merge_entries(schema, self.source, k, rm))?;
         run(patches::patch_entries(schema, self.source, k, rm))?;
         let items = &mut rm.items;
         run(transform::namespace(k, items, &config))?;
-        run(transform::prefix_suffix(k, items))?;
+        run(transform::prefix_suffix(
+            k,
+            items,
+            &config.name_prefix,
+            &config.name_suffix,
+        ))?;
         run(transform::labels(k, items, &config))?;
         run(transform::annotations(k, items, &config))?;
         run(patches::json6902_entries(self.source, k, rm))?;
@@ -158,7 +172,9 @@ impl<'a> Builder<'a> {
             rm,
             &config,
         ))?;
-        run(vars::merge(&mut rm.vars, vars::read(k)?))?;
+        let declared = vars::read(k)?;
+        run(vars::bind(&declared, &mut rm.items))?;
+        run(vars::merge(&mut rm.vars, declared))?;
         let applied = configured_transformers(k);
         if !applied.is_empty() {
             for r in &mut rm.items {
@@ -394,6 +410,7 @@ impl<'a> Builder<'a> {
             suffixes: vec![],
             origin: super::resource::ResOrigin::File,
             transformations: vec![],
+            var_refs: vec![],
         })
     }
 
@@ -581,9 +598,11 @@ fn configured_transformers(k: &KFile) -> Vec<&'static str> {
         .get("commonLabels")
         .and_then(Value::as_object)
         .is_some_and(|m| !m.is_empty());
+    // kustomize configures one LabelTransformer per `labels` entry and, whenever there is
+    // any, one more for `commonLabels` (empty or not).
     out.extend(std::iter::repeat_n(
         "LabelTransformer",
-        count("labels") + usize::from(common_labels),
+        count("labels") + usize::from(common_labels || count("labels") > 0),
     ));
     if k.get("commonAnnotations")
         .and_then(Value::as_object)

@@ -56,6 +56,11 @@ pub fn namespace(
             .iter()
             .filter(|s| s.applies_to(&api, &kind))
         {
+            // Only the core Namespace kind is renamed: kubectl leaves other groups'
+            // `Namespace` kinds their names.
+            if kind == "Namespace" && api.contains('/') && spec.path == "metadata/name" {
+                continue;
+            }
             let create = spec.create;
             fieldspec::visit(&mut r.value, spec, &mut |parent, key, path| {
                 if create || parent.contains_key(key) {
@@ -109,8 +114,15 @@ fn metadata(v: &mut Value) -> Option<&mut Map<String, Value>> {
     meta.as_object_mut()
 }
 
-/// `namePrefix:` and `nameSuffix:` (kustomize runs them as two transformers).
-pub fn prefix_suffix(k: &KFile, items: &mut [Resource]) -> Result<(), RenderError> {
+/// `namePrefix:` and `nameSuffix:` (kustomize runs them as two transformers), over the
+/// field specs of each: `metadata/name` renames the object (those its spec selects by
+/// original kind), any other path gets the prefix or suffix added to its string values.
+pub fn prefix_suffix(
+    k: &KFile,
+    items: &mut [Resource],
+    prefix_specs: &[FieldSpec],
+    suffix_specs: &[FieldSpec],
+) -> Result<(), RenderError> {
     let prefix = k.string("namePrefix")?.unwrap_or_default();
     let suffix = k.string("nameSuffix")?.unwrap_or_default();
     if prefix.is_empty() && suffix.is_empty() {
@@ -121,31 +133,81 @@ pub fn prefix_suffix(k: &KFile, items: &mut [Resource]) -> Result<(), RenderErro
     } else {
         "namePrefix"
     };
-    let (name, o) = (
-        field_name(field),
-        origin(k, k.pos_of(field), field_name(field)),
-    );
-    let _ = name;
+    let o = origin(k, k.pos_of(field), field_name(field));
+    let renames = |specs: &[FieldSpec], org: &super::resource::ResId| {
+        let api = org_api(org);
+        specs
+            .iter()
+            .any(|s| s.path == "metadata/name" && s.applies_to(&api, &org.kind))
+    };
     for r in items.iter_mut() {
         if matches!(r.kind(), "CustomResourceDefinition" | "Namespace")
             || (r.kind() == "APIService" && r.api_version().starts_with("apiregistration.k8s.io/"))
         {
             continue;
         }
-        let new = format!("{prefix}{}{suffix}", r.name());
-        r.store_previous_id();
-        if !prefix.is_empty() {
-            r.prefixes.push(prefix.clone());
+        let org = r.original_id();
+        let (p, s) = (
+            if renames(prefix_specs, &org) {
+                prefix.as_str()
+            } else {
+                ""
+            },
+            if renames(suffix_specs, &org) {
+                suffix.as_str()
+            } else {
+                ""
+            },
+        );
+        if !p.is_empty() || !s.is_empty() {
+            let new = format!("{p}{}{s}", r.name());
+            r.store_previous_id();
+            if !p.is_empty() {
+                r.prefixes.push(p.to_string());
+            }
+            if !s.is_empty() {
+                r.suffixes.push(s.to_string());
+            }
+            if let Some(meta) = metadata(&mut r.value) {
+                meta.insert("name".into(), Value::String(new));
+                r.mark("metadata.name".into(), o.clone());
+            }
         }
-        if !suffix.is_empty() {
-            r.suffixes.push(suffix.clone());
+        // Other fields configured for prefixes or suffixes (`configurations:`).
+        let api = org_api(&org);
+        let mut marks = Vec::new();
+        for (specs, affix) in [
+            (prefix_specs, (prefix.as_str(), "")),
+            (suffix_specs, ("", suffix.as_str())),
+        ] {
+            if affix.0.is_empty() && affix.1.is_empty() {
+                continue;
+            }
+            for spec in specs
+                .iter()
+                .filter(|sp| sp.path != "metadata/name" && sp.applies_to(&api, &org.kind))
+            {
+                fieldspec::visit(&mut r.value, spec, &mut |parent, key, path| {
+                    if let Some(Value::String(v)) = parent.get_mut(key) {
+                        *v = format!("{}{v}{}", affix.0, affix.1);
+                        marks.push(path.to_string());
+                    }
+                });
+            }
         }
-        if let Some(meta) = metadata(&mut r.value) {
-            meta.insert("name".into(), Value::String(new));
-            r.mark("metadata.name".into(), o.clone());
+        for p in marks {
+            r.mark(p, o.clone());
         }
     }
     Ok(())
+}
+
+fn org_api(id: &super::resource::ResId) -> String {
+    if id.group.is_empty() {
+        id.version.clone()
+    } else {
+        format!("{}/{}", id.group, id.version)
+    }
 }
 
 fn field_name(f: &str) -> &'static str {

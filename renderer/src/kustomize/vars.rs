@@ -14,8 +14,9 @@ use crate::schema::FieldSpec;
 #[derive(Debug, Clone)]
 pub struct VarDef {
     pub name: String,
+    pub group: String,
+    pub version: String,
     pub kind: String,
-    pub api_version: String,
     pub obj_name: String,
     pub namespace: String,
     pub field_path: String,
@@ -44,14 +45,23 @@ pub fn read(k: &KFile) -> Result<Vec<VarDef>, RenderError> {
             return Err(k.error(ErrorKind::Invalid, &ptr, "var has no name"));
         }
         let pos = k.pos(&ptr);
-        let field_path = match s("/fieldref/fieldpath") {
+        let field_path = match s("/fieldref/fieldPath") {
             f if f.is_empty() => "metadata.name".to_string(),
             f => f,
         };
+        // kustomize's `Target.GVK()`: `apiVersion` overrides `group`/`version` when set; a
+        // one-part apiVersion is a version and leaves `group` as written.
+        let (mut group, mut version) = (s("/objref/group"), s("/objref/version"));
+        match s("/objref/apiVersion").split_once('/') {
+            _ if s("/objref/apiVersion").is_empty() => {}
+            Some((g, v)) => (group, version) = (g.to_string(), v.to_string()),
+            None => version = s("/objref/apiVersion"),
+        }
         out.push(VarDef {
             name,
+            group,
+            version,
             kind: s("/objref/kind"),
-            api_version: s("/objref/apiVersion"),
             obj_name: s("/objref/name"),
             namespace: s("/objref/namespace"),
             field_path,
@@ -82,46 +92,38 @@ pub fn merge(all: &mut Vec<VarDef>, more: Vec<VarDef>) -> Result<(), RenderError
     Ok(())
 }
 
-/// Resolves every var against the final objects and expands references.
-pub fn resolve(
-    items: &mut [Resource],
-    vars: &[VarDef],
-    specs: &[FieldSpec],
-) -> Result<(), RenderError> {
-    if vars.is_empty() {
-        return Ok(());
-    }
-    let mut values = Vec::new();
+/// Binds each var declared by one kustomization to the one object it names, among the
+/// objects built so far (its own transformers included), as kustomize's `MergeVars` does:
+/// group, version, kind and name (current or earlier) must be equal, and the namespace too
+/// when the var gives one or the kind is cluster-scoped. A var that names no object stays
+/// unbound and fails at resolution; one that names several fails here.
+pub fn bind(vars: &[VarDef], items: &mut [Resource]) -> Result<(), RenderError> {
     for v in vars {
-        let (group, version) = v
-            .api_version
-            .split_once('/')
-            .unwrap_or(("", &v.api_version));
-        let found: Vec<&Resource> = items
-            .iter()
-            .filter(|r| {
-                r.any_id(|id| {
-                    id.name == v.obj_name
-                        && (v.kind.is_empty() || id.kind == v.kind)
-                        && (version.is_empty() || id.version == version)
-                        && (group.is_empty() || id.group == group)
-                        && (v.namespace.is_empty() || id.namespace == v.namespace)
-                })
-            })
+        let api = if v.group.is_empty() {
+            v.version.clone()
+        } else {
+            format!("{}/{}", v.group, v.version)
+        };
+        let by_namespace =
+            !v.namespace.is_empty() || !super::transform::is_namespaceable(&api, &v.kind);
+        let namespace = if v.namespace == "default" {
+            ""
+        } else {
+            v.namespace.as_str()
+        };
+        let named = |id: &super::resource::ResId| {
+            id.name == v.obj_name
+                && id.kind == v.kind
+                && id.group == v.group
+                && id.version == v.version
+                && (!by_namespace || id.namespace == namespace)
+        };
+        let found: Vec<usize> = (0..items.len())
+            .filter(|&i| items[i].any_id(named))
             .collect();
-        let r = match found.as_slice() {
-            [one] => *one,
-            [] => {
-                return Err(RenderError::new(
-                    ErrorKind::Invalid,
-                    &v.origin.file,
-                    v.origin.line,
-                    format!(
-                        "var '{}' cannot be mapped to a field in the set of known resources",
-                        v.name
-                    ),
-                ));
-            }
+        match found.as_slice() {
+            [] => {}
+            [one] => items[*one].var_refs.push(v.name.clone()),
             _ => {
                 return Err(RenderError::new(
                     ErrorKind::Invalid,
@@ -134,6 +136,33 @@ pub fn resolve(
                     ),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Reads every var from the object it was bound to, now that the build is final, and
+/// expands references.
+pub fn resolve(
+    items: &mut [Resource],
+    vars: &[VarDef],
+    specs: &[FieldSpec],
+) -> Result<(), RenderError> {
+    if vars.is_empty() {
+        return Ok(());
+    }
+    let mut values = Vec::new();
+    for v in vars {
+        let Some(r) = items.iter().find(|r| r.var_refs.contains(&v.name)) else {
+            return Err(RenderError::new(
+                ErrorKind::Invalid,
+                &v.origin.file,
+                v.origin.line,
+                format!(
+                    "var '{}' cannot be mapped to a field in the set of known resources",
+                    v.name
+                ),
+            ));
         };
         let value = field(&r.value, &v.field_path).ok_or_else(|| {
             RenderError::new(
@@ -155,15 +184,24 @@ pub fn resolve(
     for r in items.iter_mut() {
         let (api, kind) = (r.api_version().to_string(), r.kind().to_string());
         let mut marks = Vec::new();
+        let mut bad = None;
         for spec in specs.iter().filter(|s| s.applies_to(&api, &kind)) {
             fieldspec::visit(&mut r.value, spec, &mut |parent, key, path| {
                 let Some(slot) = parent.get_mut(key) else {
                     return;
                 };
-                expand_value(slot, &values, &mut |o| {
-                    marks.push((path.to_string(), o.clone()))
-                });
+                if let Err(e) = expand_field(slot, &values, path, &mut marks) {
+                    bad.get_or_insert_with(|| format!("{path}: {e}"));
+                }
             });
+        }
+        if let Some(e) = bad {
+            return Err(RenderError::new(
+                ErrorKind::Invalid,
+                &r.file,
+                0,
+                format!("{}: vars: {e}", r.id()),
+            ));
         }
         for (p, o) in marks {
             r.mark(p, o);
@@ -172,34 +210,68 @@ pub fn resolve(
     Ok(())
 }
 
-fn expand_value(
+type VarValue = (String, String, Origin, Value);
+
+/// kustomize's refvar filter: a string is expanded; a mapping has each string value
+/// expanded (one level); a sequence must hold only strings; anything else is left alone.
+/// Each expanded leaf is marked with the var's declaration.
+fn expand_field(
     v: &mut Value,
-    values: &[(String, String, Origin, Value)],
-    used: &mut dyn FnMut(&Origin),
-) {
+    values: &[VarValue],
+    path: &str,
+    marks: &mut Vec<(String, Origin)>,
+) -> Result<(), &'static str> {
+    use crate::provenance::{Segment, push_key, push_segment};
     match v {
-        Value::String(s) if s.contains("$(") => {
-            // A field that is exactly one reference takes the referenced value's type.
-            if let Some(name) = s.strip_prefix("$(").and_then(|r| r.strip_suffix(')'))
-                && let Some((_, _, o, typed)) = values.iter().find(|(n, ..)| n == name)
-            {
-                used(o);
-                *v = typed.clone();
-                return;
-            }
-            let (out, hit) = expand(s, values);
-            if let Some(o) = hit {
-                used(o);
-            }
-            *s = out;
-        }
         Value::Array(a) => {
-            for x in a {
-                expand_value(x, values, used);
+            if a.iter().any(|x| !x.is_string()) {
+                return Err("invalid value type expect a string");
+            }
+            for (i, x) in a.iter_mut().enumerate() {
+                if let Some(o) = expand_string(x, values) {
+                    let mut p = path.to_string();
+                    push_segment(&mut p, &Segment::Index(i));
+                    marks.push((p, o.clone()));
+                }
             }
         }
-        _ => {}
+        Value::Object(m) => {
+            for (k, x) in m.iter_mut() {
+                if let Some(o) = expand_string(x, values) {
+                    let mut p = path.to_string();
+                    let root = p.is_empty();
+                    push_key(&mut p, k, root);
+                    marks.push((p, o.clone()));
+                }
+            }
+        }
+        _ => {
+            if let Some(o) = expand_string(v, values) {
+                marks.push((path.to_string(), o.clone()));
+            }
+        }
     }
+    Ok(())
+}
+
+/// Expands the references of one string; the origin of the (last) var used, if any.
+fn expand_string<'o>(v: &mut Value, values: &'o [VarValue]) -> Option<&'o Origin> {
+    let Value::String(s) = v else {
+        return None;
+    };
+    if !s.contains("$(") {
+        return None;
+    }
+    // A field that is exactly one reference takes the referenced value's type.
+    if let Some(name) = s.strip_prefix("$(").and_then(|r| r.strip_suffix(')'))
+        && let Some((_, _, o, typed)) = values.iter().find(|(n, ..)| n == name)
+    {
+        *v = typed.clone();
+        return Some(o);
+    }
+    let (out, hit) = expand(s, values);
+    *s = out;
+    hit
 }
 
 /// Kubernetes `$(VAR)` expansion: `$$` is a literal `$`, unknown names stay as written.

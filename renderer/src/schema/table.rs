@@ -96,18 +96,13 @@ impl Schema {
             .enumerate()
             .map(|(i, k)| (k.as_str(), i))
             .collect();
-        let mut schema = Schema::default();
+        // Definitions keep their indexes; inline object schemas get types after them.
+        let mut schema = Schema {
+            types: defs.iter().map(|_| TypeDef::default()).collect(),
+            ..Schema::default()
+        };
         for (i, (name, def)) in defs.iter().enumerate() {
-            let mut td = TypeDef::default();
-            if let Some(props) = def.get("properties").and_then(Value::as_object) {
-                for (field, fs) in props {
-                    td.fields.insert(field.clone(), convert(fs, &index));
-                }
-            }
-            if let Some(add) = def.get("additionalProperties").filter(|a| a.is_object()) {
-                td.fields.insert("*".into(), convert(add, &index));
-            }
-            schema.types.push(td);
+            schema.types[i] = type_def(def, &index, &mut schema.types);
             for gvk in def
                 .get("x-kubernetes-group-version-kind")
                 .and_then(Value::as_array)
@@ -264,8 +259,24 @@ fn decode(enc: &str) -> Node {
     }
 }
 
-/// Mirrors the generator's `node()` for user-supplied schemas (without pruning).
-fn convert(s: &Value, index: &HashMap<&str, usize>) -> Node {
+/// The fields of an object schema (`properties`, `additionalProperties` as `*`).
+fn type_def(def: &Value, index: &HashMap<&str, usize>, types: &mut Vec<TypeDef>) -> TypeDef {
+    let mut td = TypeDef::default();
+    if let Some(props) = def.get("properties").and_then(Value::as_object) {
+        for (field, fs) in props {
+            td.fields.insert(field.clone(), convert(fs, index, types));
+        }
+    }
+    if let Some(add) = def.get("additionalProperties").filter(|a| a.is_object()) {
+        td.fields.insert("*".into(), convert(add, index, types));
+    }
+    td
+}
+
+/// Mirrors the generator's `node()` for user-supplied schemas (without pruning). An
+/// inline object schema (`properties` without a `$ref`) becomes a type of its own, so
+/// merge keys below it are found as kyaml finds them.
+fn convert(s: &Value, index: &HashMap<&str, usize>, types: &mut Vec<TypeDef>) -> Node {
     let strategy = s
         .get("x-kubernetes-patch-strategy")
         .and_then(Value::as_str)
@@ -300,11 +311,15 @@ fn convert(s: &Value, index: &HashMap<&str, usize>) -> Node {
     }
     let shape = if s.get("type").and_then(Value::as_str) == Some("array") {
         match s.get("items") {
-            Some(items) => Shape::Array(Box::new(convert(items, index))),
+            Some(items) => Shape::Array(Box::new(convert(items, index, types))),
             None => Shape::Leaf,
         }
+    } else if s.get("properties").is_some_and(Value::is_object) {
+        let td = type_def(s, index, types);
+        types.push(td);
+        Shape::Type(types.len() - 1)
     } else if let Some(add) = s.get("additionalProperties").filter(|a| a.is_object()) {
-        Shape::Map(Box::new(convert(add, index)))
+        Shape::Map(Box::new(convert(add, index, types)))
     } else {
         Shape::Leaf
     };

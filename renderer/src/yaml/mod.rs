@@ -5,7 +5,10 @@ pub mod parse;
 pub mod scalar;
 
 pub use emit::{key_cmp, to_yaml, to_yaml_stream};
-pub use parse::{Document, Pos, Positions, YamlError, escape_pointer, parse_documents};
+pub use parse::{
+    Document, Duplicates, Pos, Positions, YamlError, escape_pointer, parse_documents,
+    parse_documents_with, rename_pointers,
+};
 
 /// A fast non-cryptographic hasher (FxHash) for the renderer's internal string-keyed maps;
 /// keys come from the repository being rendered, and a slow map only costs time.

@@ -38,6 +38,20 @@ impl Positions {
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
     }
+    /// Moves the positions at `from` and below to `to` (a key renamed after parsing).
+    pub fn rename(&mut self, from: &str, to: &str) {
+        rename_pointers(&mut self.map, from, to);
+    }
+}
+
+/// Moves the entries of `map` keyed `from` or below it to `to`.
+pub fn rename_pointers<V>(map: &mut super::FxHashMap<String, V>, from: &str, to: &str) {
+    let below = |p: &str| p == from || p.strip_prefix(from).is_some_and(|r| r.starts_with('/'));
+    let moved: Vec<String> = map.keys().filter(|p| below(p)).cloned().collect();
+    for p in moved {
+        let v = map.remove(&p).expect("key listed");
+        map.insert(format!("{to}{}", &p[from.len()..]), v);
+    }
 }
 
 /// One YAML document of a stream.
@@ -73,11 +87,30 @@ pub fn escape_pointer(seg: &str) -> Cow<'_, str> {
     }
 }
 
+/// What a mapping key written twice means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicates {
+    /// go-yaml v3 (resources, patches): an error.
+    Refuse,
+    /// go-yaml v2 (kustomization files, read through sigs.k8s.io/yaml): the last one wins.
+    LastWins,
+}
+
 /// Parses every document of `text`. Empty documents (only comments or nothing) yield
 /// `Value::Null` and are kept so callers can decide (kustomize skips them).
 pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
+    parse_documents_with(text, Duplicates::Refuse)
+}
+
+/// [`parse_documents`], with a choice of what a duplicate mapping key means.
+pub fn parse_documents_with(
+    text: &str,
+    duplicates: Duplicates,
+) -> Result<Vec<Document>, YamlError> {
     check_characters(text)?;
     let mut b = Builder {
+        duplicates,
+        open_block_at_eof: unterminated_last_line(text),
         parser: Parser::new_from_str(text),
         anchors: HashMap::new(),
         positions: Default::default(),
@@ -124,6 +157,21 @@ pub fn parse_documents(text: &str) -> Result<Vec<Document>, YamlError> {
         }
     }
     Ok(docs)
+}
+
+/// Character offset of the input's last line when it has content and no line break after
+/// it. A block scalar whose content runs into such a line gets no final line break from
+/// go-yaml (clip and keep add the break only when one was read), where the YAML spec, and
+/// saphyr, add one.
+fn unterminated_last_line(text: &str) -> Option<usize> {
+    if text.ends_with(['\n', '\r']) {
+        return None;
+    }
+    let start = text.rfind(['\n', '\r']).map_or(0, |i| i + 1);
+    if text[start..].trim_matches([' ', '\t']).is_empty() {
+        return None;
+    }
+    Some(text[..start].chars().count())
 }
 
 /// go-yaml's reader refuses control characters anywhere in the input, even inside quotes.
@@ -192,6 +240,10 @@ fn excessive_aliasing(decoded: usize, aliased: usize) -> bool {
 }
 
 struct Builder<'a> {
+    duplicates: Duplicates,
+    /// Byte offset where the input's last line starts when that line has content and no
+    /// line break after it (see [`unterminated_last_line`]).
+    open_block_at_eof: Option<usize>,
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     /// Anchored values with the number of nodes each expands to.
     anchors: HashMap<usize, (Value, usize)>,
@@ -244,7 +296,16 @@ impl<'a> Builder<'a> {
         span: &Span,
         ptr: &str,
     ) -> Result<Value, YamlError> {
-        let v = scalar_value(text, style, tag).map_err(|m| err(span, m))?;
+        let mut v = scalar_value(text, style, tag).map_err(|m| err(span, m))?;
+        if matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+            && self
+                .open_block_at_eof
+                .is_some_and(|last| span.end.index() > last)
+            && let Value::String(s) = &mut v
+            && s.ends_with('\n')
+        {
+            s.pop();
+        }
         if style == ScalarStyle::Plain
             && tag.is_none()
             && (!v.is_string() || super::scalar::v2_needs_quotes(text))
@@ -341,6 +402,12 @@ impl<'a> Builder<'a> {
             let len = ptr.len();
             ptr.push('/');
             ptr.push_str(&escape_pointer(&key));
+            if !is_merge && map.contains_key(&key) && self.duplicates == Duplicates::LastWins {
+                // The earlier value is replaced: so are the positions of its nodes.
+                let below = format!("{ptr}/");
+                self.positions.retain(|p, _| !p.starts_with(&below));
+                self.raw.retain(|p, _| p != ptr && !p.starts_with(&below));
+            }
             let value = self.node(vev, vspan, ptr)?;
             ptr.truncate(len);
             if is_merge {
@@ -360,7 +427,7 @@ impl<'a> Builder<'a> {
                 }
                 continue;
             }
-            if map.contains_key(&key) {
+            if map.contains_key(&key) && self.duplicates == Duplicates::Refuse {
                 return Err(err(&kspan, format!("mapping key {key:?} already defined")));
             }
             map.insert(key, value);

@@ -7,7 +7,9 @@ use std::process::Command;
 
 use renderer::{FsSource, RenderOptions, Reorder};
 
-pub const KUBECTL: &str = "/usr/bin/kubectl";
+pub mod tools;
+
+pub use tools::KUBECTL;
 
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
