@@ -97,6 +97,9 @@ pub enum Command {
     /// List the revisions production has run, from Git and the agent's status
     #[command(after_help = crate::commands::history::EXAMPLES)]
     History(crate::commands::history::HistoryArgs),
+    /// Check a repository before the agent sees it: render, schema, secrets, images, policy
+    #[command(after_help = crate::commands::lint::EXAMPLES)]
+    Lint(crate::commands::lint::LintArgs),
 }
 
 /// kubectl's connection flags, accepted by every subcommand so muscle memory carries over.

@@ -66,5 +66,6 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Promote(args) => commands::promote::run(&args, &cli.kube, printer),
         Command::Rollback(args) => commands::rollback::run(&args, &cli.kube, printer),
         Command::History(args) => commands::history::run(&args, &cli.kube, printer),
+        Command::Lint(args) => commands::lint::run(&args, printer),
     }
 }
