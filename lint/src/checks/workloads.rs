@@ -43,7 +43,7 @@ fn find_pod_specs<'a>(
             }
             for (k, v) in map {
                 let len = path.len();
-                push_key(path, k, path.is_empty());
+                push_key(path, k, false);
                 find_pod_specs(v, path, out, depth + 1);
                 path.truncate(len);
             }
@@ -68,7 +68,7 @@ pub fn containers<'a>(spec_path: &str, spec: &'a Value) -> Vec<Container<'a>> {
         };
         for (i, c) in items.iter().enumerate() {
             let mut path = spec_path.to_string();
-            push_key(&mut path, list, path.is_empty());
+            push_key(&mut path, list, false);
             push_segment(&mut path, &element_segment(items, i));
             out.push(Container { path, value: c });
         }
@@ -78,7 +78,7 @@ pub fn containers<'a>(spec_path: &str, spec: &'a Value) -> Vec<Container<'a>> {
 
 fn field(path: &str, key: &str) -> String {
     let mut p = path.to_string();
-    push_key(&mut p, key, p.is_empty());
+    push_key(&mut p, key, false);
     p
 }
 

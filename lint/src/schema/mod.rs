@@ -221,7 +221,6 @@ impl Validator<'_> {
             self.check(value, part, path, depth + 1);
         }
         let flag = |k: &str| schema.get(k).and_then(Value::as_bool).unwrap_or(false);
-        let shown = |p: &str| if p.is_empty() { "the object" } else { p };
         if flag("x-kubernetes-int-or-string") {
             if !(value.is_string() || value.is_number()) {
                 let message = format!(
@@ -294,7 +293,7 @@ impl Validator<'_> {
             || additional.is_some_and(|a| a.as_bool() == Some(true));
         for (key, child) in map {
             let len = path.len();
-            push_key(path, key, path.is_empty());
+            push_key(path, key, false);
             match props.and_then(|p| p.get(key)) {
                 Some(s) => self.check(child, s, path, depth + 1),
                 None => match additional.filter(|a| a.is_object()) {
@@ -317,12 +316,16 @@ impl Validator<'_> {
         {
             if map.get(required).is_none_or(Value::is_null) {
                 let mut field = path.clone();
-                push_key(&mut field, required, field.is_empty());
+                push_key(&mut field, required, false);
                 let message = format!("missing required field {field:?}");
                 self.push(SCHEMA_REQUIRED, path, message);
             }
         }
     }
+}
+
+fn shown(path: &str) -> &str {
+    if path.is_empty() { "the object" } else { path }
 }
 
 fn type_name(value: &Value) -> &'static str {
