@@ -132,7 +132,7 @@ pub fn lint(source: &dyn Source, targets: Option<&[String]>) -> Result<Report, L
     let chosen_refs: Vec<&Kustomization> = chosen.iter().collect();
     let owners = repo::CodeOwners::load(source);
     repo::check_codeowners(owners.as_ref(), &chosen_refs, &mut raw);
-    repo::check_copies(source, &ok, &chosen_refs, &mut raw);
+    repo::check_copies(source, &ok, &chosen_refs, &all, &mut raw);
     let mut findings = gate.admit(raw);
     findings.sort();
     findings.dedup();

@@ -240,22 +240,34 @@ struct Definition {
 /// Objects defined in more than one resource file with mostly the same fields: an overlay
 /// copied a base instead of patching it. Reported at the copy: the file in a root
 /// kustomization (an overlay), else the later path.
+///
+/// Definitions are read from the rendered objects' files and from the resource files every
+/// kustomization of the repository lists (`all`), so linting one overlay still finds the base
+/// it copied; findings are reported only in rendered files.
 pub fn check_copies(
     source: &dyn Source,
     renders: &[&Rendered],
     roots: &[&Kustomization],
+    all: &[Kustomization],
     out: &mut Vec<Finding>,
 ) {
-    let mut files: BTreeSet<String> = BTreeSet::new();
+    let mut rendered: BTreeSet<String> = BTreeSet::new();
     for r in renders {
         for o in &r.objects {
             if let Some(kind) = o.provenance.get("kind")
                 && kind.origin.set_by == SetBy::Resource
             {
-                files.insert(kind.origin.file.to_string());
+                rendered.insert(kind.origin.file.to_string());
             }
         }
     }
+    let mut files = rendered.clone();
+    files.extend(
+        all.iter()
+            .flat_map(|k| k.includes.iter())
+            .filter(|p| source.kind(p) == Some(EntryKind::File))
+            .cloned(),
+    );
     let mut defs: BTreeMap<(String, String, String), Vec<Definition>> = BTreeMap::new();
     for file in &files {
         let Some(docs) = source
@@ -311,6 +323,9 @@ pub fn check_copies(
                     _ if a.file > b.file => (a, b),
                     _ => (b, a),
                 };
+                if !rendered.contains(&copy.file) {
+                    continue;
+                }
                 let mut f = Finding::new(
                     COPIED_YAML,
                     &copy.file,
