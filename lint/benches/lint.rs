@@ -45,7 +45,15 @@ fn main() {
     let generator = generator();
     println!(
         "{:>6} {:>8} {:>10} {:>10} {:>9} {:>12} {:>12} {:>8} {:>8}",
-        "apps", "objects", "lint ms", "lint cpu", "findings", "kubectl ms", "kubectl cpu", "wall x", "cpu x"
+        "apps",
+        "objects",
+        "lint ms",
+        "lint cpu",
+        "findings",
+        "kubectl ms",
+        "kubectl cpu",
+        "wall x",
+        "cpu x"
     );
     for n in sizes {
         let tmp = tempfile::tempdir().expect("tempdir");
@@ -68,7 +76,10 @@ fn main() {
         let report = report.expect("ran");
         assert_eq!(report.targets.len(), 3, "{:?}", report.targets);
         assert!(
-            report.findings.iter().all(|f| f.rule != lint::rules::RENDER_ERROR),
+            report
+                .findings
+                .iter()
+                .all(|f| f.rule != lint::rules::RENDER_ERROR),
             "every overlay renders"
         );
         let (mut k_wall, mut k_cpu) = (Duration::ZERO, Duration::ZERO);
@@ -111,7 +122,11 @@ fn kubectl_kustomize(dir: &Path) -> (Duration, Duration) {
     let cpu = stderr
         .lines()
         .find_map(|l| l.strip_prefix("cpu_s "))
-        .map(|v| v.split_whitespace().filter_map(|x| x.parse::<f64>().ok()).sum::<f64>())
+        .map(|v| {
+            v.split_whitespace()
+                .filter_map(|x| x.parse::<f64>().ok())
+                .sum::<f64>()
+        })
         .unwrap_or(0.0);
     (wall, Duration::from_secs_f64(cpu))
 }

@@ -83,7 +83,10 @@ impl Config {
             return Ok(config);
         }
         let Some(top) = doc.value.as_object() else {
-            return Err(err(1, "expected a mapping with `rules` and `exceptions`".into()));
+            return Err(err(
+                1,
+                "expected a mapping with `rules` and `exceptions`".into(),
+            ));
         };
         for key in top.keys() {
             if key != "rules" && key != "exceptions" {
@@ -102,12 +105,14 @@ impl Config {
                 match v {
                     Value::Bool(false) => Ok(Setting::Off),
                     Value::String(s) if s == "off" || s == "disabled" => Ok(Setting::Off),
-                    Value::String(s) => Severity::parse(s).map(Setting::Severity).ok_or_else(|| {
-                        err(
-                            line_of(&ptr),
-                            format!("{id}: {s:?} is not off, error, warning or note"),
-                        )
-                    }),
+                    Value::String(s) => {
+                        Severity::parse(s).map(Setting::Severity).ok_or_else(|| {
+                            err(
+                                line_of(&ptr),
+                                format!("{id}: {s:?} is not off, error, warning or note"),
+                            )
+                        })
+                    }
                     _ => Err(err(
                         line_of(&ptr),
                         format!("{id}: expected off, error, warning or note"),
@@ -148,7 +153,10 @@ impl Config {
             let strings = |k: &str| -> Vec<String> {
                 match &e[k] {
                     Value::String(s) => vec![s.clone()],
-                    Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+                    Value::Array(a) => a
+                        .iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect(),
                     _ => vec![],
                 }
             };
@@ -241,7 +249,12 @@ impl InlineIgnores {
         let lines = self.files.entry(finding.file.clone()).or_insert_with(|| {
             source
                 .read(&finding.file)
-                .map(|b| String::from_utf8_lossy(&b).lines().map(String::from).collect())
+                .map(|b| {
+                    String::from_utf8_lossy(&b)
+                        .lines()
+                        .map(String::from)
+                        .collect()
+                })
                 .unwrap_or_default()
         });
         let names = |line: Option<&String>, alone: bool| {
@@ -249,10 +262,9 @@ impl InlineIgnores {
                 if alone && !l.trim_start().starts_with('#') {
                     return None;
                 }
-                ignore_comment().captures(l).map(|c| {
-                    c[1].split(',')
-                        .any(|r| r == "*" || r == finding.rule)
-                })
+                ignore_comment()
+                    .captures(l)
+                    .map(|c| c[1].split(',').any(|r| r == "*" || r == finding.rule))
             })
             .unwrap_or(false)
         };
@@ -282,13 +294,24 @@ mod tests {
         .unwrap();
         assert!(c.require_digests);
         let f = |rule, file: &str| Finding::new(rule, file, 3, "m");
-        assert!(c.apply(f(crate::rules::RESOURCE_LIMITS, "a.yaml")).is_none());
+        assert!(
+            c.apply(f(crate::rules::RESOURCE_LIMITS, "a.yaml"))
+                .is_none()
+        );
         assert_eq!(
-            c.apply(f(crate::rules::HPA_REPLICAS, "a.yaml")).unwrap().severity,
+            c.apply(f(crate::rules::HPA_REPLICAS, "a.yaml"))
+                .unwrap()
+                .severity,
             Severity::Error
         );
-        assert!(c.apply(f(crate::rules::PRIVILEGED, "infra/x.yaml")).is_none());
-        assert!(c.apply(f(crate::rules::PRIVILEGED, "apps/x.yaml")).is_some());
+        assert!(
+            c.apply(f(crate::rules::PRIVILEGED, "infra/x.yaml"))
+                .is_none()
+        );
+        assert!(
+            c.apply(f(crate::rules::PRIVILEGED, "apps/x.yaml"))
+                .is_some()
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@ use schema::Crds;
 pub enum LintError {
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("{path}: no kustomization file (kustomization.yaml, kustomization.yml or Kustomization)")]
+    #[error(
+        "{path}: no kustomization file (kustomization.yaml, kustomization.yml or Kustomization)"
+    )]
     NoKustomization { path: String },
     #[error("{0}")]
     UnknownRule(String),
@@ -92,7 +94,10 @@ impl<'a> Gate<'a> {
 pub fn render_finding(err: &RenderError) -> Finding {
     let mut message = err.message.clone();
     if !err.chain.is_empty() {
-        message.push_str(&format!(" (kustomization chain: {})", err.chain.join(" -> ")));
+        message.push_str(&format!(
+            " (kustomization chain: {})",
+            err.chain.join(" -> ")
+        ));
     }
     let mut f = Finding::new(rules::RENDER_ERROR, &err.file, err.line.max(1), message);
     f.col = err.col;
@@ -146,7 +151,10 @@ pub fn lint(source: &dyn Source, targets: Option<&[String]>) -> Result<Report, L
 }
 
 /// Renders the targets on up to as many threads as there are cores.
-fn render_all(source: &dyn Source, targets: &[Kustomization]) -> Vec<Result<Rendered, RenderError>> {
+fn render_all(
+    source: &dyn Source,
+    targets: &[Kustomization],
+) -> Vec<Result<Rendered, RenderError>> {
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(targets.len().max(1));

@@ -11,7 +11,8 @@ use serde_json::Value;
 use crate::finding::Finding;
 use crate::rules::{BRANCH_PER_ENVIRONMENT, CODEOWNERS, COPIED_YAML};
 
-pub const KUSTOMIZATION_FILES: &[&str] = &["kustomization.yaml", "kustomization.yml", "Kustomization"];
+pub const KUSTOMIZATION_FILES: &[&str] =
+    &["kustomization.yaml", "kustomization.yml", "Kustomization"];
 const CODEOWNERS_FILES: &[&str] = &[
     "CODEOWNERS",
     ".github/CODEOWNERS",
@@ -218,7 +219,11 @@ pub fn check_codeowners(
                 1,
                 format!(
                     "production overlay {} has no CODEOWNERS entry{}",
-                    if k.dir.is_empty() { "." } else { k.dir.as_str() },
+                    if k.dir.is_empty() {
+                        "."
+                    } else {
+                        k.dir.as_str()
+                    },
                     if owners.is_none() {
                         " (the repository has no CODEOWNERS file)"
                     } else {

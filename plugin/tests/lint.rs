@@ -122,7 +122,10 @@ fn every_rule_is_found_with_its_location_and_fix() {
         assert!(repo.path().join(file).is_file(), "{f}");
         assert!(f["line"].as_u64().unwrap() >= 1, "{f}");
         assert!(!f["fix"].as_str().unwrap().is_empty(), "{f}");
-        assert!(["error", "warning"].contains(&f["severity"].as_str().unwrap()), "{f}");
+        assert!(
+            ["error", "warning"].contains(&f["severity"].as_str().unwrap()),
+            "{f}"
+        );
     }
     let at = |rule: &str| -> BTreeSet<String> {
         found
@@ -134,24 +137,48 @@ fn every_rule_is_found_with_its_location_and_fix() {
     let set = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
     assert_eq!(
         at("plaintext-secrets"),
-        set(&["overlays/prod/kustomization.yaml:15", "overlays/prod/secret.yaml:6"])
+        set(&[
+            "overlays/prod/kustomization.yaml:15",
+            "overlays/prod/secret.yaml:6"
+        ])
     );
     assert_eq!(at("credentials"), set(&["overlays/prod/configmap.yaml:7"]));
     assert_eq!(at("mutable-images"), set(&["overlays/prod/worker.yaml:17"]));
-    assert_eq!(at("schema-unknown-field"), set(&["overlays/prod/worker.yaml:18"]));
+    assert_eq!(
+        at("schema-unknown-field"),
+        set(&["overlays/prod/worker.yaml:18"])
+    );
     assert_eq!(at("schema-type"), set(&["overlays/prod/worker.yaml:6"]));
     assert_eq!(at("schema-required"), set(&["base/service.yaml:9"]));
-    assert_eq!(at("schema-unknown-kind"), set(&["overlays/prod/widget.yaml:2"]));
-    assert_eq!(at("cluster-scoped"), set(&["overlays/prod/clusterrole.yaml:2"]));
+    assert_eq!(
+        at("schema-unknown-kind"),
+        set(&["overlays/prod/widget.yaml:2"])
+    );
+    assert_eq!(
+        at("cluster-scoped"),
+        set(&["overlays/prod/clusterrole.yaml:2"])
+    );
     assert_eq!(at("hpa-replicas"), set(&["base/deployment.yaml:6"]));
-    assert_eq!(at("copied-yaml"), set(&["overlays/staging/deployment.yaml:1"]));
-    assert_eq!(at("codeowners"), set(&["overlays/prod/kustomization.yaml:1"]));
+    assert_eq!(
+        at("copied-yaml"),
+        set(&["overlays/staging/deployment.yaml:1"])
+    );
+    assert_eq!(
+        at("codeowners"),
+        set(&["overlays/prod/kustomization.yaml:1"])
+    );
     assert_eq!(
         at("branch-per-environment"),
         set(&["overlays/prod/kustomization.yaml:1"])
     );
     assert_eq!(at("render-error").len(), 1);
-    assert!(at("render-error").iter().next().unwrap().starts_with("overlays/broken/kustomization.yaml:"));
+    assert!(
+        at("render-error")
+            .iter()
+            .next()
+            .unwrap()
+            .starts_with("overlays/broken/kustomization.yaml:")
+    );
 }
 
 #[test]
@@ -159,11 +186,7 @@ fn secret_values_are_never_printed() {
     let repo = fixture_repo();
     for format in ["text", "json", "sarif"] {
         let out = lint(repo.path(), &["-o", format, "-v"]);
-        let all = format!(
-            "{}{}",
-            stdout(&out),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let all = format!("{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
         for value in SECRET_VALUES {
             assert!(!all.contains(value), "{format} output prints {value}");
         }
@@ -177,7 +200,9 @@ fn text_is_grouped_by_file_and_colourless_when_piped() {
     let out = lint(repo.path(), &[]);
     let text = stdout(&out);
     assert!(!text.contains('\x1b'), "{text}");
-    let worker = text.find("overlays/prod/worker.yaml\n").expect("a file heading");
+    let worker = text
+        .find("overlays/prod/worker.yaml\n")
+        .expect("a file heading");
     let rest = &text[worker..];
     assert!(rest.contains("  17:"), "{rest}");
     assert!(rest.contains("fix: "), "{rest}");
@@ -220,7 +245,10 @@ fn fail_on_and_paths() {
     let staging = lint(repo.path(), &["--path", "overlays/staging"]);
     assert_eq!(staging.status.code(), Some(0), "{}", stdout(&staging));
     assert!(stdout(&staging).contains("warning"), "{}", stdout(&staging));
-    let strict = lint(repo.path(), &["--path", "overlays/staging", "--fail-on", "warning"]);
+    let strict = lint(
+        repo.path(),
+        &["--path", "overlays/staging", "--fail-on", "warning"],
+    );
     assert_eq!(strict.status.code(), Some(1));
     // lint itself failing is 2, with the reason.
     for args in [
@@ -230,7 +258,10 @@ fn fail_on_and_paths() {
     ] {
         let out = lint(repo.path(), args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("error:"), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("error:"),
+            "{args:?}"
+        );
     }
 }
 
@@ -258,10 +289,16 @@ fn repository_config_and_inline_ignores() {
     for gone in ["copied-yaml", "privileged", "mutable-images"] {
         assert!(!rules.contains(gone), "{gone} still reported");
     }
-    assert!(found
-        .iter()
-        .any(|f| f["rule"] == "resource-limits" && f["severity"] == "error"));
-    std::fs::write(d.join(".kubectl-gitops/lint.yaml"), "rules:\n  typo-rule: off\n").unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|f| f["rule"] == "resource-limits" && f["severity"] == "error")
+    );
+    std::fs::write(
+        d.join(".kubectl-gitops/lint.yaml"),
+        "rules:\n  typo-rule: off\n",
+    )
+    .unwrap();
     let bad = lint(d, &[]);
     assert_eq!(bad.status.code(), Some(2));
     let err = String::from_utf8_lossy(&bad.stderr);
@@ -291,5 +328,9 @@ fn pre_commit_hook_runs_lint() {
         .current_dir(repo.path())
         .output()
         .unwrap();
-    assert_eq!(bad.status.code(), Some(1), "the hook blocks a commit with errors");
+    assert_eq!(
+        bad.status.code(),
+        Some(1),
+        "the hook blocks a commit with errors"
+    );
 }

@@ -27,9 +27,18 @@ fn detectors() -> &'static [(&'static str, Regex)] {
     static DETECTORS: OnceLock<Vec<(&'static str, Regex)>> = OnceLock::new();
     DETECTORS.get_or_init(|| {
         [
-            ("an AWS access key ID", r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b"),
-            ("a GitHub token", r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b"),
-            ("a GitHub fine-grained token", r"\bgithub_pat_[A-Za-z0-9_]{50,}\b"),
+            (
+                "an AWS access key ID",
+                r"\b(?:AKIA|ASIA|ABIA|ACCA)[0-9A-Z]{16}\b",
+            ),
+            (
+                "a GitHub token",
+                r"\b(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{36,}\b",
+            ),
+            (
+                "a GitHub fine-grained token",
+                r"\bgithub_pat_[A-Za-z0-9_]{50,}\b",
+            ),
             ("a Slack token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
             (
                 "a private key",
@@ -40,7 +49,10 @@ fn detectors() -> &'static [(&'static str, Regex)] {
                 r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
             ),
             ("a Google API key", r"\bAIza[0-9A-Za-z_-]{35}\b"),
-            ("a Stripe secret key", r"\b(?:sk|rk)_live_[0-9A-Za-z]{20,}\b"),
+            (
+                "a Stripe secret key",
+                r"\b(?:sk|rk)_live_[0-9A-Za-z]{20,}\b",
+            ),
         ]
         .into_iter()
         .map(|(name, re)| (name, Regex::new(re).expect("detector regex compiles")))
@@ -124,7 +136,9 @@ fn is_v1(obj: &Value, kind: &str) -> bool {
 fn is_sops_value(text: &str) -> bool {
     text.starts_with("ENC[")
         || text.contains("sops_mac=")
-        || text.lines().any(|l| l == "sops:" || l.starts_with("\"sops\":"))
+        || text
+            .lines()
+            .any(|l| l == "sops:" || l.starts_with("\"sops\":"))
 }
 
 fn secret_values(obj: &Value) -> Vec<(String, String)> {

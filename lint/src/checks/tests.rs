@@ -28,9 +28,16 @@ fn secret_generator_literals_fail_at_the_literal() {
         "app/kustomization.yaml",
         "secretGenerator:\n- name: db\n  literals:\n  - password=hunter2-s3cr3t\n",
     )]);
-    let f: Vec<_> = repo.lint().into_iter().filter(|f| f.rule == PLAINTEXT_SECRETS).collect();
+    let f: Vec<_> = repo
+        .lint()
+        .into_iter()
+        .filter(|f| f.rule == PLAINTEXT_SECRETS)
+        .collect();
     assert_eq!(f.len(), 1, "{f:?}");
-    assert_eq!((f[0].file.as_str(), f[0].line), ("app/kustomization.yaml", 4));
+    assert_eq!(
+        (f[0].file.as_str(), f[0].line),
+        ("app/kustomization.yaml", 4)
+    );
     assert!(!format!("{f:?}").contains("hunter2"));
 }
 
@@ -46,7 +53,11 @@ fn secret_generator_of_a_sops_file_passes() {
             "password=ENC[AES256_GCM,data:abc,iv:def,tag:ghi,type:str]\nsops_version=3.9.0\nsops_mac=ENC[AES256_GCM,data:x]\n",
         ),
     ]);
-    let f: Vec<_> = repo.lint().into_iter().filter(|f| f.rule == PLAINTEXT_SECRETS).collect();
+    let f: Vec<_> = repo
+        .lint()
+        .into_iter()
+        .filter(|f| f.rule == PLAINTEXT_SECRETS)
+        .collect();
     assert_eq!(f, vec![]);
 }
 
@@ -60,7 +71,10 @@ fn credentials_in_configmaps_and_env() {
         ("gh", "ghp_0123456789abcdefghijABCDEFGHIJ012345"),
         ("slack", "xoxb-123456789012-abcdefghijkl"),
         ("key", "-----BEGIN RSA PRIVATE KEY-----"),
-        ("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+        (
+            "jwt",
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+        ),
         ("DB_PASSWORD", "Xk9#mQ2!vL7p"),
         ("blob", "q8Zr2Lk0PmX7vN4sT1wY9bC3dF6gH5jK0aE"),
     ] {
@@ -72,7 +86,10 @@ fn credentials_in_configmaps_and_env() {
     for (k, v) in [
         ("LOG_LEVEL", "debug"),
         ("DB_PASSWORD_FILE", "/run/secrets/db"),
-        ("image", "registry.example.com/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"),
+        (
+            "image",
+            "registry.example.com/app@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ),
         ("url", "https://example.com/some/long/path/with/segments"),
         ("commit", "0123456789abcdef0123456789abcdef01234567"),
     ] {
@@ -100,10 +117,16 @@ fn mutable_images() {
     let repo = Repo::new(&[
         ("app/kustomization.yaml", "resources:\n- r.yaml\n"),
         ("app/r.yaml", DEPLOYMENT),
-        (".kubectl-gitops/lint.yaml", "rules:\n  mutable-images:\n    requireDigests: true\n"),
+        (
+            ".kubectl-gitops/lint.yaml",
+            "rules:\n  mutable-images:\n    requireDigests: true\n",
+        ),
     ]);
     assert_eq!(rules_of(&repo.lint()), [MUTABLE_IMAGES]);
-    let pinned = DEPLOYMENT.replace(":1.2.3", "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+    let pinned = DEPLOYMENT.replace(
+        ":1.2.3",
+        "@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    );
     assert_eq!(findings_of(MUTABLE_IMAGES, &pinned), vec![]);
 }
 
@@ -116,7 +139,11 @@ fn images_set_by_the_kustomization_point_at_it() {
         ),
         ("app/r.yaml", DEPLOYMENT),
     ]);
-    let f: Vec<_> = repo.lint().into_iter().filter(|f| f.rule == MUTABLE_IMAGES).collect();
+    let f: Vec<_> = repo
+        .lint()
+        .into_iter()
+        .filter(|f| f.rule == MUTABLE_IMAGES)
+        .collect();
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].file, "app/kustomization.yaml");
 }
@@ -125,11 +152,21 @@ fn images_set_by_the_kustomization_point_at_it() {
 fn cluster_scoped_in_a_namespaced_overlay() {
     let files = |ns: &str| {
         Repo::new(&[
-            ("app/kustomization.yaml", &*format!("{ns}resources:\n- r.yaml\n")),
-            ("app/r.yaml", "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\nrules: []\n"),
+            (
+                "app/kustomization.yaml",
+                &*format!("{ns}resources:\n- r.yaml\n"),
+            ),
+            (
+                "app/r.yaml",
+                "apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRole\nmetadata:\n  name: reader\nrules: []\n",
+            ),
         ])
     };
-    let f: Vec<_> = files("namespace: shop\n").lint().into_iter().filter(|f| f.rule == CLUSTER_SCOPED).collect();
+    let f: Vec<_> = files("namespace: shop\n")
+        .lint()
+        .into_iter()
+        .filter(|f| f.rule == CLUSTER_SCOPED)
+        .collect();
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!((f[0].file.as_str(), f[0].line), ("app/r.yaml", 2));
     assert!(files("").lint().iter().all(|f| f.rule != CLUSTER_SCOPED));
@@ -137,7 +174,10 @@ fn cluster_scoped_in_a_namespaced_overlay() {
 
 #[test]
 fn resource_limits() {
-    let d = DEPLOYMENT.replace("          limits:\n            cpu: 500m\n            memory: 256Mi\n", "          requests:\n            cpu: 100m\n");
+    let d = DEPLOYMENT.replace(
+        "          limits:\n            cpu: 500m\n            memory: 256Mi\n",
+        "          requests:\n            cpu: 100m\n",
+    );
     let f = findings_of(RESOURCE_LIMITS, &d);
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].severity, Severity::Warning);
@@ -154,7 +194,10 @@ fn privileged() {
     let f = findings_of(PRIVILEGED, &d);
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!(f[0].line, 18);
-    let host = DEPLOYMENT.replace("      containers:", "      hostNetwork: true\n      containers:");
+    let host = DEPLOYMENT.replace(
+        "      containers:",
+        "      hostNetwork: true\n      containers:",
+    );
     assert_eq!(findings_of(PRIVILEGED, &host).len(), 1);
     let safe = DEPLOYMENT.replace(
         "        resources:",
@@ -169,7 +212,10 @@ const HPA: &str = "apiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nme
 fn hpa_replicas() {
     let with = |deployment: &str| {
         Repo::new(&[
-            ("app/kustomization.yaml", "resources:\n- d.yaml\n- hpa.yaml\n"),
+            (
+                "app/kustomization.yaml",
+                "resources:\n- d.yaml\n- hpa.yaml\n",
+            ),
             ("app/d.yaml", deployment),
             ("app/hpa.yaml", HPA),
         ])
@@ -196,8 +242,14 @@ fn codeowners_for_production_overlays() {
         let mut files = vec![
             ("base/kustomization.yaml", "resources:\n- d.yaml\n"),
             ("base/d.yaml", DEPLOYMENT),
-            ("overlays/prod/kustomization.yaml", "resources:\n- ../../base\n"),
-            ("overlays/dev/kustomization.yaml", "resources:\n- ../../base\n"),
+            (
+                "overlays/prod/kustomization.yaml",
+                "resources:\n- ../../base\n",
+            ),
+            (
+                "overlays/dev/kustomization.yaml",
+                "resources:\n- ../../base\n",
+            ),
         ];
         if let Some(o) = owners {
             files.push((".github/CODEOWNERS", o));
@@ -240,9 +292,13 @@ fn copied_yaml() {
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!((f[0].file.as_str(), f[0].line), ("prod/d.yaml", 1));
     assert!(f[0].message.contains("base/d.yaml"), "{}", f[0].message);
-    let patch = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n";
+    let patch =
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n";
     let f = repo(&[
-        ("prod/kustomization.yaml", "resources:\n- ../base\npatches:\n- path: p.yaml\n"),
+        (
+            "prod/kustomization.yaml",
+            "resources:\n- ../base\npatches:\n- path: p.yaml\n",
+        ),
         ("prod/p.yaml", patch),
     ]);
     assert_eq!(f, vec![]);
@@ -263,11 +319,17 @@ fn branch_per_environment() {
         differs,
     };
     let mut out = Vec::new();
-    check_branches(&[overlay("production", true), overlay("feature/x", true)], &mut out);
+    check_branches(
+        &[overlay("production", true), overlay("feature/x", true)],
+        &mut out,
+    );
     assert_eq!(rules_of(&out), [BRANCH_PER_ENVIRONMENT]);
     assert!(out[0].message.contains("production") && !out[0].message.contains("feature"));
     let mut out = Vec::new();
-    check_branches(&[overlay("staging", false), overlay("feature/x", true)], &mut out);
+    check_branches(
+        &[overlay("staging", false), overlay("feature/x", true)],
+        &mut out,
+    );
     assert_eq!(out, vec![]);
 }
 
@@ -282,7 +344,10 @@ fn render_errors_are_findings_with_a_line() {
 
 #[test]
 fn inline_ignore_and_disable() {
-    let d = DEPLOYMENT.replace("web:1.2.3", "web:latest # lint:ignore mutable-images pinned by the release job");
+    let d = DEPLOYMENT.replace(
+        "web:1.2.3",
+        "web:latest # lint:ignore mutable-images pinned by the release job",
+    );
     assert_eq!(findings_of(MUTABLE_IMAGES, &d), vec![]);
     let above = DEPLOYMENT.replace(
         "        image: registry.example.com/web:1.2.3",
@@ -300,9 +365,15 @@ fn guard_reports_only_refused_rules() {
     let f = crate::guard(&repo.source(), &rendered, &[MUTABLE_IMAGES]).unwrap();
     assert_eq!(rules_of(&f), [MUTABLE_IMAGES]);
     assert_eq!(f[0].location(), "app/r.yaml:16");
-    assert_eq!(crate::guard(&repo.source(), &rendered, &[PLAINTEXT_SECRETS]).unwrap(), vec![]);
+    assert_eq!(
+        crate::guard(&repo.source(), &rendered, &[PLAINTEXT_SECRETS]).unwrap(),
+        vec![]
+    );
     assert!(crate::parse_refuse(&["no-such".into()]).is_err());
-    assert_eq!(crate::parse_refuse(&["plaintext-secrets".into()]).unwrap(), [PLAINTEXT_SECRETS]);
+    assert_eq!(
+        crate::parse_refuse(&["plaintext-secrets".into()]).unwrap(),
+        [PLAINTEXT_SECRETS]
+    );
 }
 
 #[test]
@@ -310,7 +381,11 @@ fn seed_tree_has_no_error() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog-api");
     let source = renderer::FsSource::new(root).unwrap();
     let report = crate::lint(&source, None).unwrap();
-    let errors: Vec<_> = report.findings.iter().filter(|f| f.severity == Severity::Error).collect();
+    let errors: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
     assert_eq!(errors, Vec::<&crate::Finding>::new());
     assert_eq!(report.targets, ["overlays/prod", "overlays/staging"]);
 }

@@ -10,7 +10,8 @@ use crate::finding::{Finding, describe};
 use crate::rules::{HPA_REPLICAS, MUTABLE_IMAGES, PRIVILEGED, RESOURCE_LIMITS};
 
 /// Capabilities that amount to root on the node.
-const DANGEROUS_CAPABILITIES: &[&str] = &["ALL", "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "SYS_MODULE"];
+const DANGEROUS_CAPABILITIES: &[&str] =
+    &["ALL", "SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "SYS_MODULE"];
 const CONTAINER_LISTS: &[&str] = &["initContainers", "containers"];
 
 /// A container: its provenance path and value.
@@ -92,7 +93,9 @@ pub fn image_problem(image: &str, require_digests: bool) -> Option<&'static str>
         None => Some("has no tag (so it means `latest`)"),
         Some((_, "latest")) => Some("uses the `latest` tag"),
         Some((_, "")) => Some("has an empty tag"),
-        Some(_) if require_digests => Some("is pinned by tag, and this repository requires digests"),
+        Some(_) if require_digests => {
+            Some("is pinned by tag, and this repository requires digests")
+        }
         Some(_) => None,
     }
 }

@@ -3,27 +3,46 @@ use crate::testutil::{DEPLOYMENT, Repo, findings_of};
 
 #[test]
 fn a_valid_deployment_passes() {
-    for rule in [SCHEMA_UNKNOWN_FIELD, SCHEMA_TYPE, SCHEMA_REQUIRED, SCHEMA_UNKNOWN_KIND] {
+    for rule in [
+        SCHEMA_UNKNOWN_FIELD,
+        SCHEMA_TYPE,
+        SCHEMA_REQUIRED,
+        SCHEMA_UNKNOWN_KIND,
+    ] {
         assert_eq!(findings_of(rule, DEPLOYMENT), vec![], "{rule}");
     }
 }
 
 #[test]
 fn unknown_field_points_at_its_source_line() {
-    let bad = DEPLOYMENT.replace("        image:", "        imagePullPolicyy: Always\n        image:");
+    let bad = DEPLOYMENT.replace(
+        "        image:",
+        "        imagePullPolicyy: Always\n        image:",
+    );
     let f = findings_of(SCHEMA_UNKNOWN_FIELD, &bad);
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!((f[0].file.as_str(), f[0].line), ("app/r.yaml", 16));
-    assert!(f[0].message.contains("imagePullPolicyy"), "{}", f[0].message);
+    assert!(
+        f[0].message.contains("imagePullPolicyy"),
+        "{}",
+        f[0].message
+    );
 }
 
 #[test]
 fn wrong_type_points_at_its_source_line() {
-    let bad = DEPLOYMENT.replace("spec:\n  selector:", "spec:\n  replicas: three\n  selector:");
+    let bad = DEPLOYMENT.replace(
+        "spec:\n  selector:",
+        "spec:\n  replicas: three\n  selector:",
+    );
     let f = findings_of(SCHEMA_TYPE, &bad);
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!((f[0].file.as_str(), f[0].line), ("app/r.yaml", 6));
-    assert!(f[0].message.contains("spec.replicas must be an integer"), "{}", f[0].message);
+    assert!(
+        f[0].message.contains("spec.replicas must be an integer"),
+        "{}",
+        f[0].message
+    );
 }
 
 #[test]
@@ -40,7 +59,11 @@ fn wrong_type_set_by_a_patch_points_at_the_patch() {
             "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: \"3\"\n",
         ),
     ]);
-    let f: Vec<_> = repo.lint().into_iter().filter(|f| f.rule == SCHEMA_TYPE).collect();
+    let f: Vec<_> = repo
+        .lint()
+        .into_iter()
+        .filter(|f| f.rule == SCHEMA_TYPE)
+        .collect();
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!((f[0].file.as_str(), f[0].line), ("prod/p.yaml", 6));
 }
@@ -103,21 +126,34 @@ spec:
 fn custom_resources_follow_their_crd() {
     let repo = |widget: &str| {
         Repo::new(&[
-            ("app/kustomization.yaml", "resources:\n- crd.yaml\n- w.yaml\n"),
+            (
+                "app/kustomization.yaml",
+                "resources:\n- crd.yaml\n- w.yaml\n",
+            ),
             ("app/crd.yaml", CRD),
             ("app/w.yaml", widget),
         ])
     };
     let head = "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: w\nspec:\n";
     let good = repo(&format!("{head}  size: 3\n  extra:\n    anything: 1\n")).lint();
-    assert!(good.iter().all(|f| !f.rule.starts_with("schema")), "{good:?}");
+    assert!(
+        good.iter().all(|f| !f.rule.starts_with("schema")),
+        "{good:?}"
+    );
     let bad = repo(&format!("{head}  size: big\n  colour: red\n")).lint();
     let rules: Vec<(&str, u32)> = bad
         .iter()
         .filter(|f| f.rule.starts_with("schema"))
         .map(|f| (f.rule, f.line))
         .collect();
-    assert_eq!(rules, [(SCHEMA_TYPE, 6), (SCHEMA_UNKNOWN_FIELD, 7)], "{bad:?}");
+    assert_eq!(
+        rules,
+        [(SCHEMA_TYPE, 6), (SCHEMA_UNKNOWN_FIELD, 7)],
+        "{bad:?}"
+    );
     let missing = repo(&format!("{head}  extra: {{}}\n")).lint();
-    assert!(missing.iter().any(|f| f.rule == SCHEMA_REQUIRED), "{missing:?}");
+    assert!(
+        missing.iter().any(|f| f.rule == SCHEMA_REQUIRED),
+        "{missing:?}"
+    );
 }

@@ -141,7 +141,9 @@ fn add_branch_findings(source: &FsSource, root: &Path, report: &mut Report) -> a
     let (Some(workdir), Ok(head)) = (repo.workdir(), repo.head()) else {
         return Ok(());
     };
-    let workdir = workdir.canonicalize().context("the repository's working tree")?;
+    let workdir = workdir
+        .canonicalize()
+        .context("the repository's working tree")?;
     let Ok(prefix) = root.strip_prefix(&workdir) else {
         return Ok(());
     };

@@ -9,7 +9,8 @@ use renderer::protocol::SyncResult;
 
 use crate::agent_harness::AgentEnv;
 
-const CONFIGMAP: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: info\n";
+const CONFIGMAP: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  level: info\n";
 const SECRET: &str = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: Guardrail-Never-Print-Me\n";
 
 fn deployment(image: &str) -> String {
@@ -35,11 +36,14 @@ spec:
 }
 
 async fn live_image(env: &AgentEnv) -> Result<Option<String>> {
-    Ok(env.get("apps/v1", "Deployment", "web").await?.and_then(|d| {
-        d.data["spec"]["template"]["spec"]["containers"][0]["image"]
-            .as_str()
-            .map(str::to_string)
-    }))
+    Ok(env
+        .get("apps/v1", "Deployment", "web")
+        .await?
+        .and_then(|d| {
+            d.data["spec"]["template"]["spec"]["containers"][0]["image"]
+                .as_str()
+                .map(str::to_string)
+        }))
 }
 
 #[tokio::test]
@@ -47,9 +51,15 @@ async fn plaintext_secret_and_latest_image_are_refused_with_rule_and_line() -> R
     let mut env = AgentEnv::new("agent-guardrails").await?;
     let good = env.repo.commit_files(
         &[
-            ("app/kustomization.yaml", "resources:\n- cm.yaml\n- web.yaml\n"),
+            (
+                "app/kustomization.yaml",
+                "resources:\n- cm.yaml\n- web.yaml\n",
+            ),
             ("app/cm.yaml", CONFIGMAP),
-            ("app/web.yaml", &deployment("registry.example.com/web:1.0.0")),
+            (
+                "app/web.yaml",
+                &deployment("registry.example.com/web:1.0.0"),
+            ),
         ],
         "tagged image",
     )?;
@@ -86,14 +96,23 @@ async fn plaintext_secret_and_latest_image_are_refused_with_rule_and_line() -> R
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert!(env.get("v1", "Secret", "db").await?.is_none());
     let cm = env.get("v1", "ConfigMap", "settings").await?.expect("cm");
-    assert_eq!(cm.data["data"]["level"], "info", "part of a refused revision was applied");
+    assert_eq!(
+        cm.data["data"]["level"], "info",
+        "part of a refused revision was applied"
+    );
     assert_eq!(status.last_applied_revision.as_deref(), Some(good.as_str()));
 
     // The Secret gone, but the image moved to `latest`.
     let latest = env.repo.commit_files(
         &[
-            ("app/kustomization.yaml", "resources:\n- cm.yaml\n- web.yaml\n"),
-            ("app/web.yaml", &deployment("registry.example.com/web:latest")),
+            (
+                "app/kustomization.yaml",
+                "resources:\n- cm.yaml\n- web.yaml\n",
+            ),
+            (
+                "app/web.yaml",
+                &deployment("registry.example.com/web:latest"),
+            ),
         ],
         "latest image",
     )?;
@@ -117,7 +136,10 @@ async fn plaintext_secret_and_latest_image_are_refused_with_rule_and_line() -> R
 
     // Pinned again: the revision lands.
     let fixed = env.repo.commit_files(
-        &[("app/web.yaml", &deployment("registry.example.com/web:1.1.0"))],
+        &[(
+            "app/web.yaml",
+            &deployment("registry.example.com/web:1.1.0"),
+        )],
         "pinned",
     )?;
     env.wait_synced(&fixed).await?;
