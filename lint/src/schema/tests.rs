@@ -157,3 +157,28 @@ fn custom_resources_follow_their_crd() {
         "{missing:?}"
     );
 }
+
+#[test]
+fn a_field_called_description_is_known() {
+    // Schema descriptions are dropped to save memory; PriorityClass has a real `description`.
+    let pc = "apiVersion: scheduling.k8s.io/v1\nkind: PriorityClass\nmetadata:\n  name: high\nvalue: 1000\ndescription: for the checkout path\n";
+    for rule in [SCHEMA_UNKNOWN_FIELD, SCHEMA_TYPE, SCHEMA_REQUIRED] {
+        assert_eq!(findings_of(rule, pc), vec![], "{rule}");
+    }
+    let bad = pc.replace("value: 1000", "value: high");
+    assert_eq!(findings_of(SCHEMA_TYPE, &bad).len(), 1);
+}
+
+#[test]
+fn hostile_nesting_is_bounded() {
+    let mut deep = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: deep\n  annotations:\n");
+    let mut indent = String::from("    ");
+    for i in 0..100 {
+        deep.push_str(&format!("{indent}k{i}:\n"));
+        indent.push_str("  ");
+    }
+    deep.push_str(&format!("{indent}leaf: x\n"));
+    // Annotations must be strings: one type finding, no stack overflow, no hang.
+    let f = findings_of(SCHEMA_TYPE, &deep);
+    assert_eq!(f.len(), 1, "{f:?}");
+}
