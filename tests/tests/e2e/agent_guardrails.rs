@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use renderer::protocol::SyncResult;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::Api;
+use renderer::protocol::{SyncResult, event_reason};
 
 use crate::agent_harness::AgentEnv;
 
@@ -101,6 +103,24 @@ async fn plaintext_secret_and_latest_image_are_refused_with_rule_and_line() -> R
         "part of a refused revision was applied"
     );
     assert_eq!(status.last_applied_revision.as_deref(), Some(good.as_str()));
+    let events: Api<Event> = Api::namespaced(env.admin().await?, env.ns.name());
+    let refused = env
+        .eventually("a Refused Event", Duration::from_secs(10), || async {
+            Ok(events
+                .list(&Default::default())
+                .await?
+                .items
+                .into_iter()
+                .find(|e| e.reason.as_deref() == Some(event_reason::REFUSED)))
+        })
+        .await?;
+    assert_eq!(refused.type_.as_deref(), Some("Warning"));
+    let note = refused.note.unwrap_or_default();
+    assert!(
+        note.contains("plaintext-secrets") && note.contains("app/secret.yaml:6"),
+        "{note}"
+    );
+    assert!(!note.contains("Guardrail-Never-Print-Me"));
 
     // The Secret gone, but the image moved to `latest`.
     let latest = env.repo.commit_files(
