@@ -63,7 +63,7 @@ fn detectors() -> &'static [(&'static str, Regex)] {
 fn keyword() -> &'static Regex {
     static KEYWORD: OnceLock<Regex> = OnceLock::new();
     KEYWORD.get_or_init(|| {
-        Regex::new(r"(?i)(passw(or)?d|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|auth)")
+        Regex::new(r"(?i)(passw(or)?d|passwd|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential)")
             .expect("keyword regex compiles")
     })
 }
@@ -107,10 +107,13 @@ pub fn credential_kind(key: &str, value: &str) -> Option<&'static str> {
     if let Some((name, _)) = detectors().iter().find(|(_, re)| re.is_match(value)) {
         return Some(name);
     }
+    // Letters and digits mixed: host names, words and durations under a `token_*` key stay out.
     let keyed = |k: &str, v: &str| {
         keyword().is_match(k)
             && v.len() >= KEYWORD_MIN_LEN
             && !is_reference(v)
+            && v.chars().any(|c| c.is_ascii_digit())
+            && v.chars().any(|c| c.is_alphabetic())
             && entropy(v) >= KEYWORD_ENTROPY_BITS
     };
     if !value.contains('\n') && keyed(key, value.trim()) {

@@ -92,6 +92,9 @@ fn credentials_in_configmaps_and_env() {
         ),
         ("url", "https://example.com/some/long/path/with/segments"),
         ("commit", "0123456789abcdef0123456789abcdef01234567"),
+        ("TOKEN_AUDIENCE", "api.example.com"),
+        ("AUTH_MODE", "oauth2-proxy"),
+        ("secretName", "tls-certificate"),
     ] {
         assert_eq!(findings_of(CREDENTIALS, &cm(k, v)), vec![], "{k}");
     }
