@@ -102,6 +102,11 @@ pub struct Config {
     #[arg(long = "ignore-field", env = "GITOPS_IGNORE_FIELDS", value_delimiter = ',', value_parser = parse_ignore_field)]
     pub ignore_fields: Vec<IgnoreField>,
 
+    /// Guardrails: refuse a revision that breaks any of these `kubectl gitops lint` rules, e.g.
+    /// plaintext-secrets,mutable-images,credentials,cluster-scoped,privileged (off by default).
+    #[arg(long, env = "GITOPS_REFUSE", value_delimiter = ',', value_name = "RULES", value_parser = parse_refuse_rule)]
+    pub refuse: Vec<&'static str>,
+
     /// Kubeconfig file; else KUBECONFIG, else the in-cluster service account.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
@@ -155,6 +160,12 @@ impl std::fmt::Display for IgnoreField {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.kind, self.pointer)
     }
+}
+
+fn parse_refuse_rule(s: &str) -> Result<&'static str, String> {
+    lint::parse_refuse(&[s.to_string()])
+        .map(|rules| rules[0])
+        .map_err(|e| e.to_string())
 }
 
 fn parse_ignore_field(s: &str) -> Result<IgnoreField, String> {
@@ -246,6 +257,14 @@ mod tests {
         assert_eq!(c.ignore_fields[1].pointer, "/spec/clusterIP");
         assert_eq!(c.ignore_fields[1].to_string(), "Service:/spec/clusterIP");
         assert!(Config::try_parse_from(["a", "--repo", "x", "--ignore-field", "nope"]).is_err());
+    }
+
+    #[test]
+    fn refuse_takes_lint_rule_ids() {
+        let c = parse(&["--refuse", "plaintext-secrets,mutable-images"]);
+        assert_eq!(c.refuse, ["plaintext-secrets", "mutable-images"]);
+        assert!(parse(&[]).refuse.is_empty());
+        assert!(Config::try_parse_from(["a", "--repo", "x", "--refuse", "no-such-rule"]).is_err());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! The one call into the Kustomize renderer: a Git tree in, objects with their origin out.
+//! The one call into the Kustomize renderer: a Git tree in, objects with their origin out,
+//! after the guardrails (`--refuse`) judged the render.
 
 use std::path::Path;
 
@@ -20,13 +21,42 @@ pub fn sops_keys(file: Option<&Path>) -> Result<AgeKeys, String> {
     Ok(keys)
 }
 
-/// Renders the kustomization at `path` of `source`, decrypting SOPS files with `keys`: one
-/// that does not decrypt (or whose MAC does not match) fails the whole render. Errors name
-/// the file and line, never a value.
-pub fn render(source: &dyn Source, path: &str, keys: &AgeKeys) -> Result<Vec<Desired>, String> {
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum RenderFailure {
+    /// The tree does not build (or an object is unusable, or a SOPS file does not decrypt).
+    /// Errors name the file and line, never a value.
+    #[error("{0}")]
+    Render(String),
+    /// A guardrail rule is broken: one entry per finding, naming rule, object and file:line.
+    #[error("{}", .0.join("; "))]
+    Refused(Vec<String>),
+}
+
+/// Renders the kustomization at `path` of `source`, decrypting SOPS files with `keys` (one
+/// that does not decrypt, or whose MAC does not match, fails the whole render), and refusing
+/// it when it breaks one of the `refuse` rules (the same rule code as `kubectl gitops lint`).
+pub fn render(
+    source: &dyn Source,
+    path: &str,
+    keys: &AgeKeys,
+    refuse: &[&'static str],
+) -> Result<Vec<Desired>, RenderFailure> {
     let dir = if path.is_empty() { "." } else { path };
-    let source = DecryptingSource::new(source, keys, Strictness::Strict);
-    let rendered = kustomize(&source, dir, &RenderOptions::default()).map_err(|e| e.to_string())?;
+    let decrypting = DecryptingSource::new(source, keys, Strictness::Strict);
+    let rendered = kustomize(&decrypting, dir, &RenderOptions::default())
+        .map_err(|e| RenderFailure::Render(e.to_string()))?;
+    // The guardrails read the files as Git holds them, so a SOPS-encrypted Secret is judged
+    // encrypted (compliant), not by its decrypted values.
+    let broken =
+        lint::guard(source, &rendered, refuse).map_err(|e| RenderFailure::Render(e.to_string()))?;
+    if !broken.is_empty() {
+        return Err(RenderFailure::Refused(
+            broken
+                .iter()
+                .map(|f| format!("guardrail {} at {}: {}", f.rule, f.location(), f.message))
+                .collect(),
+        ));
+    }
     rendered
         .objects
         .into_iter()
@@ -36,7 +66,7 @@ pub fn render(source: &dyn Source, path: &str, keys: &AgeKeys) -> Result<Vec<Des
                 .provenance
                 .get("metadata.name")
                 .map(|f| format!("{}:{}", f.origin.file, f.origin.line));
-            Desired::from_object(o.value, origin)
+            Desired::from_object(o.value, origin).map_err(RenderFailure::Render)
         })
         .collect()
 }

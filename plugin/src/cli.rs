@@ -100,6 +100,9 @@ pub enum Command {
     /// Edit a SOPS-encrypted file: decrypted only in a private temporary file
     #[command(after_help = crate::commands::secret::EXAMPLES)]
     Secret(crate::commands::secret::SecretArgs),
+    /// Check a repository before the agent sees it: render, schema, secrets, images, policy
+    #[command(after_help = crate::commands::lint::EXAMPLES)]
+    Lint(crate::commands::lint::LintArgs),
 }
 
 /// kubectl's connection flags, accepted by every subcommand so muscle memory carries over.

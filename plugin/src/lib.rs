@@ -69,5 +69,6 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Rollback(args) => commands::rollback::run(&args, &cli.kube, printer),
         Command::History(args) => commands::history::run(&args, &cli.kube, printer),
         Command::Secret(args) => commands::secret::run(&args, printer),
+        Command::Lint(args) => commands::lint::run(&args, printer),
     }
 }

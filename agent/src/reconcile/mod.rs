@@ -429,17 +429,24 @@ impl Agent {
     ) -> Result<Vec<Desired>, SyncError> {
         let fetcher = self.fetcher.clone();
         let path = self.config.source_path();
+        let refuse = self.config.refuse.clone();
         let oid = resolved.commit;
         let key_file = self.config.sops_age_key_file.clone();
         let objects = tokio::task::spawn_blocking(move || {
-            let keys = render::sops_keys(key_file.as_deref())?;
-            let repo = fetcher.open().map_err(|e| e.to_string())?;
-            let source = GitTreeSource::new(repo, oid).map_err(|e| e.message().to_string())?;
-            render::render(&source, &path, &keys)
+            let keys = render::sops_keys(key_file.as_deref()).map_err(render::RenderFailure::Render)?;
+            let repo = fetcher
+                .open()
+                .map_err(|e| render::RenderFailure::Render(e.to_string()))?;
+            let source = GitTreeSource::new(repo, oid)
+                .map_err(|e| render::RenderFailure::Render(e.message().to_string()))?;
+            render::render(&source, &path, &keys, &refuse)
         })
         .await
         .map_err(|e| SyncError::Internal(e.to_string()))?
-        .map_err(SyncError::Render)?;
+        .map_err(|e| match e {
+            render::RenderFailure::Render(m) => SyncError::Render(m),
+            refused => SyncError::Refused(refused.to_string()),
+        })?;
 
         // Discovery tells namespaced from cluster-scoped kinds, and which kinds exist at all.
         let mut scopes: HashMap<GroupKind, Option<bool>> = HashMap::new();

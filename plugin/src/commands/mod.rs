@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod explain;
 pub mod history;
 pub mod install;
+pub mod lint;
 pub mod promote;
 pub mod render;
 pub mod rollback;

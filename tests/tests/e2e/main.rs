@@ -6,6 +6,7 @@
 mod agent_admission;
 mod agent_breakglass;
 mod agent_fetch;
+mod agent_guardrails;
 mod agent_harness;
 mod agent_hook;
 mod agent_leader;
