@@ -41,3 +41,8 @@ pub const FALLBACK_SIGNATURE: (&str, &str) = ("kubectl-gitops", "kubectl-gitops@
 
 /// How many objects `diff` compares at once (each a GET and a server-side dry-run apply).
 pub const DIFF_CONCURRENCY: usize = 16;
+
+/// How many namespaces `status -A` reads at once when it may not list ConfigMaps cluster-wide.
+pub const FLEET_NAMESPACE_CONCURRENCY: usize = 16;
+/// How often `status --watch` reads again.
+pub const STATUS_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);

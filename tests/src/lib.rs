@@ -11,3 +11,4 @@ pub mod binaries;
 pub mod cluster;
 pub mod git;
 mod net;
+pub mod promtool;
