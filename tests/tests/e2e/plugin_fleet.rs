@@ -2,8 +2,10 @@
 //! failed, were refused or drifted, read through one merged kubeconfig, problems first, and a
 //! namespace the user may not read named in the footer.
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -405,6 +407,59 @@ async fn plugin_status_all_namespaces_across_two_control_planes() -> Result<()> 
             && out.stdout.contains(&format!("namespace: {}", ok.ns.name())),
         "{out}"
     );
+
+    // --watch prints the table again when an agent's status changes: the failed one is fixed.
+    let binary = tests::binaries::workspace_binary("plugin", "kubectl-gitops")?;
+    let mut watch = Command::new(binary)
+        .args(["status", "-A", "--watch", "--context", EAST])
+        .arg(format!("--kubeconfig={}", kubeconfig.display()))
+        .env_remove("KUBECONFIG")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let stdout = watch.stdout.take().context("piped stdout")?;
+    let seen = Arc::new(Mutex::new(String::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut seen = seen.lock().unwrap_or_else(|e| e.into_inner());
+                seen.push_str(&line);
+                seen.push('\n');
+            }
+        })
+    };
+    let row_says = |ns: String, result: &'static str| {
+        let seen = seen.clone();
+        async move {
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(60) {
+                let text = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                if text.lines().any(|l| {
+                    let cells: Vec<&str> = l.split_whitespace().collect();
+                    cells.get(1) == Some(&ns.as_str()) && cells.contains(&result)
+                }) {
+                    return Ok(());
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            bail!("no {result} row for {ns}:\n{}", seen.lock().unwrap_or_else(|e| e.into_inner()))
+        }
+    };
+    let watched = async {
+        row_says(failed.ns.name().to_string(), "Failed").await?;
+        let fixed = commit_settings(&failed.repo, "fixed")?;
+        failed.start(&["--path=app"])?;
+        failed.wait_synced(&fixed).await?;
+        row_says(failed.ns.name().to_string(), "Synced").await
+    }
+    .await;
+    let _ = watch.kill();
+    let _ = watch.wait();
+    failed.kill();
+    reader.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
+    watched?;
 
     // An unknown context is an error naming it, before anything is read.
     let out = plugin_with(&kubeconfig, &["status", "-A", "--context", "east,nope"])?;

@@ -17,7 +17,8 @@ use crate::tracked::{self, short};
 /// Widest message cell of the text table; `-o json` has the whole message.
 const MESSAGE_WIDTH: usize = 72;
 
-/// The `-o json` document of `status -A`.
+/// What `status -A` found. `-o json|yaml` prints `entries` (a list, for scripts); the
+/// unreadable namespaces go to stderr then.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FleetReport {
@@ -161,7 +162,7 @@ fn rank(e: &FleetEntry) -> u8 {
     }
 }
 
-pub fn sort(entries: &mut [FleetEntry]) {
+fn sort(entries: &mut [FleetEntry]) {
     entries.sort_by(|a, b| {
         rank(a)
             .cmp(&rank(b))
