@@ -444,7 +444,10 @@ async fn plugin_status_all_namespaces_across_two_control_planes() -> Result<()> 
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-            bail!("no {result} row for {ns}:\n{}", seen.lock().unwrap_or_else(|e| e.into_inner()))
+            bail!(
+                "no {result} row for {ns}:\n{}",
+                seen.lock().unwrap_or_else(|e| e.into_inner())
+            )
         }
     };
     let watched = async {
@@ -458,7 +461,9 @@ async fn plugin_status_all_namespaces_across_two_control_planes() -> Result<()> 
     let _ = watch.kill();
     let _ = watch.wait();
     failed.kill();
-    reader.join().map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reader thread panicked"))?;
     watched?;
 
     // An unknown context is an error naming it, before anything is read.
