@@ -7,7 +7,20 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use renderer::protocol::SyncResult;
+use renderer::protocol::{SyncResult, SyncStatus};
+
+/// Every result the `gitops_sync_result` state set has a series for, whatever the current one.
+const RESULTS: [SyncResult; 6] = [
+    SyncResult::Synced,
+    SyncResult::OutOfSync,
+    SyncResult::Failed,
+    SyncResult::Refused,
+    SyncResult::Suspended,
+    SyncResult::Pending,
+];
+
+/// Health states of managed objects (see `crate::health`); anything else counts as Unknown.
+const HEALTH_STATES: [&str; 4] = ["Healthy", "Progressing", "Degraded", "Unknown"];
 
 /// Upper bounds (seconds) of the reconcile-duration histogram.
 const DURATION_BUCKETS: [f64; 10] = [0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
@@ -24,6 +37,19 @@ struct Counters {
     drift_corrected: u64,
     webhooks: BTreeMap<&'static str, u64>,
     last_success: Option<Timestamp>,
+    /// What the status last said; gauges, not counters.
+    observed: Observed,
+}
+
+/// The gauges taken from the status the agent last published.
+#[derive(Debug, Default)]
+struct Observed {
+    result: SyncResult,
+    tracked_ref: String,
+    revision: String,
+    health: BTreeMap<&'static str, u64>,
+    break_glass_active: u64,
+    break_glass_expiry: Option<Timestamp>,
 }
 
 /// Shared by the reconcile loop (writes) and `/metrics` (reads).
@@ -79,6 +105,38 @@ impl Metrics {
 
     pub fn add_drift_corrected(&self, n: u64) {
         self.with(|c| c.drift_corrected += n);
+    }
+
+    /// Mirrors the status the agent is about to publish: result, tracked revision, health and
+    /// break-glass, so alerts see what `kubectl gitops status` sees.
+    pub fn observe_status(&self, status: &SyncStatus) {
+        let mut health = BTreeMap::new();
+        for h in &status.health {
+            let state = HEALTH_STATES
+                .into_iter()
+                .find(|s| *s == h.state)
+                .unwrap_or("Unknown");
+            *health.entry(state).or_default() += 1;
+        }
+        let active: Vec<Timestamp> = status
+            .break_glass
+            .iter()
+            .filter(|e| e.active)
+            .map(|e| e.break_glass.until)
+            .collect();
+        let observed = Observed {
+            result: status.result,
+            tracked_ref: status.tracked_ref.clone(),
+            revision: status
+                .resolved_commit
+                .clone()
+                .or_else(|| status.last_applied_revision.clone())
+                .unwrap_or_default(),
+            health,
+            break_glass_active: active.len() as u64,
+            break_glass_expiry: active.into_iter().min(),
+        };
+        self.with(|c| c.observed = observed);
     }
 
     pub fn record_webhook(&self, outcome: WebhookOutcome) {
@@ -166,6 +224,7 @@ impl Metrics {
                     "gitops_webhook_requests_total{{outcome=\"{label}\"}} {n}"
                 );
             }
+            render_observed(w, &c.observed);
             header(
                 w,
                 "gitops_last_success_timestamp_seconds",
@@ -179,6 +238,64 @@ impl Metrics {
             out
         })
     }
+}
+
+fn render_observed(w: &mut String, o: &Observed) {
+    header(
+        w,
+        "gitops_sync_info",
+        "gauge",
+        "The revision the agent follows: the configured ref and the commit it resolved to (always 1).",
+    );
+    let _ = writeln!(
+        w,
+        "gitops_sync_info{{tracked_ref=\"{}\",revision=\"{}\"}} 1",
+        escape(&o.tracked_ref),
+        escape(&o.revision)
+    );
+    header(
+        w,
+        "gitops_sync_result",
+        "gauge",
+        "The current sync result: 1 for the result in the status, 0 for the others.",
+    );
+    for r in RESULTS {
+        let v = u8::from(r == o.result);
+        let _ = writeln!(w, "gitops_sync_result{{result=\"{}\"}} {v}", r.as_str());
+    }
+    header(
+        w,
+        "gitops_managed_objects",
+        "gauge",
+        "Objects applied from the current revision, by health.",
+    );
+    for state in HEALTH_STATES {
+        let n = o.health.get(state).copied().unwrap_or(0);
+        let _ = writeln!(w, "gitops_managed_objects{{health=\"{state}\"}} {n}");
+    }
+    header(
+        w,
+        "gitops_break_glass_objects",
+        "gauge",
+        "Objects held by an active break-glass override (not self-healed).",
+    );
+    let _ = writeln!(w, "gitops_break_glass_objects {}", o.break_glass_active);
+    header(
+        w,
+        "gitops_break_glass_expiry_timestamp_seconds",
+        "gauge",
+        "Unix time the earliest active break-glass override ends (0: none active).",
+    );
+    let expiry = o.break_glass_expiry.map_or(0, |t| t.as_second());
+    let _ = writeln!(w, "gitops_break_glass_expiry_timestamp_seconds {expiry}");
+}
+
+/// A label value as the exposition format needs it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 fn header(w: &mut String, name: &str, kind: &str, help: &str) {
@@ -235,9 +352,75 @@ mod tests {
     }
 
     #[test]
+    fn gauges_follow_the_published_status() {
+        use renderer::protocol::{BreakGlass, BreakGlassEntry, HealthEntry};
+        let health = |state: &str| HealthEntry {
+            kind: "Deployment".into(),
+            name: state.to_lowercase(),
+            state: state.into(),
+            message: String::new(),
+        };
+        let entry = |until: &str, active| BreakGlassEntry {
+            kind: "Deployment".into(),
+            name: "api".into(),
+            break_glass: BreakGlass {
+                by: "alice".into(),
+                reason: "INC-1".into(),
+                since: "2026-11-26T10:00:00Z".parse().unwrap(),
+                until: until.parse().unwrap(),
+            },
+            active,
+        };
+        let m = Metrics::new();
+        m.observe_status(&SyncStatus {
+            tracked_ref: ">=1.0.0 \"stable\"".into(),
+            resolved_commit: Some("abc123".into()),
+            result: SyncResult::OutOfSync,
+            health: vec![health("Degraded"), health("Healthy"), health("Weird")],
+            break_glass: vec![
+                entry("2026-11-26T12:00:00Z", true),
+                entry("2026-11-26T11:00:00Z", true),
+                entry("2026-11-26T09:00:00Z", false),
+            ],
+            ..Default::default()
+        });
+        let t = m.render();
+        assert_eq!(
+            value(
+                &t,
+                r#"gitops_sync_info{tracked_ref=">=1.0.0 \"stable\"",revision="abc123"}"#
+            ),
+            1.0
+        );
+        assert_eq!(value(&t, "gitops_sync_result{result=\"OutOfSync\"}"), 1.0);
+        assert_eq!(value(&t, "gitops_sync_result{result=\"Synced\"}"), 0.0);
+        assert_eq!(value(&t, "gitops_sync_result{result=\"Pending\"}"), 0.0);
+        assert_eq!(
+            value(&t, "gitops_managed_objects{health=\"Degraded\"}"),
+            1.0
+        );
+        assert_eq!(value(&t, "gitops_managed_objects{health=\"Unknown\"}"), 1.0);
+        assert_eq!(
+            value(&t, "gitops_managed_objects{health=\"Progressing\"}"),
+            0.0
+        );
+        assert_eq!(value(&t, "gitops_break_glass_objects"), 2.0);
+        let earliest: Timestamp = "2026-11-26T11:00:00Z".parse().unwrap();
+        assert_eq!(
+            value(&t, "gitops_break_glass_expiry_timestamp_seconds"),
+            earliest.as_second() as f64
+        );
+    }
+
+    #[test]
     fn every_series_has_help_and_type() {
         let t = Metrics::new().render();
         assert_eq!(value(&t, "gitops_last_success_timestamp_seconds"), 0.0);
+        assert_eq!(value(&t, "gitops_sync_result{result=\"Pending\"}"), 1.0);
+        assert_eq!(
+            value(&t, "gitops_break_glass_expiry_timestamp_seconds"),
+            0.0
+        );
         for line in t.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
             let base = name

@@ -5,6 +5,7 @@
 //! only when the failure message changes.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
@@ -13,6 +14,7 @@ use renderer::protocol::{GroupKind, PARENT_NAME, SyncResult, SyncStatus};
 use serde_json::Value;
 
 use crate::applyset::{self, ApplySet};
+use crate::metrics::Metrics;
 use crate::reconcile::cluster::{ApiError, Cluster};
 use crate::reconcile::plan::{Desired, ObjectKey};
 
@@ -26,10 +28,11 @@ pub struct StatusWriter {
     pub group_kinds: BTreeSet<GroupKind>,
     written: Option<Value>,
     last_warning: Option<String>,
+    metrics: Arc<Metrics>,
 }
 
 impl StatusWriter {
-    pub fn new(cluster: Cluster, set: ApplySet, status: SyncStatus) -> Self {
+    pub fn new(cluster: Cluster, set: ApplySet, status: SyncStatus, metrics: Arc<Metrics>) -> Self {
         let reporter = Reporter {
             controller: "gitops-agent".into(),
             instance: std::env::var("POD_NAME").ok(),
@@ -43,6 +46,7 @@ impl StatusWriter {
             group_kinds: BTreeSet::new(),
             written: None,
             last_warning: None,
+            metrics,
         }
     }
 
@@ -58,21 +62,28 @@ impl StatusWriter {
                 s.last_sync_time = old.last_sync_time;
                 s.pruned = old.pruned;
                 s.drift_corrected = old.drift_corrected;
+                s.recent_drift_corrections = old.recent_drift_corrections;
             }
         }
         Ok(())
     }
 
     /// Applies the parent if anything but timestamps changed. Returns whether it wrote.
+    /// The metrics follow every status reached, written or not.
     pub async fn flush(&mut self) -> Result<bool, ApiError> {
+        self.metrics.observe_status(&self.status);
         let mut untimed = self.status.clone();
         untimed.last_attempt_time = None;
         untimed.last_sync_time = None;
+        // A correction also bumps `drift_corrected`, so it is written; ageing out alone is not.
+        untimed.recent_drift_corrections.clear();
         let comparable = self.set.parent(&self.group_kinds, &untimed);
         if self.written.as_ref() == Some(&comparable) {
             return Ok(false);
         }
-        self.status.last_attempt_time = Some(Timestamp::now());
+        let now = Timestamp::now();
+        self.status.forget_old_drift_corrections(now);
+        self.status.last_attempt_time = Some(now);
         let body = self.set.parent(&self.group_kinds, &self.status);
         let parent = Desired::from_object(body.clone(), None).expect("the parent has an identity");
         self.cluster.apply(&parent, &body, false).await?;

@@ -46,3 +46,7 @@ pub const DIFF_CONCURRENCY: usize = 16;
 /// file of them.
 pub const SOPS_AGE_KEY_ENV: &str = "SOPS_AGE_KEY";
 pub const SOPS_AGE_KEY_FILE_ENV: &str = "SOPS_AGE_KEY_FILE";
+/// How many namespaces `status -A` reads at once when it may not list ConfigMaps cluster-wide.
+pub const FLEET_NAMESPACE_CONCURRENCY: usize = 16;
+/// How often `status --watch` reads again.
+pub const STATUS_WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);

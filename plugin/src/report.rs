@@ -32,6 +32,41 @@ pub fn serialize<T: Serialize>(value: &T, format: DataFormat) -> Option<String> 
     }
 }
 
+/// Left-aligned columns two spaces apart, trailing blanks trimmed. `paint(row, column, text)`
+/// styles a padded body cell after widths are measured, so colour never skews the alignment.
+pub fn table<const N: usize>(
+    header: [&str; N],
+    rows: &[[String; N]],
+    paint: impl Fn(usize, usize, &str) -> String,
+) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header = header.map(str::to_string);
+    for (i, row) in std::iter::once(&header).chain(rows).enumerate() {
+        let line = row
+            .iter()
+            .zip(widths)
+            .enumerate()
+            .map(|(col, (cell, w))| {
+                let padded = format!("{cell:w$}");
+                if i == 0 {
+                    padded
+                } else {
+                    paint(i - 1, col, &padded)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("  ");
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
+}
+
 /// "3m ago", "in 1h12m": how long from `now` to `then`, coarse enough to read at a glance.
 pub fn relative(then: Timestamp, now: Timestamp) -> String {
     let delta: SignedDuration = then.duration_since(now);
@@ -71,6 +106,25 @@ mod tests {
         assert_eq!(relative(t("2026-11-26T13:12:05Z"), now), "in 1h12m");
         assert_eq!(relative(t("2026-11-24T10:00:00Z"), now), "2d2h ago");
         assert_eq!(relative(now, now), "in 0s");
+    }
+
+    #[test]
+    fn table_aligns_by_characters_and_paints_after_padding() {
+        let rows = [
+            ["a→b".to_string(), "x".to_string()],
+            ["long cell".to_string(), String::new()],
+        ];
+        let text = table(["ONE", "TWO"], &rows, |row, col, cell| {
+            if col == 1 {
+                format!("<{row}{cell}>")
+            } else {
+                cell.to_string()
+            }
+        });
+        assert_eq!(
+            text,
+            "ONE        TWO\na→b        <0x  >\nlong cell  <1   >\n"
+        );
     }
 
     #[test]

@@ -116,11 +116,21 @@ fn start_or_reuse() -> Result<ControlPlane> {
     }
 
     let binary = control_plane_binary()?;
-    let dir = scratch.clone();
+    let (child, kubeconfig) = spawn(&binary, &scratch)?;
+    Ok(ControlPlane {
+        kubeconfig,
+        _child: Some(child),
+        scratch,
+    })
+}
+
+/// Starts the control plane binary with its state in `dir`; returns once its kubeconfig is
+/// written (after `/readyz` is ok).
+fn spawn(binary: &Path, dir: &Path) -> Result<(Child, PathBuf)> {
     let started = Instant::now();
-    let mut child = Command::new(&binary)
+    let mut child = Command::new(binary)
         .arg("--dir")
-        .arg(&dir)
+        .arg(dir)
         .args(["--exit-with-parent", "--ephemeral"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -155,11 +165,60 @@ fn start_or_reuse() -> Result<ControlPlane> {
         started.elapsed().as_secs_f64(),
         kubeconfig.display()
     );
-    Ok(ControlPlane {
-        kubeconfig,
-        _child: Some(child),
-        scratch,
-    })
+    Ok((child, kubeconfig))
+}
+
+/// A second (third...) control plane of its own, for tests that span clusters; stopped when
+/// dropped. Its kubeconfig has the same `admin` and `dev` contexts as the shared one.
+pub struct ExtraControlPlane {
+    child: Child,
+    kubeconfig: PathBuf,
+    // Removed by the control plane itself (`--ephemeral`) when it stops.
+    _dir: PathBuf,
+}
+
+impl ExtraControlPlane {
+    pub fn start() -> Result<Self> {
+        let binary = control_plane_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix(SCRATCH_PREFIX)
+            .tempdir()
+            .context("creating a directory for an extra control plane")?
+            .keep();
+        let (child, kubeconfig) = spawn(&binary, &dir)?;
+        Ok(Self {
+            child,
+            kubeconfig,
+            _dir: dir,
+        })
+    }
+
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A client for one of its contexts ([`ADMIN_CONTEXT`] or [`DEV_CONTEXT`]).
+    pub async fn client(&self, context: &str) -> Result<Client> {
+        client_for(&self.kubeconfig, Some(context)).await
+    }
+}
+
+impl Drop for ExtraControlPlane {
+    fn drop(&mut self) {
+        // SIGTERM lets it remove its --ephemeral directory; SIGKILL if it lingers.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// A control plane killed with SIGKILL (a cancelled run, an OOM kill) cannot remove its

@@ -12,3 +12,4 @@ pub mod cluster;
 pub mod git;
 mod net;
 pub mod sops;
+pub mod promtool;

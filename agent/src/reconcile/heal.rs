@@ -107,6 +107,10 @@ impl Agent {
                         expired.extend(bg.map(|bg| (d.clone(), bg)));
                     } else {
                         inner.status.status.drift_corrected += 1;
+                        inner
+                            .status
+                            .status
+                            .record_drift_correction(Timestamp::now());
                         self.metrics.add_drift_corrected(1);
                         let what = if !existed {
                             "recreated"

@@ -165,7 +165,8 @@ impl Agent {
             ..Default::default()
         };
         status.result = SyncResult::Pending;
-        let writer = StatusWriter::new(cluster.clone(), set.clone(), status);
+        let metrics = Arc::new(Metrics::new());
+        let writer = StatusWriter::new(cluster.clone(), set.clone(), status, metrics.clone());
         Ok(Self {
             config,
             namespace,
@@ -183,7 +184,7 @@ impl Agent {
                 rendered: None,
             }),
             trigger: Arc::new(Notify::new()),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
         })
     }
 

@@ -13,7 +13,7 @@ use crate::cli::KubeArgs;
 use crate::printer::Printer;
 use crate::release_plan::Environment;
 use crate::release_repo::{self, find_agent_manifest, resolve_commit, revision_history};
-use crate::report::{DataFormat, serialize};
+use crate::report::{DataFormat, serialize, table};
 use crate::session::block_on;
 use crate::tracked::{LocalRepo, short, tracked_commit};
 
@@ -164,21 +164,7 @@ pub fn format_text(r: &HistoryReport) -> String {
         })
         .collect();
     let header = ["  REVISION", "COMMIT", "SINCE (UTC)", "BY", "CHANGED IN"];
-    let mut widths = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.len());
-        }
-    }
-    for row in std::iter::once(header.map(str::to_string)).chain(rows) {
-        let line = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:w$}"))
-            .collect::<Vec<_>>()
-            .join("  ");
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
+    out.push_str(&table(header, &rows, |_, _, cell| cell.to_string()));
     out
 }
 

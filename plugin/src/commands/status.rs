@@ -1,10 +1,14 @@
 //! `kubectl gitops status`: what the agent last did in this namespace, from its ApplySet
-//! parent and members, and how the local clone relates to the commit it tracks.
+//! parent and members, and how the local clone relates to the commit it tracks; with `-A`,
+//! one row per agent over namespaces and clusters ([`fleet`]).
+
+mod fleet;
+mod fleet_list;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::future::Future;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -15,6 +19,7 @@ use serde_json::Value;
 
 use crate::ExitStatus;
 use crate::cli::KubeArgs;
+use crate::constants::STATUS_WATCH_INTERVAL;
 use crate::live::{self, Kinds, annotations};
 use crate::printer::{Printer, Style};
 use crate::report::{DataFormat, relative, serialize};
@@ -30,13 +35,27 @@ Examples:
   kubectl gitops status -n shop --watch
 
   # For scripts: exit code 1 unless Synced, details as JSON
-  kubectl gitops status -n shop -o json";
+  kubectl gitops status -n shop -o json
+
+  # Every agent in the cluster, problems first (exit code 1 if any)
+  kubectl gitops status -A
+
+  # Every agent in two clusters, or in every context of the kubeconfig
+  kubectl gitops status -A --context prod-eu,prod-us
+  kubectl gitops status -A --all-contexts --watch";
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
     /// A clone of the tracked repository (default: the current directory)
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "all_namespaces")]
     pub repo: Option<PathBuf>,
+    /// Every agent in every namespace you can read, one row each, problems first;
+    /// `--context a,b,c` reads several clusters at once
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+    /// With -A: every context of the kubeconfig
+    #[arg(long, requires = "all_namespaces")]
+    pub all_contexts: bool,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = DataFormat::Text)]
     pub output: DataFormat,
@@ -102,6 +121,12 @@ pub struct Failing {
 }
 
 pub fn run(args: &StatusArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    if args.all_namespaces {
+        return run_fleet(args, kube, printer);
+    }
+    if kube.context.as_deref().is_some_and(|c| c.contains(',')) {
+        bail!("--context names several contexts: add -A to read every agent in them");
+    }
     block_on(async {
         let session = Session::connect(kube).await?;
         let local = LocalRepo::open(args.repo.as_deref()).ok();
@@ -110,35 +135,77 @@ pub fn run(args: &StatusArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Res
                 .verbose("not inside a clone of the tracked repository: local HEAD not compared");
         }
         let kinds = Kinds::discover(&session.client).await?;
-        if !args.watch {
-            let report = collect(&session, &kinds, local.as_ref()).await?;
-            print(&report, args.output, printer)?;
-            return Ok(exit_status(&report));
-        }
-        watch(args, &session, &kinds, local.as_ref(), printer).await
+        watch(
+            args,
+            printer,
+            || collect(&session, &kinds, local.as_ref()),
+            |report, printer| print(report, args.output, printer),
+            exit_status,
+        )
+        .await
     })?
 }
 
-async fn watch(
+fn run_fleet(args: &StatusArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    let names = fleet_list::context_names(kube, args.all_contexts)?;
+    block_on(async {
+        let targets = fleet_list::targets(kube, &names).await?;
+        watch(
+            args,
+            printer,
+            || fleet_list::collect(&targets, Timestamp::now()),
+            |report, printer| {
+                let text = match serialize(&report.entries, args.output) {
+                    Some(text) => {
+                        for line in fleet::unreadable_lines(report) {
+                            printer.warn(&line);
+                        }
+                        text
+                    }
+                    None => fleet::format_text(report, Timestamp::now(), printer.color()),
+                };
+                printer.result(&text).context("writing to stdout")
+            },
+            |report| {
+                if report.has_problems() {
+                    ExitStatus::Failure
+                } else {
+                    ExitStatus::Success
+                }
+            },
+        )
+        .await
+    })?
+}
+
+/// Prints the report once, or with `--watch` again whenever it changes until Ctrl-C.
+async fn watch<R, Fut>(
     args: &StatusArgs,
-    session: &Session,
-    kinds: &Kinds,
-    local: Option<&LocalRepo>,
     printer: &Printer,
-) -> anyhow::Result<ExitStatus> {
-    let mut last: Option<StatusReport> = None;
+    mut collect: impl FnMut() -> Fut,
+    print: impl Fn(&R, &Printer) -> anyhow::Result<()>,
+    exit_status: impl Fn(&R) -> ExitStatus,
+) -> anyhow::Result<ExitStatus>
+where
+    R: PartialEq,
+    Fut: Future<Output = anyhow::Result<R>>,
+{
+    let mut last: Option<R> = None;
     loop {
-        let report = collect(session, kinds, local).await?;
+        let report = collect().await?;
         if last.as_ref() != Some(&report) {
             if last.is_some() && args.output == DataFormat::Text {
                 printer.result("\n").context("writing to stdout")?;
             }
-            print(&report, args.output, printer)?;
+            print(&report, printer)?;
         }
         let status = exit_status(&report);
+        if !args.watch {
+            return Ok(status);
+        }
         last = Some(report);
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(STATUS_WATCH_INTERVAL) => {}
             _ = tokio::signal::ctrl_c() => return Ok(status),
         }
     }
@@ -303,6 +370,15 @@ fn print(report: &StatusReport, format: DataFormat, printer: &Printer) -> anyhow
     printer.result(&text).context("writing to stdout")
 }
 
+/// Green when synced, red when failed or refused, yellow in between.
+fn result_style(result: SyncResult) -> Style {
+    match result {
+        SyncResult::Synced => Style::Green,
+        SyncResult::Pending | SyncResult::Suspended | SyncResult::OutOfSync => Style::Yellow,
+        SyncResult::Failed | SyncResult::Refused => Style::Red,
+    }
+}
+
 /// The text form. `now` is a parameter so snapshots do not depend on the clock.
 pub fn format_text(r: &StatusReport, now: Timestamp, color: bool) -> String {
     let mut out = String::new();
@@ -323,12 +399,10 @@ pub fn format_text(r: &StatusReport, now: Timestamp, color: bool) -> String {
         let head = local.head.as_deref().map(short).unwrap_or("none");
         field("Local clone", &format!("HEAD {head}: {}", local.describe()));
     }
-    let result_style = match r.result {
-        SyncResult::Synced => Style::Green,
-        SyncResult::Pending | SyncResult::Suspended | SyncResult::OutOfSync => Style::Yellow,
-        SyncResult::Failed | SyncResult::Refused => Style::Red,
-    };
-    field("Result", &result_style.paint(r.result.as_str(), color));
+    field(
+        "Result",
+        &result_style(r.result).paint(r.result.as_str(), color),
+    );
     if !r.message.is_empty() {
         field("Message", &r.message);
     }

@@ -11,4 +11,7 @@ mod status;
 pub use applyset::{GroupKind, applyset_id, format_group_kinds, parse_group_kinds};
 pub use break_glass::{BreakGlass, BreakGlassError};
 pub use keys::*;
-pub use status::{BreakGlassEntry, HealthEntry, PruneCandidate, SyncResult, SyncStatus};
+pub use status::{
+    BreakGlassEntry, HealthEntry, PruneCandidate, RECENT_DRIFT_CORRECTIONS_MAX,
+    RECENT_DRIFT_CORRECTIONS_WINDOW_SECS, SyncResult, SyncStatus,
+};

@@ -7,6 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use super::BreakGlass;
 
+/// How far back [`SyncStatus::recent_drift_corrections`] reaches.
+pub const RECENT_DRIFT_CORRECTIONS_WINDOW_SECS: i64 = 3600;
+/// Most entries [`SyncStatus::recent_drift_corrections`] keeps, so the parent stays small.
+pub const RECENT_DRIFT_CORRECTIONS_MAX: usize = 100;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub enum SyncResult {
     /// The namespace matches the tracked revision.
@@ -67,6 +72,11 @@ pub struct SyncStatus {
     /// the key existed; read as empty then.
     #[serde(default)]
     pub ignore_fields: Vec<String>,
+    /// When the agent reverted drift, newest last: at most [`RECENT_DRIFT_CORRECTIONS_MAX`]
+    /// entries, none older than [`RECENT_DRIFT_CORRECTIONS_WINDOW_SECS`] when written, so
+    /// `status -A` can show drift repaired in the last hour. Absent in older status: empty.
+    #[serde(default)]
+    pub recent_drift_corrections: Vec<Timestamp>,
     pub last_attempt_time: Option<Timestamp>,
     pub last_sync_time: Option<Timestamp>,
 }
@@ -103,6 +113,34 @@ pub struct HealthEntry {
 }
 
 impl SyncStatus {
+    /// Records one drift correction at `now`, dropping entries past the window or the cap.
+    pub fn record_drift_correction(&mut self, now: Timestamp) {
+        self.recent_drift_corrections.push(now);
+        self.forget_old_drift_corrections(now);
+    }
+
+    /// Drops drift corrections older than the window, and the oldest beyond the cap.
+    pub fn forget_old_drift_corrections(&mut self, now: Timestamp) {
+        let window = jiff::SignedDuration::from_secs(RECENT_DRIFT_CORRECTIONS_WINDOW_SECS);
+        self.recent_drift_corrections
+            .retain(|t| now.duration_since(*t) <= window);
+        let excess = self
+            .recent_drift_corrections
+            .len()
+            .saturating_sub(RECENT_DRIFT_CORRECTIONS_MAX);
+        self.recent_drift_corrections.drain(..excess);
+    }
+
+    /// Drift corrections within the window before `now` (a reader's clock may be later than
+    /// the agent's last write).
+    pub fn drift_corrections_since(&self, now: Timestamp) -> usize {
+        let window = jiff::SignedDuration::from_secs(RECENT_DRIFT_CORRECTIONS_WINDOW_SECS);
+        self.recent_drift_corrections
+            .iter()
+            .filter(|t| now.duration_since(**t) <= window)
+            .count()
+    }
+
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("status serialises: no maps with non-string keys")
     }
@@ -129,6 +167,41 @@ mod tests {
         assert!(json.contains("\"trackedRef\": \"v1.5.0\""), "{json}");
         assert!(json.contains("\"result\": \"Refused\""), "{json}");
         assert_eq!(SyncStatus::from_json(&json).unwrap(), status);
+    }
+
+    #[test]
+    fn recent_drift_corrections_keep_one_hour_and_a_cap() {
+        let t = |s: &str| s.parse::<Timestamp>().unwrap();
+        let mut status = SyncStatus::default();
+        status.record_drift_correction(t("2026-11-26T10:00:00Z"));
+        status.record_drift_correction(t("2026-11-26T10:30:00Z"));
+        assert_eq!(status.drift_corrections_since(t("2026-11-26T10:45:00Z")), 2);
+        assert_eq!(status.drift_corrections_since(t("2026-11-26T11:15:00Z")), 1);
+        status.record_drift_correction(t("2026-11-26T11:20:00Z"));
+        assert_eq!(
+            status.recent_drift_corrections,
+            [t("2026-11-26T10:30:00Z"), t("2026-11-26T11:20:00Z")]
+        );
+        for _ in 0..RECENT_DRIFT_CORRECTIONS_MAX + 5 {
+            status.record_drift_correction(t("2026-11-26T11:21:00Z"));
+        }
+        assert_eq!(
+            status.recent_drift_corrections.len(),
+            RECENT_DRIFT_CORRECTIONS_MAX
+        );
+        assert_eq!(
+            status.recent_drift_corrections[0],
+            t("2026-11-26T11:21:00Z"),
+            "the oldest go first"
+        );
+        let json = status.to_json();
+        assert!(json.contains("\"recentDriftCorrections\": ["), "{json}");
+        let mut old: serde_json::Value = serde_json::from_str(&json).unwrap();
+        old.as_object_mut()
+            .unwrap()
+            .remove("recentDriftCorrections");
+        let read = SyncStatus::from_json(&old.to_string()).unwrap();
+        assert!(read.recent_drift_corrections.is_empty());
     }
 
     #[test]

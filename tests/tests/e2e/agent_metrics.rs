@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::agent_harness::{AgentEnv, http_request};
 
-fn scrape(addr: SocketAddr) -> Result<String> {
+pub(crate) fn scrape(addr: SocketAddr) -> Result<String> {
     let (code, body) = http_request(addr, "GET", "/metrics", &[], b"")?;
     anyhow::ensure!(code == 200, "/metrics answered {code}: {body}");
     Ok(body)
