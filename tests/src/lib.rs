@@ -11,5 +11,5 @@ pub mod binaries;
 pub mod cluster;
 pub mod git;
 mod net;
-pub mod sops;
 pub mod promtool;
+pub mod sops;

@@ -434,7 +434,8 @@ impl Agent {
         let oid = resolved.commit;
         let key_file = self.config.sops_age_key_file.clone();
         let objects = tokio::task::spawn_blocking(move || {
-            let keys = render::sops_keys(key_file.as_deref()).map_err(render::RenderFailure::Render)?;
+            let keys =
+                render::sops_keys(key_file.as_deref()).map_err(render::RenderFailure::Render)?;
             let repo = fetcher
                 .open()
                 .map_err(|e| render::RenderFailure::Render(e.to_string()))?;
