@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
 
-use crate::kube_context::parse_request_timeout;
+use crate::cluster::kube_context::parse_request_timeout;
 
 const RENDER_EXAMPLES: &str = "\
 Examples:

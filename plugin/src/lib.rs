@@ -2,31 +2,21 @@
 //!
 //! `main.rs` only parses, calls [`run`], and turns the [`ExitStatus`] into a process exit code.
 
-pub mod backfill_edit;
-pub mod blame;
-pub mod change_plan;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod complete;
 pub mod constants;
-pub mod desired;
+pub mod git;
 pub mod git_source;
-pub mod install_live;
-pub mod install_manifests;
-pub mod kube_context;
-pub mod live;
-pub mod printer;
+pub mod install;
+pub mod output;
+pub mod plan;
 pub mod redact;
 pub mod release;
-pub mod release_plan;
-pub mod release_repo;
-pub mod report;
-pub mod session;
-pub mod tracked;
-pub mod unified_diff;
 
 use cli::{Cli, Command};
-use printer::Printer;
+use output::printer::Printer;
 
 /// Exit codes follow `kubectl diff`: scripts can tell "differences" from "broken".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,18 +15,18 @@ use renderer::{FsSource, RenderedObject};
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::backfill_edit::{
-    Leaf, add_patch_entry, branch_name, edit_line_value, patch_document, tag_only_change,
-};
 use crate::cli::KubeArgs;
+use crate::cluster::live::{self, Kinds, annotations};
+use crate::cluster::session::{Session, block_on};
+use crate::cluster::tracked::{self, LocalRepo};
 use crate::commands::break_glass::{confirm, live_target};
 use crate::constants::KUSTOMIZATION_FILES;
-use crate::desired;
-use crate::live::{self, Kinds, annotations};
-use crate::printer::Printer;
-use crate::session::{Session, block_on};
-use crate::tracked::{self, LocalRepo};
-use crate::unified_diff::{DiffOptions, unified_diff};
+use crate::output::printer::Printer;
+use crate::output::unified_diff::{DiffOptions, unified_diff};
+use crate::plan::backfill_edit::{
+    Leaf, add_patch_entry, branch_name, edit_line_value, patch_document, tag_only_change,
+};
+use crate::plan::desired;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -215,7 +215,7 @@ async fn run_async(
     }
     printer.info(&format!("committed {} on branch {branch}", &sha[..12]));
     if args.push {
-        crate::release_repo::push(
+        crate::release::repo::push(
             &local.repo,
             &[format!("refs/heads/{branch}:refs/heads/{branch}")],
         )?;

@@ -5,7 +5,7 @@ use clap_complete::Shell;
 use crate::ExitStatus;
 use crate::cli::{Cli, CompletionArgs, CompletionShell};
 use crate::constants::BIN_NAME;
-use crate::printer::Printer;
+use crate::output::printer::Printer;
 
 /// The script completes the `kubectl-gitops` executable. Completing `kubectl gitops …`
 /// goes through kubectl instead, which runs `kubectl_complete-gitops` (see `complete.rs`).

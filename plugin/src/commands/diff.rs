@@ -24,14 +24,14 @@ use tokio::task::{JoinError, JoinSet};
 
 use crate::ExitStatus;
 use crate::cli::KubeArgs;
+use crate::cluster::live::{self, Kinds, annotations, object_key};
+use crate::cluster::session::{Session, block_on};
+use crate::cluster::tracked::{self, LocalRepo, Parent};
 use crate::constants::DIFF_CONCURRENCY;
-use crate::desired::{self, AgentRules, decorate, live_pointer};
-use crate::live::{self, Kinds, annotations, object_key};
-use crate::printer::{Printer, Style};
-use crate::report::{DataFormat, serialize};
-use crate::session::{Session, block_on};
-use crate::tracked::{self, LocalRepo, Parent};
-use crate::unified_diff::{DiffOptions, object_diff};
+use crate::output::printer::{Printer, Style};
+use crate::output::report::{DataFormat, serialize};
+use crate::output::unified_diff::{DiffOptions, object_diff};
+use crate::plan::desired::{self, AgentRules, decorate, live_pointer};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -853,7 +853,7 @@ mod tests {
             ignored_by: None,
         }];
         changed.class = Some(Class::HarmfulDrift);
-        changed.diff = crate::unified_diff::unified_diff(
+        changed.diff = crate::output::unified_diff::unified_diff(
             "image: api:hotfix\n",
             "image: api:1\n",
             "live/Deployment/api",

@@ -18,14 +18,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::blame::{Blamer, LineCommit};
 use crate::cli::KubeArgs;
-use crate::desired::{self, decorate, path_covers, pointer_of, pointers_overlap};
-use crate::live::{self, Kinds, annotations};
-use crate::printer::{Printer, Style};
-use crate::report::{DataFormat, serialize};
-use crate::session::{Session, block_on};
-use crate::tracked::{self, LocalRepo, short};
+use crate::cluster::live::{self, Kinds, annotations};
+use crate::cluster::session::{Session, block_on};
+use crate::cluster::tracked::{self, LocalRepo, short};
+use crate::git::blame::{Blamer, LineCommit};
+use crate::output::printer::{Printer, Style};
+use crate::output::report::{DataFormat, serialize};
+use crate::plan::desired::{self, decorate, path_covers, pointer_of, pointers_overlap};
 
 pub const EXAMPLES: &str = "\
 Examples:

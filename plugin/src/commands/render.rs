@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use crate::ExitStatus;
 use crate::cli::{OutputFormat, RenderArgs, Reorder};
 use crate::git_source::GitTreeSource;
-use crate::printer::Printer;
+use crate::output::printer::Printer;
 use crate::redact::redact;
 
 /// Where the files come from and which directory inside it to render.

@@ -3,7 +3,7 @@ use anyhow::Context;
 use crate::ExitStatus;
 use crate::cli::VersionArgs;
 use crate::constants::BIN_NAME;
-use crate::printer::Printer;
+use crate::output::printer::Printer;
 
 /// The commit the binary was built from, when build.rs could find one.
 pub const GIT_COMMIT: Option<&str> = option_env!("GITOPS_GIT_COMMIT");

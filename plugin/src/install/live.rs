@@ -6,9 +6,9 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use renderer::protocol::GroupKind;
 use serde_json::Value;
 
-use crate::install_manifests::{AGENT_KINDS, AGENT_SELECTOR};
-use crate::live::{Kinds, object_key, to_value};
-use crate::unified_diff::{self, DiffOptions};
+use crate::cluster::live::{Kinds, object_key, to_value};
+use crate::install::manifests::{AGENT_KINDS, AGENT_SELECTOR};
+use crate::output::unified_diff::{self, DiffOptions};
 
 /// Every object of the namespace carrying the agent's labels, in [`AGENT_KINDS`] order.
 pub async fn agent_objects(

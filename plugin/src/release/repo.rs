@@ -9,9 +9,9 @@ use anyhow::{Context, anyhow, bail};
 use git2::{ObjectType, Oid, Repository, Signature};
 use jiff::Timestamp;
 
+use crate::cluster::tracked::LocalRepo;
 use crate::constants::FALLBACK_SIGNATURE;
-use crate::release::{AgentArgs, find_agent_args};
-use crate::tracked::LocalRepo;
+use crate::release::rules::{AgentArgs, find_agent_args};
 
 /// A tag of the clone, peeled to its commit.
 #[derive(Debug, Clone, PartialEq, Eq)]

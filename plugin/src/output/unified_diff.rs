@@ -5,7 +5,7 @@
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use crate::printer::Style;
+use crate::output::printer::Style;
 use crate::redact::redact_pair;
 
 /// Lines of context around each change, as `diff -u` and `kubectl diff`.

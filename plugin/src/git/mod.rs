@@ -1,0 +1,3 @@
+//! The local clone: who committed each line, and what the tracked revision holds.
+
+pub mod blame;

@@ -1,0 +1,5 @@
+//! Pure planning: the desired objects as the agent would send them, and edits to write back to Git.
+
+pub mod backfill_edit;
+pub mod change_plan;
+pub mod desired;
