@@ -9,7 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, Command, CommandFactory, ValueHint};
 
-use crate::cli::{Cli, KubeArgs};
+use crate::cli::Cli;
+use crate::cluster::KubeArgs;
 use crate::cluster::kube_context::{KubeEnv, kubeconfig_paths, load_kubeconfig};
 
 /// Cobra's `ShellCompDirective` bits.

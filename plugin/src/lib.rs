@@ -44,7 +44,11 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Render(args) => commands::render::run(&args, printer),
         Command::Version(args) => commands::version::run(&args, printer),
-        Command::Completion(args) => commands::completion::run(&args, printer),
+        Command::Completion(args) => commands::completion::run(
+            &args,
+            &mut <Cli as clap::CommandFactory>::command(),
+            printer,
+        ),
         Command::Status(args) => commands::status::run(&args, &cli.kube, printer),
         Command::Explain(args) => commands::explain::run(&args, &cli.kube, printer),
         Command::Diff(args) => commands::diff::run(&args, &cli.kube, printer),

@@ -36,28 +36,50 @@ BEGIN {
     );
     # Items that left their module (the module itself stayed or moved elsewhere).
     %item = (
+        "cli::KubeArgs"           => "crate::cluster",
+        "cli::RequestTimeout"     => "crate::cluster",
+        "cli::OutputArgs"         => "crate::output",
+        "cli::ColorChoice"        => "crate::output",
+        "cli::RenderArgs"         => "crate::commands::render",
+        "cli::OutputFormat"       => "crate::commands::render",
+        "cli::Reorder"            => "crate::commands::render",
+        "cli::VersionArgs"        => "crate::commands::version",
+        "cli::CompletionArgs"     => "crate::commands::completion",
+        "cli::CompletionShell"    => "crate::commands::completion",
+        "tracked::LocalRepo"      => "crate::git::local_repo",
+        "tracked::HeadRelation"   => "crate::git::local_repo",
+        "tracked::RelationState"  => "crate::git::local_repo",
+        "tracked::short"          => "crate::git::local_repo",
+        "tracked::resolve_target" => "crate::git::local_repo",
     );
     # Old module names that are now folders: their new submodules are not old paths.
     %folder = (release => { map { $_ => 1 } qw(rules plan repo) });
-    sub target {    # (prefix, module, first item segment) -> new module path or undef
+    # An item is also found under the new path of its module (`crate::cluster::tracked::short`).
+    for my $k (keys %item) {
+        my ($mod, $name) = split /::/, $k;
+        (my $moved = $module{$mod} // "") =~ s/^crate:://;
+        $item{"${moved}::$name"} = $item{$k} if $moved =~ /::/;
+    }
+    sub localize { my ($t, $prefix) = @_; $t =~ s/^crate(?=::)/$prefix/; $t }
+    # (prefix, module path, first item segment) -> new module path, or undef when unchanged.
+    sub target {
         my ($prefix, $mod, $first) = @_;
+        return localize($item{"${mod}::$first"}, $prefix) if defined $first && $item{"${mod}::$first"};
+        return undef if $mod =~ /::/ || !$module{$mod};
         return undef if defined $first && $folder{$mod} && $folder{$mod}{$first};
-        my $t = (defined $first && $item{"${mod}::$first"}) || $module{$mod};
-        return undef unless defined $t;
-        $t =~ s/^crate(?=::)/$prefix/;
-        return $t;
+        return localize($module{$mod}, $prefix);
     }
     sub last_segment { my @s = split /::/, $_[0]; $s[-1] }
 }
 my %self_renamed;
-# `use crate::m::{a, b::c, self};` — the group may split over several new modules.
-s{\buse (crate|plugin)::(\w+)::\{([^{}]*)\};}{
-    my ($prefix, $mod, $list) = ($1, $2, $3);
+# `use crate::m::{a, b::c, self};`: the group may split over several new modules.
+s{\buse (crate|plugin)((?:::\w+)+)::\{([^{}]*)\};}{
+    my ($prefix, $mod, $list) = ($1, substr($2, 2), $3);
     my (%groups, @order);
     for my $it (grep { length } map { s/^\s+|\s+$//gr } split /,/, $list) {
         my ($first) = $it =~ /^(\w+)/;
         my $t = target($prefix, $mod, $first eq "self" ? undef : $first) // "${prefix}::$mod";
-        if ($first eq "self" && last_segment($t) ne $mod && $t ne "${prefix}::$mod") {
+        if ($first eq "self" && $mod !~ /::/ && last_segment($t) ne $mod) {
             $self_renamed{$mod} = last_segment($t);
         }
         push @order, $t unless $groups{$t};
@@ -65,17 +87,27 @@ s{\buse (crate|plugin)::(\w+)::\{([^{}]*)\};}{
     }
     join "\n", map {
         my @its = @{ $groups{$_} };
-        @its == 1 && $its[0] ne "self" ? "use $_\::$its[0];" : "use $_\::{" . join(", ", @its) . "};"
+        @its > 1 ? "use $_\::{" . join(", ", @its) . "};" : $its[0] eq "self" ? "use $_;" : "use $_\::$its[0];"
     } @order;
 }ge;
-# Every other path: `crate::m`, `crate::m::Item`, `plugin::m::item` (use lines, code, docs).
-s{\b(crate|plugin)::(\w+)(?:::(\w+))?}{
-    my ($prefix, $mod, $first) = ($1, $2, $3);
-    my $t = target($prefix, $mod, $first);
-    defined $t ? $t . (defined $first ? "::$first" : "") : $&;
+# Every other path: `crate::m`, `crate::m::Item`, `plugin::m::sub::item` (use lines, code, docs).
+s{\b(crate|plugin)((?:::\w+)+)}{
+    my ($prefix, @seg) = ($1, split /::/, substr($2, 2));
+    my $out;
+    for my $i (reverse 1 .. $#seg) {
+        my $t = target($prefix, join("::", @seg[0 .. $i - 1]), $seg[$i]) // next;
+        $out = join "::", $t, @seg[$i .. $#seg];
+        last;
+    }
+    if (!defined $out && @seg == 1) {
+        my $t = target($prefix, $seg[0], undef);
+        $out = join "::", $t, @seg[1 .. $#seg] if defined $t;
+    }
+    $out // $&;
 }ge;
 # Items split out of a module still named through its `self` import (`tracked::short`).
 for my $k (keys %item) {
+    next if $k =~ /::.*::/;
     my ($mod, $name) = split /::/, $k;
     next unless /use [\w:]*\b$mod(?:::\{[^}]*\bself\b|;)/;
     my $t = $item{$k};

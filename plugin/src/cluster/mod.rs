@@ -4,3 +4,5 @@ pub mod kube_context;
 pub mod live;
 pub mod session;
 pub mod tracked;
+
+pub use kube_context::{KubeArgs, RequestTimeout};

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use anyhow::Context;
 
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::kube_context::{KubeContext, KubeEnv};
 
 /// Runs `future` to completion on a fresh single-threaded runtime: the plugin does one thing

@@ -15,12 +15,13 @@ use renderer::{FsSource, RenderedObject};
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::live::{self, Kinds, annotations};
 use crate::cluster::session::{Session, block_on};
-use crate::cluster::tracked::{self, LocalRepo};
+use crate::cluster::tracked;
 use crate::commands::break_glass::{confirm, live_target};
 use crate::constants::KUSTOMIZATION_FILES;
+use crate::git::local_repo::LocalRepo;
 use crate::output::printer::Printer;
 use crate::output::unified_diff::{DiffOptions, unified_diff};
 use crate::plan::backfill_edit::{

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::live::{self, Kinds, annotations, object_key};
 use crate::cluster::session::{Session, block_on};
 use crate::cluster::tracked;

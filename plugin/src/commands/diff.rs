@@ -23,11 +23,12 @@ use serde_json::Value;
 use tokio::task::{JoinError, JoinSet};
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::live::{self, Kinds, annotations, object_key};
 use crate::cluster::session::{Session, block_on};
-use crate::cluster::tracked::{self, LocalRepo, Parent};
+use crate::cluster::tracked::{self, Parent};
 use crate::constants::DIFF_CONCURRENCY;
+use crate::git::local_repo::LocalRepo;
 use crate::output::printer::{Printer, Style};
 use crate::output::report::{DataFormat, serialize};
 use crate::output::unified_diff::{DiffOptions, object_diff};
@@ -996,23 +997,6 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("ignored (left to its owner)"), "{text}");
-    }
-
-    #[test]
-    fn read_only_subcommands_show_an_example_in_their_help() {
-        use clap::CommandFactory;
-        let mut cli = crate::cli::Cli::command();
-        for sub in ["diff", "explain", "status", "doctor"] {
-            let help = cli
-                .find_subcommand_mut(sub)
-                .unwrap_or_else(|| panic!("no {sub} subcommand"))
-                .render_help()
-                .to_string();
-            assert!(
-                help.contains("Examples:") && help.contains(&format!("  kubectl gitops {sub} ")),
-                "{sub} --help has no example:\n{help}"
-            );
-        }
     }
 
     #[test]

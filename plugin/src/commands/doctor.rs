@@ -16,11 +16,12 @@ use renderer::protocol::{SyncResult, SyncStatus};
 use serde::Serialize;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::live::{self, Kinds};
 use crate::cluster::session::{Session, block_on};
-use crate::cluster::tracked::{self, LocalRepo, Parent, short};
+use crate::cluster::tracked::{self, Parent};
 use crate::commands::diff::{self, Class};
+use crate::git::local_repo::{LocalRepo, short};
 use crate::output::printer::{Printer, Style};
 use crate::output::report::{DataFormat, serialize};
 use crate::plan::desired;

@@ -18,11 +18,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::live::{self, Kinds, annotations};
 use crate::cluster::session::{Session, block_on};
-use crate::cluster::tracked::{self, LocalRepo, short};
+use crate::cluster::tracked;
 use crate::git::blame::{Blamer, LineCommit};
+use crate::git::local_repo::{LocalRepo, resolve_target, short};
 use crate::output::printer::{Printer, Style};
 use crate::output::report::{DataFormat, serialize};
 use crate::plan::desired::{self, decorate, path_covers, pointer_of, pointers_overlap};
@@ -247,7 +248,7 @@ async fn explain(
     let ns = &session.namespace;
     let parent = tracked::read_parent(&session.client, ns).await?;
     let status = parent.as_ref().and_then(|p| p.status.as_ref());
-    let (commit, path) = tracked::resolve_target(
+    let (commit, path) = resolve_target(
         local,
         status,
         args.revision.as_deref(),

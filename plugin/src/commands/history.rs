@@ -9,9 +9,10 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::session::block_on;
-use crate::cluster::tracked::{LocalRepo, short, tracked_commit};
+use crate::cluster::tracked::tracked_commit;
+use crate::git::local_repo::{LocalRepo, short};
 use crate::output::printer::Printer;
 use crate::output::report::{DataFormat, serialize};
 use crate::release::plan::Environment;

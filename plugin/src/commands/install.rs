@@ -14,7 +14,7 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use renderer::protocol::PLUGIN_FIELD_MANAGER;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::live::{Kinds, object_key};
 use crate::cluster::session::{Session, block_on};
 use crate::commands::break_glass::confirm;

@@ -8,10 +8,10 @@ use clap::Args;
 use git2::BranchType;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::session::block_on;
-use crate::cluster::tracked::{LocalRepo, short};
 use crate::commands::break_glass::confirm;
+use crate::git::local_repo::{LocalRepo, short};
 use crate::output::printer::Printer;
 use crate::release::plan::{Environment, RevisionEdit, current_branch, print_diff};
 use crate::release::repo::{self, TagInfo};

@@ -9,11 +9,12 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::live::object_key;
 use crate::cluster::session::block_on;
-use crate::cluster::tracked::{LocalRepo, short, tracked_commit};
+use crate::cluster::tracked::tracked_commit;
 use crate::commands::break_glass::confirm;
+use crate::git::local_repo::{LocalRepo, short};
 use crate::output::printer::Printer;
 use crate::output::unified_diff::{DiffOptions, object_diff};
 use crate::plan::desired;

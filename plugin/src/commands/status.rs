@@ -14,10 +14,11 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::live::{self, Kinds, annotations};
 use crate::cluster::session::{Session, block_on};
-use crate::cluster::tracked::{self, HeadRelation, LocalRepo, Parent, short};
+use crate::cluster::tracked::{self, Parent};
+use crate::git::local_repo::{HeadRelation, LocalRepo, short};
 use crate::output::printer::{Printer, Style};
 use crate::output::report::{DataFormat, relative, serialize};
 
@@ -425,7 +426,7 @@ pub fn format_text(r: &StatusReport, now: Timestamp, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::tracked::RelationState;
+    use crate::git::local_repo::RelationState;
     use renderer::protocol::{BREAK_GLASS_BY_ANNOTATION, BreakGlassEntry};
     use serde_json::json;
 

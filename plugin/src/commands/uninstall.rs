@@ -11,7 +11,7 @@ use renderer::protocol::PARENT_NAME;
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::live::{Kinds, members, object_key};
 use crate::cluster::session::{Session, block_on};
 use crate::cluster::tracked::{read_parent, set_id};

@@ -3,3 +3,5 @@
 pub mod printer;
 pub mod report;
 pub mod unified_diff;
+
+pub use printer::{ColorChoice, OutputArgs};

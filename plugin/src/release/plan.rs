@@ -6,9 +6,10 @@ use std::path::Path;
 use anyhow::{Context, anyhow, bail};
 use renderer::protocol::{SyncResult, SyncStatus};
 
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
 use crate::cluster::session::Session;
-use crate::cluster::tracked::{self, LocalRepo};
+use crate::cluster::tracked;
+use crate::git::local_repo::LocalRepo;
 use crate::output::printer::Printer;
 use crate::output::unified_diff::{DiffOptions, unified_diff};
 use crate::release::repo::{self, AgentManifest, find_agent_manifest};

@@ -9,8 +9,8 @@ use anyhow::{Context, anyhow, bail};
 use git2::{ObjectType, Oid, Repository, Signature};
 use jiff::Timestamp;
 
-use crate::cluster::tracked::LocalRepo;
 use crate::constants::FALLBACK_SIGNATURE;
+use crate::git::local_repo::LocalRepo;
 use crate::release::rules::{AgentArgs, find_agent_args};
 
 /// A tag of the clone, peeled to its commit.
