@@ -8,7 +8,6 @@ pub mod commands;
 pub mod complete;
 pub mod constants;
 pub mod git;
-pub mod git_source;
 pub mod install;
 pub mod output;
 pub mod plan;

@@ -22,6 +22,7 @@ BEGIN {
         live              => "crate::cluster::live",
         tracked           => "crate::cluster::tracked",
         blame             => "crate::git::blame",
+        git_source        => "gittree",
         printer           => "crate::output::printer",
         report            => "crate::output::report",
         unified_diff      => "crate::output::unified_diff",

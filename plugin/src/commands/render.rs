@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum, ValueHint};
+use gittree::GitTreeSource;
 use renderer::{FsSource, Provenance, RenderError, RenderOptions, Rendered, SetBy, Source};
 use serde_json::{Value, json};
 
 use crate::ExitStatus;
-use crate::git_source::GitTreeSource;
 use crate::output::printer::Printer;
 use crate::redact::redact;
 

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use git2::{Oid, Repository};
+use gittree::GitTreeSource;
 use renderer::protocol::SyncStatus;
 use serde::Serialize;
 
 use crate::cluster::tracked::tracked_commit;
-use crate::git_source::GitTreeSource;
 
 /// The clone the command runs in (`--repo DIR`, else the current directory).
 pub struct LocalRepo {
