@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::applyset::ApplySet;
 use crate::config::{Config, VerifyMode};
-use crate::git::{self, Fetcher, GitError, GitTreeSource};
+use crate::git::{self, Fetcher, GitError};
 use crate::metrics::Metrics;
 use crate::render;
 use crate::status::StatusWriter;
@@ -432,7 +432,8 @@ impl Agent {
         let oid = resolved.commit;
         let objects = tokio::task::spawn_blocking(move || {
             let repo = fetcher.open().map_err(|e| e.to_string())?;
-            let source = GitTreeSource::new(repo, oid).map_err(|e| e.message().to_string())?;
+            let source = gittree::GitTreeSource::from_commit(repo, oid)
+                .map_err(|e| e.message().to_string())?;
             render::render(&source, &path)
         })
         .await
