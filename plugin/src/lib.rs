@@ -11,7 +11,6 @@ pub mod git;
 pub mod install;
 pub mod output;
 pub mod plan;
-pub mod redact;
 pub mod release;
 
 use cli::{Cli, Command};

@@ -26,6 +26,7 @@ BEGIN {
         printer           => "crate::output::printer",
         report            => "crate::output::report",
         unified_diff      => "crate::output::unified_diff",
+        redact            => "renderer::redact",
         desired           => "crate::plan::desired",
         change_plan       => "crate::plan::change_plan",
         backfill_edit     => "crate::plan::backfill_edit",

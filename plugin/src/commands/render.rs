@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum, ValueHint};
 use gittree::GitTreeSource;
+use renderer::redact::redact;
 use renderer::{FsSource, Provenance, RenderError, RenderOptions, Rendered, SetBy, Source};
 use serde_json::{Value, json};
 
 use crate::ExitStatus;
 use crate::output::printer::Printer;
-use crate::redact::redact;
 
 pub const EXAMPLES: &str = "\
 Examples:

@@ -1,5 +1,5 @@
-//! Secret values never reach the terminal. Anything the plugin prints that may contain a
-//! Secret (live objects, diffs, status) goes through here first.
+//! Secret values never reach the terminal or a log. Anything the plugin or the agent prints
+//! that may contain a Secret (rendered and live objects, diffs, drift, status) goes through here.
 //!
 //! A value becomes `*** (N bytes)`: enough to see that a key exists and roughly how big it
 //! is, nothing that helps guess it. For diffs, [`redact_pair`] additionally marks values
@@ -8,7 +8,12 @@
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use crate::constants::{LAST_APPLIED_ANNOTATION, REDACTED_MARKER, SECRET_VALUE_FIELDS};
+/// Secret fields whose values are never printed.
+const SECRET_VALUE_FIELDS: [&str; 2] = ["data", "stringData"];
+/// `kubectl apply` copies the whole object, Secret values included, into this annotation.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// Prefix of the marker that replaces a Secret value in a whole object.
+pub const REDACTED_MARKER: &str = "***";
 
 /// Redacts one object in place; objects that are not Secrets are left alone. `List`s are
 /// redacted item by item.
