@@ -53,6 +53,8 @@ BEGIN {
         "tracked::RelationState"  => "crate::git::local_repo",
         "tracked::short"          => "crate::git::local_repo",
         "tracked::resolve_target" => "crate::git::local_repo",
+        # Now takes the revision annotation as a fourth argument; the plugin passes None.
+        "desired::decorate"       => "renderer::protocol",
     );
     # Old module names that are now folders: their new submodules are not old paths.
     %folder = (release => { map { $_ => 1 } qw(rules plan repo) });

@@ -254,7 +254,7 @@ fn backfill_leaves(
     rules: &renderer::drift::IgnoreRules,
 ) -> anyhow::Result<Vec<Leaf>> {
     let mut desired_obj = object.value.clone();
-    desired::decorate(&mut desired_obj, ns, set_id);
+    renderer::protocol::decorate(&mut desired_obj, ns, set_id, None);
     rules.strip_ignored(&mut desired_obj);
     let managed = ManagedFields::from_object(live).context("reading managedFields")?;
     let owned = managed.applied_by(AGENT_FIELD_MANAGER);

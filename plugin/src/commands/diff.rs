@@ -15,7 +15,7 @@ use kube::discovery::{ApiCapabilities, ApiResource};
 use renderer::drift::{ManagedFields, compare};
 use renderer::protocol::{
     AGENT_FIELD_MANAGER, APPLYSET_PART_OF_LABEL, BreakGlass, GroupKind, PLUGIN_FIELD_MANAGER,
-    PRUNE_ANNOTATION, PRUNE_DISABLED, REVISION_ANNOTATION, SyncStatus,
+    PRUNE_ANNOTATION, PRUNE_DISABLED, REVISION_ANNOTATION, SyncStatus, decorate,
 };
 use renderer::{FsSource, Rendered, Source};
 use serde::Serialize;
@@ -32,7 +32,7 @@ use crate::git::local_repo::LocalRepo;
 use crate::output::printer::{Printer, Style};
 use crate::output::report::{DataFormat, serialize};
 use crate::output::unified_diff::{DiffOptions, object_diff};
-use crate::plan::desired::{self, AgentRules, decorate, live_pointer};
+use crate::plan::desired::{self, AgentRules, live_pointer};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -469,7 +469,7 @@ async fn diff_object(
     let name = value["metadata"]["name"].as_str().unwrap_or_default();
     let live = live::get(&session.client, ns, &resource, name).await?;
     let mut body = value.clone();
-    decorate(&mut body, ns, set_id);
+    decorate(&mut body, ns, set_id, None);
     let git_body = body.clone();
     let ignored = rules.rules.strip_ignored(&mut body);
     let after = live::dry_run_apply(&session.client, ns, &resource, &body).await?;

@@ -11,7 +11,9 @@ use clap::Args;
 use git2::Oid;
 use jiff::Timestamp;
 use renderer::drift::{ManagedFields, ManagerInfo, REDACTED, compare, is_secret_value};
-use renderer::protocol::{AGENT_FIELD_MANAGER, BreakGlass, GroupKind, REVISION_ANNOTATION};
+use renderer::protocol::{
+    AGENT_FIELD_MANAGER, BreakGlass, GroupKind, REVISION_ANNOTATION, decorate,
+};
 use renderer::provenance::FieldPath;
 use renderer::{FieldOrigin, RenderedObject, SetBy};
 use serde::Serialize;
@@ -26,7 +28,7 @@ use crate::git::blame::{Blamer, LineCommit};
 use crate::git::local_repo::{LocalRepo, resolve_target, short};
 use crate::output::printer::{Printer, Style};
 use crate::output::report::{DataFormat, serialize};
-use crate::plan::desired::{self, decorate, path_covers, pointer_of, pointers_overlap};
+use crate::plan::desired::{self, path_covers, pointer_of, pointers_overlap};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -282,7 +284,7 @@ async fn explain(
     let rules = &agent_rules.rules;
 
     let mut body = object.value.clone();
-    decorate(&mut body, ns, &tracked::set_id(ns));
+    decorate(&mut body, ns, &tracked::set_id(ns), None);
     let ignored = rules.ignored_pointers(&body);
     let mut stripped = body.clone();
     rules.strip_ignored(&mut stripped);

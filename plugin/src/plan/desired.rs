@@ -2,7 +2,7 @@
 //! and address their fields.
 
 use renderer::drift::{IgnoreRule, IgnoreRules, pointer};
-use renderer::protocol::{APPLYSET_PART_OF_LABEL, IGNORE_FIELDS_ANNOTATION, SyncStatus};
+use renderer::protocol::{IGNORE_FIELDS_ANNOTATION, SyncStatus};
 use renderer::provenance::{FieldPath, Segment};
 use renderer::{RenderOptions, Rendered, Source};
 use serde_json::Value;
@@ -14,17 +14,6 @@ pub fn render(source: &dyn Source, dir: &str) -> Result<Rendered, renderer::Rend
         d => d,
     };
     renderer::render(source, dir, &RenderOptions::default())
-}
-
-/// What the agent sets on every object besides Git's content (the revision annotation is
-/// left out: it changes with every commit and is never drift).
-pub fn decorate(body: &mut Value, namespace: &str, set_id: &str) {
-    let meta = &mut body["metadata"];
-    meta["namespace"] = Value::from(namespace);
-    if !meta["labels"].is_object() {
-        meta["labels"] = Value::Object(Default::default());
-    }
-    meta["labels"][APPLYSET_PART_OF_LABEL] = Value::from(set_id);
 }
 
 /// HPA and annotation rules only, for callers without the agent's status at hand.
@@ -280,16 +269,5 @@ mod tests {
         // Without an agent status only HPAs and annotations apply.
         let none = AgentRules::new(&rendered, &[], None);
         assert_eq!(none.rules.ignored_pointers(&body), ["/spec/paused"]);
-    }
-
-    #[test]
-    fn decorate_sets_namespace_and_membership() {
-        let mut obj = json!({"kind": "ConfigMap", "metadata": {"name": "c"}});
-        decorate(&mut obj, "shop", "applyset-x-v1");
-        assert_eq!(obj["metadata"]["namespace"], "shop");
-        assert_eq!(
-            obj["metadata"]["labels"][APPLYSET_PART_OF_LABEL],
-            "applyset-x-v1"
-        );
     }
 }
