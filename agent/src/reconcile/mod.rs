@@ -115,6 +115,20 @@ pub struct Inner {
     rendered: Option<(String, Arc<[Desired]>)>,
 }
 
+impl Inner {
+    /// Puts the break-glass entries in the status and arms self-heal for the earliest expiry.
+    fn publish_break_glass(&mut self) {
+        let now = Timestamp::now();
+        self.next_expiry = self
+            .break_glass
+            .values()
+            .filter(|e| e.active && e.break_glass.until > now)
+            .map(|e| e.break_glass.until)
+            .min();
+        self.status.status.break_glass = self.break_glass.values().cloned().collect();
+    }
+}
+
 /// What a sync decided about one object.
 struct Judged {
     prepared: Result<Prepared, ApiError>,
@@ -541,15 +555,9 @@ impl Agent {
 
     /// Sets result and message from what is held, drifted or clean.
     fn summarise(&self, inner: &mut Inner) {
+        inner.publish_break_glass();
         let now = Timestamp::now();
-        inner.next_expiry = inner
-            .break_glass
-            .values()
-            .filter(|e| e.active && e.break_glass.until > now)
-            .map(|e| e.break_glass.until)
-            .min();
         let s = &mut inner.status.status;
-        s.break_glass = inner.break_glass.values().cloned().collect();
         let mut notes: Vec<String> = inner
             .break_glass
             .iter()

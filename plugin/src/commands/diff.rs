@@ -24,7 +24,7 @@ use tokio::task::{JoinError, JoinSet};
 
 use crate::ExitStatus;
 use crate::cluster::KubeArgs;
-use crate::cluster::live::{self, Kinds, annotations, object_key};
+use crate::cluster::live::{self, Kinds, annotations, object_key, without_server_fields};
 use crate::cluster::session::{Session, block_on};
 use crate::cluster::tracked::{self, Parent};
 use crate::constants::DIFF_CONCURRENCY;
@@ -430,7 +430,7 @@ fn pruned(member: Value) -> ObjectDiff {
         diff: (!keep)
             .then(|| {
                 object_diff(
-                    Some(clean(&member)),
+                    Some(without_server_fields(&member)),
                     None,
                     ("live", "git"),
                     &object_key(&member),
@@ -597,27 +597,10 @@ pub fn object_class(fields: &[FieldChange]) -> Class {
         .unwrap_or(Class::Expected)
 }
 
-/// What neither side controls: bookkeeping the API server rewrites on every request.
-fn clean(obj: &Value) -> Value {
-    let mut obj = obj.clone();
-    if let Some(meta) = obj["metadata"].as_object_mut() {
-        for key in [
-            "managedFields",
-            "resourceVersion",
-            "generation",
-            "uid",
-            "creationTimestamp",
-        ] {
-            meta.shift_remove(key);
-        }
-    }
-    obj
-}
-
 fn text_diff(live: Option<&Value>, after: &Value, key: &str) -> Option<String> {
     object_diff(
-        live.map(clean),
-        Some(clean(after)),
+        live.map(without_server_fields),
+        Some(without_server_fields(after)),
         ("live", "git"),
         key,
         DiffOptions::default(),
