@@ -76,6 +76,13 @@ BEGIN {
     sub last_segment { my @s = split /::/, $_[0]; $s[-1] }
 }
 my %self_renamed;
+# `use crate::{a::B, c};` at the root: one `use` a path when any of them moved, rewritten below.
+s{\buse (crate|plugin)::\{([^{}]*)\};}{
+    my ($prefix, $list) = ($1, $2);
+    my @its = grep { length } map { s/^\s+|\s+$//gr } split /,/, $list;
+    my $moved = grep { my ($m, $f) = /^(\w+)(?:::(\w+))?/; $f && target($prefix, $m, $f) } @its;
+    $moved ? join("\n", map { "use ${prefix}::$_;" } @its) : $&;
+}ge;
 # `use crate::m::{a, b::c, self};`: the group may split over several new modules.
 s{\buse (crate|plugin)((?:::\w+)+)::\{([^{}]*)\};}{
     my ($prefix, $mod, $list) = ($1, substr($2, 2), $3);
