@@ -26,12 +26,39 @@ pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf> {
         return Ok(path.clone());
     }
 
+    let path = build(package, bin, &[])?;
+    built.insert(key, path.clone());
+    Ok(path)
+}
+
+/// A copy at `copy_to` of binary `bin` built with extra cargo arguments (e.g.
+/// `--no-default-features`), for a benchmark that runs two builds side by side. Build it
+/// before [`workspace_binary`]: both land on the same path in the target directory.
+pub fn workspace_binary_variant(
+    package: &str,
+    bin: &str,
+    cargo_args: &[&str],
+    copy_to: &Path,
+) -> Result<PathBuf> {
+    if std::env::var_os("GITOPS_TEST_PREBUILT").is_some() {
+        bail!(
+            "{bin} {cargo_args:?}: a build variant is never prebuilt (unset GITOPS_TEST_PREBUILT)"
+        );
+    }
+    let path = build(package, bin, cargo_args)?;
+    std::fs::copy(&path, copy_to)
+        .with_context(|| format!("copying {} to {}", path.display(), copy_to.display()))?;
+    Ok(copy_to.to_path_buf())
+}
+
+fn build(package: &str, bin: &str, cargo_args: &[&str]) -> Result<PathBuf> {
     let (target_dir, profile_dir) = target_dirs()?;
     let path = profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
     if std::env::var_os("GITOPS_TEST_PREBUILT").is_none() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "-p", package, "--bin", bin])
+            .args(cargo_args)
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(workspace_root());
         if profile_dir
@@ -53,7 +80,6 @@ pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf> {
             path.display()
         );
     }
-    built.insert(key, path.clone());
     Ok(path)
 }
 
