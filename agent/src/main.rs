@@ -3,8 +3,8 @@
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
-/// glibc's per-thread arenas each kept their own peak (a third of the agent's RSS); mimalloc
-/// returns freed pages and needs no re-exec to be configured. Measured in benches/agent.rs.
+/// Opt-in (`--features mimalloc`): benches/agent.rs measures it against the C library's malloc,
+/// which stays the default because it peaked lower (glibc with `MALLOC_ARENA_MAX=1`).
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
