@@ -96,7 +96,7 @@ s{\buse (crate|plugin)((?:::\w+)+)::\{([^{}]*)\};}{
         push @order, $t unless $groups{$t};
         push @{ $groups{$t} }, $it;
     }
-    join "\n", map {
+    @order == 1 && $order[0] eq "${prefix}::$mod" ? $& : join "\n", map {
         my @its = @{ $groups{$_} };
         @its > 1 ? "use $_\::{" . join(", ", @its) . "};" : $its[0] eq "self" ? "use $_;" : "use $_\::$its[0];"
     } @order;
