@@ -61,6 +61,27 @@ fn build(package: &str, bin: &str, cargo_args: &[&str]) -> Result<PathBuf> {
             .args(cargo_args)
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(workspace_root());
+        // Cargo gives the running test its package's CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ….
+        // Inherited, they reach dependencies that read them (ring's build tracks
+        // CARGO_MANIFEST_DIR) and make cargo rebuild ring, rustls and kube for this build
+        // and again for the next test build.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_BIN_NAME",
+                    "OUT_DIR",
+                ]
+                .contains(&name.as_ref())
+            {
+                cmd.env_remove(name.as_ref());
+            }
+        }
         if profile_dir
             .file_name()
             .is_some_and(|name| name == "release")
