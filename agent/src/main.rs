@@ -3,8 +3,13 @@
 use clap::Parser;
 use tokio::signal::unix::{SignalKind, signal};
 
+/// Opt-in (`--features mimalloc`): benches/agent.rs measures it against the C library's malloc,
+/// which stays the default because it peaked lower (glibc with `MALLOC_ARENA_MAX=1`).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
-    limit_malloc_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -30,32 +35,4 @@ fn main() -> anyhow::Result<()> {
             agent::run(config, shutdown).await?;
             Ok(())
         })
-}
-
-/// glibc's malloc gives every thread that allocates its own arena (up to eight per core), and
-/// memory freed in one arena is not reused by another: the render on a blocking thread and the
-/// reconcile on the runtime threads each kept their own peak, about a third of the agent's RSS.
-/// One arena is plenty for a process that mostly waits on the network.
-///
-/// glibc reads `MALLOC_ARENA_MAX` only at startup, and setting it in-process needs `mallopt`
-/// (unsafe): so the agent runs itself again, once, with the variable set. An explicit setting in
-/// the environment is respected; other C libraries (musl images) are unaffected.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        use std::os::unix::process::CommandExt;
-        let (name, value) = ("MALLOC_ARENA_MAX", "1");
-        if std::env::var_os(name).is_some() {
-            return;
-        }
-        let Ok(exe) = std::env::current_exe() else {
-            return;
-        };
-        let err = std::process::Command::new(exe)
-            .args(std::env::args_os().skip(1))
-            .env(name, value)
-            .exec();
-        // exec returns only on failure: run with glibc's default arenas instead.
-        eprintln!("gitops-agent: could not restart with {name}={value}: {err}");
-    }
 }

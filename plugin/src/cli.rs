@@ -1,38 +1,9 @@
 //! The command line, as clap derive types. Parsing only: no I/O happens here.
 
-use std::path::PathBuf;
-use std::time::Duration;
+use clap::{Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand, ValueEnum, ValueHint};
-
-use crate::kube_context::parse_request_timeout;
-
-const RENDER_EXAMPLES: &str = "\
-Examples:
-  # Render the prod overlay exactly as `kubectl kustomize` would
-  kubectl gitops render examples/catalog-api/overlays/prod
-
-  # Render what was committed at a tag, ignoring uncommitted edits
-  kubectl gitops render overlays/prod --revision v1.4.2
-
-  # Show which file each object came from
-  kubectl gitops render overlays/prod --show-origins";
-
-const VERSION_EXAMPLES: &str = "\
-Examples:
-  # Print the plugin version and the commit it was built from
-  kubectl gitops version";
-
-const COMPLETION_EXAMPLES: &str = "\
-Examples:
-  # Load completions for `kubectl-gitops` into the current bash session
-  source <(kubectl gitops completion bash)
-
-  # Install zsh completions
-  kubectl gitops completion zsh > \"${fpath[1]}/_kubectl-gitops\"
-
-  # Complete `kubectl gitops <TAB>` through kubectl (kubectl >= 1.26):
-  # put the kubectl_complete-gitops executable next to kubectl-gitops on PATH";
+use crate::cluster::KubeArgs;
+use crate::output::OutputArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -56,14 +27,14 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Render a Kustomize overlay from the working tree or from a Git revision
-    #[command(after_help = RENDER_EXAMPLES)]
-    Render(RenderArgs),
+    #[command(after_help = crate::commands::render::EXAMPLES)]
+    Render(crate::commands::render::RenderArgs),
     /// Print the plugin version
-    #[command(after_help = VERSION_EXAMPLES)]
-    Version(VersionArgs),
+    #[command(after_help = crate::commands::version::EXAMPLES)]
+    Version(crate::commands::version::VersionArgs),
     /// Print a shell completion script
-    #[command(after_help = COMPLETION_EXAMPLES)]
-    Completion(CompletionArgs),
+    #[command(after_help = crate::commands::completion::EXAMPLES)]
+    Completion(crate::commands::completion::CompletionArgs),
     /// Show what the agent last synced, health, break-glass overrides and failures
     #[command(after_help = crate::commands::status::EXAMPLES)]
     Status(crate::commands::status::StatusArgs),
@@ -105,123 +76,17 @@ pub enum Command {
     Lint(crate::commands::lint::LintArgs),
 }
 
-/// kubectl's connection flags, accepted by every subcommand so muscle memory carries over.
-#[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Kubernetes options")]
-pub struct KubeArgs {
-    /// Path to the kubeconfig file (otherwise $KUBECONFIG, then ~/.kube/config)
-    #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath)]
-    pub kubeconfig: Option<PathBuf>,
-    /// The kubeconfig context to use
-    #[arg(long, global = true, value_name = "NAME")]
-    pub context: Option<String>,
-    /// The kubeconfig cluster to use
-    #[arg(long, global = true, value_name = "NAME")]
-    pub cluster: Option<String>,
-    /// The kubeconfig user to use
-    #[arg(long, global = true, value_name = "NAME")]
-    pub user: Option<String>,
-    /// The namespace (default: the context's namespace, else `default`)
-    #[arg(short = 'n', long, global = true, value_name = "NAME")]
-    pub namespace: Option<String>,
-    /// How long to wait for a single server request, e.g. 30s or 1m; 0 waits forever
-    #[arg(
-        long,
-        global = true,
-        value_name = "DURATION",
-        default_value = "0",
-        value_parser = parse_request_timeout
-    )]
-    pub request_timeout: RequestTimeout,
-}
-
-/// `--request-timeout`; `None` waits forever. A newtype because clap treats a bare
-/// `Option` field as "flag may be absent" rather than as the parsed value.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct RequestTimeout(pub Option<Duration>);
-
-#[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Output options")]
-pub struct OutputArgs {
-    /// Print only results and errors
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
-    /// Explain what is being done
-    #[arg(short, long, global = true)]
-    pub verbose: bool,
-    /// When to color output; NO_COLOR always disables it
-    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
-    /// Color when writing to a terminal
-    #[default]
-    Auto,
-    /// Color even when piped (NO_COLOR still wins)
-    Always,
-    /// Never color
-    Never,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct RenderArgs {
-    /// The kustomization directory
-    #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
-    pub dir: PathBuf,
-    /// Render the tree of this commit, tag or branch instead of the working tree
-    #[arg(long, value_name = "REV")]
-    pub revision: Option<String>,
-    /// Order of the output objects, as `kubectl kustomize --reorder`
-    #[arg(long, value_enum, default_value_t = Reorder::Legacy)]
-    pub reorder: Reorder,
-    /// Output format
-    #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
-    pub output: OutputFormat,
-    /// Precede every object with comments naming the files its fields came from
-    #[arg(long)]
-    pub show_origins: bool,
-    /// Print Secret values instead of `*** (N bytes)`
-    #[arg(long)]
-    pub show_secrets: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Reorder {
-    /// Namespaces and CRDs first, webhooks last (kustomize's default)
-    Legacy,
-    /// Keep the order in which resources are listed
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
-    Yaml,
-    Json,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct VersionArgs {}
-
-#[derive(Debug, Clone, Args)]
-pub struct CompletionArgs {
-    /// The shell to generate the script for
-    #[arg(value_enum)]
-    pub shell: CompletionShell,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum CompletionShell {
-    Bash,
-    Zsh,
-    Fish,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use clap::CommandFactory;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use crate::cluster::RequestTimeout;
+    use crate::commands::completion::CompletionShell;
+    use crate::commands::render::{OutputFormat, Reorder};
+    use crate::output::ColorChoice;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("kubectl-gitops").chain(args.iter().copied()))
@@ -341,8 +206,45 @@ mod tests {
     }
 
     #[test]
+    fn read_only_subcommands_show_an_example_in_their_help() {
+        let mut cli = Cli::command();
+        for sub in ["diff", "explain", "status", "doctor"] {
+            let help = cli
+                .find_subcommand_mut(sub)
+                .unwrap_or_else(|| panic!("no {sub} subcommand"))
+                .render_help()
+                .to_string();
+            assert!(
+                help.contains("Examples:") && help.contains(&format!("  kubectl gitops {sub} ")),
+                "{sub} --help has no example:\n{help}"
+            );
+        }
+    }
+
+    #[test]
     fn usage_says_kubectl_gitops() {
         let help = Cli::command().render_help().to_string();
         assert!(help.contains("Usage: kubectl gitops "), "{help}");
+    }
+
+    #[test]
+    fn every_bash_dispatch_target_has_a_case() {
+        let bash = crate::commands::completion::script(CompletionShell::Bash, &mut Cli::command());
+        let targets: Vec<&str> = bash
+            .lines()
+            .filter_map(|l| {
+                l.trim()
+                    .strip_prefix("cmd=\"")
+                    .and_then(|r| r.strip_suffix('"'))
+            })
+            .filter(|target| !target.is_empty())
+            .collect();
+        assert!(targets.len() >= 4, "{targets:?}");
+        for target in targets {
+            assert!(
+                bash.contains(&format!("\n        {target})\n")),
+                "no case for {target}"
+            );
+        }
     }
 }

@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use clap::{Arg, ArgAction, Command, CommandFactory, ValueHint};
 
-use crate::cli::{Cli, KubeArgs};
-use crate::kube_context::{KubeEnv, kubeconfig_paths, load_kubeconfig};
+use crate::cli::Cli;
+use crate::cluster::KubeArgs;
+use crate::cluster::kube_context::{KubeEnv, kubeconfig_paths, load_kubeconfig};
 
 /// Cobra's `ShellCompDirective` bits.
 pub mod directive {

@@ -23,13 +23,6 @@ pub const DEFAULT_NAMESPACE: &str = "default";
 pub const KUSTOMIZATION_FILES: [&str; 3] =
     ["kustomization.yaml", "kustomization.yml", "Kustomization"];
 
-/// Secret fields whose values are never printed.
-pub const SECRET_VALUE_FIELDS: [&str; 2] = ["data", "stringData"];
-/// `kubectl apply` copies the whole object, Secret values included, into this annotation.
-pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
-/// Prefix of the marker that replaces a Secret value.
-pub const REDACTED_MARKER: &str = "***";
-
 /// The agent's flag naming the Git revision it follows; `promote` and `rollback` edit it.
 pub const AGENT_REVISION_ARG: &str = "--revision";
 /// The agent's flag naming the overlay it renders; finds which manifest is whose agent.

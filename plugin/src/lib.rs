@@ -2,33 +2,19 @@
 //!
 //! `main.rs` only parses, calls [`run`], and turns the [`ExitStatus`] into a process exit code.
 
-pub mod backfill_edit;
-pub mod backfill_secret;
-pub mod blame;
-pub mod change_plan;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod complete;
 pub mod constants;
-pub mod desired;
-pub mod git_source;
-pub mod install_live;
-pub mod install_manifests;
-pub mod kube_context;
-pub mod live;
-pub mod printer;
-pub mod redact;
+pub mod git;
+pub mod install;
+pub mod output;
+pub mod plan;
 pub mod release;
-pub mod release_plan;
-pub mod release_repo;
-pub mod report;
-pub mod session;
-pub mod sops_keys;
-pub mod tracked;
-pub mod unified_diff;
 
 use cli::{Cli, Command};
-use printer::Printer;
+use output::printer::Printer;
 
 /// Exit codes follow `kubectl diff`: scripts can tell "differences" from "broken".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +42,11 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
     match cli.command {
         Command::Render(args) => commands::render::run(&args, printer),
         Command::Version(args) => commands::version::run(&args, printer),
-        Command::Completion(args) => commands::completion::run(&args, printer),
+        Command::Completion(args) => commands::completion::run(
+            &args,
+            &mut <Cli as clap::CommandFactory>::command(),
+            printer,
+        ),
         Command::Status(args) => commands::status::run(&args, &cli.kube, printer),
         Command::Explain(args) => commands::explain::run(&args, &cli.kube, printer),
         Command::Diff(args) => commands::diff::run(&args, &cli.kube, printer),

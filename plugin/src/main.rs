@@ -1,7 +1,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use plugin::{ExitStatus, cli::Cli, printer::Printer};
+use plugin::ExitStatus;
+use plugin::cli::Cli;
+use plugin::output::printer::Printer;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -9,7 +11,7 @@ fn main() -> ExitCode {
     match plugin::run(cli, &printer) {
         Ok(status) => status.into(),
         // `kubectl gitops render | head` closing the pipe early is not a failure.
-        Err(err) if plugin::printer::is_broken_pipe(&err) => ExitStatus::Success.into(),
+        Err(err) if plugin::output::printer::is_broken_pipe(&err) => ExitStatus::Success.into(),
         Err(err) => {
             printer.error(&err);
             ExitStatus::Error.into()

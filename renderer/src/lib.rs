@@ -14,6 +14,8 @@ pub mod nameref;
 pub mod patch;
 /// The plugin/agent protocol: labels, annotations and status keys (ApplySet, break-glass).
 pub mod protocol;
+/// Secret values replaced before anything is printed.
+pub mod redact;
 /// Merge keys, patch strategies and transformer field specs of Kubernetes types.
 pub mod schema;
 /// SOPS-encrypted files (age): decrypted as they are read, encrypted for `backfill`.

@@ -15,6 +15,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -31,8 +32,15 @@ use tests::git::Repo;
 
 use agent_harness::{AGENT_SA, admin_apply, dynamic_api, load_yaml};
 
-/// 250 apps × (Deployment, Service, ConfigMap, ServiceAccount).
-const APPS: usize = 250;
+/// 250 apps × (Deployment, Service, ConfigMap, ServiceAccount); `GITOPS_BENCH_APPS=N` runs
+/// fewer on a loaded machine (the figures then say how many objects they are for).
+static APPS: LazyLock<usize> = LazyLock::new(|| {
+    std::env::var("GITOPS_BENCH_APPS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..=250).contains(n))
+        .unwrap_or(250)
+});
 const KINDS: &[(&str, &str)] = &[
     ("v1", "ConfigMap"),
     ("v1", "Service"),
@@ -44,6 +52,9 @@ const DRIFT_REPAIRS: usize = 20;
 const NOOP_WINDOW: Duration = Duration::from_secs(12);
 
 const TARGET_RSS_MIB: f64 = 30.0;
+/// How the agent runs on glibc: one malloc arena, so the render on a blocking thread and the
+/// reconcile on the runtime threads share their peak (musl images ignore it).
+const ONE_ARENA: &[(&str, &str)] = &[("MALLOC_ARENA_MAX", "1")];
 const TARGET_NOOP_WRITES: u64 = 0;
 const TARGET_DRIFT_MEDIAN: Duration = Duration::from_secs(2);
 
@@ -119,7 +130,7 @@ metadata:
 
 fn write_repo(repo: &Repo) -> Result<String> {
     let mut base = String::from("resources:\n");
-    for i in 0..APPS {
+    for i in 0..*APPS {
         repo.write(&format!("base/app-{i:03}.yaml"), &app_yaml(i))?;
         base.push_str(&format!("- app-{i:03}.yaml\n"));
     }
@@ -129,7 +140,7 @@ fn write_repo(repo: &Repo) -> Result<String> {
         "resources:\n- ../../base\ncommonAnnotations:\n  bench.kubectl-gitops.invalid/env: bench\n\
          images:\n- name: registry.example.com/app\n  newTag: 1.0.1\n",
     )?;
-    repo.commit("250 apps")
+    repo.commit("bench apps")
 }
 
 /// The agent process, killed when dropped so a failed run leaves nothing behind.
@@ -148,10 +159,22 @@ impl AgentProcess {
         interval: &str,
     ) -> Result<Self> {
         let binary = tests::binaries::workspace_binary("agent", "gitops-agent")?;
+        Self::start_binary(&binary, ONE_ARENA, ns, repo, kubeconfig, scratch, interval)
+    }
+
+    fn start_binary(
+        binary: &Path,
+        env: &[(&str, &str)],
+        ns: &str,
+        repo: &Repo,
+        kubeconfig: &Path,
+        scratch: &Path,
+        interval: &str,
+    ) -> Result<Self> {
         // Bind-then-release picks a free port we know, unlike --listen=…:0.
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let metrics_addr = format!("127.0.0.1:{port}");
-        let log = scratch.join(format!("agent-{interval}.log"));
+        let log = scratch.join(format!("agent-{ns}-{interval}.log"));
         let out = std::fs::File::create(&log)?;
         // A profiler may wrap the agent, e.g. GITOPS_BENCH_AGENT_WRAPPER="heaptrack -o /tmp/agent"
         // (memory figures then include the profiler's own).
@@ -160,11 +183,12 @@ impl AgentProcess {
         let mut command = match words.next() {
             Some(program) => {
                 let mut c = Command::new(program);
-                c.args(words).arg(&binary);
+                c.args(words).arg(binary);
                 c
             }
-            None => Command::new(&binary),
+            None => Command::new(binary),
         };
+        command.envs(env.iter().copied());
         let child = command
             .arg(format!("--repo={}", repo.file_url()))
             .arg("--path=overlays/bench")
@@ -440,7 +464,7 @@ async fn drift_repairs(client: &Client, ns: &str, agent: &AgentProcess) -> Resul
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
     let mut times = Vec::new();
     for round in 0..DRIFT_REPAIRS {
-        let name = format!("app-{:03}", (round * 37) % APPS);
+        let name = format!("app-{:03}", (round * 37) % *APPS);
         let start = Instant::now();
         if round % 2 == 0 {
             let params = PatchParams {
@@ -519,9 +543,9 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "OK" } else { "MISSED" }
 }
 
-async fn run() -> Result<()> {
-    let ns = TestNamespace::create("bench-agent").await?;
-    let admin = admin_client().await?;
+/// A fresh namespace with the agent's RBAC, and a kubeconfig for the agent's ServiceAccount.
+async fn agent_namespace(admin: &Client, prefix: &str) -> Result<(TestNamespace, PathBuf)> {
+    let ns = TestNamespace::create(prefix).await?;
     let mut rbac = Vec::new();
     for file in [
         "manifests/base/serviceaccount.yaml",
@@ -530,25 +554,104 @@ async fn run() -> Result<()> {
     ] {
         rbac.extend(load_yaml(file)?);
     }
-    admin_apply(&admin, ns.name(), &rbac).await?;
+    admin_apply(admin, ns.name(), &rbac).await?;
     let kubeconfig = service_account_kubeconfig(ns.name(), AGENT_SA).await?;
+    Ok((ns, kubeconfig))
+}
+
+/// CPU seconds (user + system) the process has used, from /proc (USER_HZ is 100 on Linux).
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the parenthesised command name; utime and stime are the 14th and 15th.
+    let rest = stat.rsplit_once(") ").context("malformed /proc stat")?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    Ok(ticks / 100.0)
+}
+
+/// The allocator, measured: the agent as shipped (glibc's malloc with one arena) against the
+/// same agent built with mimalloc, each syncing the same repository into a namespace of its
+/// own and resyncing every 2 s, one after the other.
+async fn compare_allocators(
+    admin: &Client,
+    repo: &Repo,
+    commit: &str,
+    scratch: &Path,
+    mimalloc: &Path,
+) -> Result<()> {
+    const RESYNCS: f64 = 3.0;
+    let shipped = tests::binaries::workspace_binary("agent", "gitops-agent")?;
+    /// What runs, which binary, and the environment it runs with.
+    type Peer<'a> = (&'a str, &'a Path, &'a [(&'a str, &'a str)]);
+    let peers: [Peer; 2] = [
+        ("glibc, one arena (shipped)", &shipped, ONE_ARENA),
+        ("mimalloc", mimalloc, &[]),
+    ];
+    let mut rows = Vec::new();
+    for (name, binary, env) in peers {
+        let (ns, kubeconfig) = agent_namespace(admin, "bench-alloc").await?;
+        let agent =
+            AgentProcess::start_binary(binary, env, ns.name(), repo, &kubeconfig, scratch, "2s")?;
+        let start = Instant::now();
+        wait_synced(admin, ns.name(), commit, &agent, Duration::from_secs(600)).await?;
+        let sync = start.elapsed();
+        wait_reconciles(&agent, RESYNCS, Duration::from_secs(300)).await?;
+        let memory = agent.memory()?;
+        let cpu = cpu_seconds(agent.child.id())?;
+        rows.push((name, sync, memory, cpu));
+        drop(agent);
+    }
+    println!();
+    println!(
+        "allocator at {} objects (initial sync, then {RESYNCS:.0} resyncs; same run, same repository):",
+        *APPS * 4
+    );
+    for (name, sync, memory, cpu) in &rows {
+        println!(
+            "  {name:<26} sync {:>6.2} s, CPU {cpu:>6.2} s, VmHWM / VmRSS {memory}",
+            sync.as_secs_f64()
+        );
+    }
+    let (glibc, mimalloc) = (&rows[0], &rows[1]);
+    println!(
+        "  mimalloc / glibc: peak RSS x{:.2}, sync time x{:.2}, CPU x{:.2}",
+        mimalloc.2.hwm_mib() / glibc.2.hwm_mib(),
+        mimalloc.1.as_secs_f64() / glibc.1.as_secs_f64(),
+        mimalloc.3 / glibc.3.max(0.01)
+    );
+    Ok(())
+}
+
+async fn run() -> Result<()> {
+    let admin = admin_client().await?;
     let scratch = tempfile::Builder::new()
         .prefix("gitops-agent-bench-")
         .tempdir()?;
     let repo = Repo::new()?;
     let commit = write_repo(&repo)?;
-    // Built before the clock starts.
+    // Built before the clock starts, the peer first: both builds land on the same path.
+    let mimalloc = tests::binaries::workspace_binary_variant(
+        "agent",
+        "gitops-agent",
+        &["--features", "mimalloc"],
+        &scratch.path().join("gitops-agent-mimalloc"),
+    )?;
     tests::binaries::workspace_binary("agent", "gitops-agent")?;
+    compare_allocators(&admin, &repo, &commit, scratch.path(), &mimalloc).await?;
+    if std::env::var_os("GITOPS_BENCH_ALLOCATORS_ONLY").is_some() {
+        return Ok(());
+    }
+    let (ns, kubeconfig) = agent_namespace(&admin, "bench-agent").await?;
 
     // Phase 1: a busy agent (resync every 2 s) for sync time, memory and no-op writes.
     let agent = AgentProcess::start(ns.name(), &repo, &kubeconfig, scratch.path(), "2s")?;
     let start = Instant::now();
     let synced = wait_synced(&admin, ns.name(), &commit, &agent, Duration::from_secs(600)).await?;
     let sync_time = start.elapsed();
-    if synced.applied as usize != APPS * 4 {
+    if synced.applied as usize != *APPS * 4 {
         bail!(
             "expected {} objects applied, status says {}",
-            APPS * 4,
+            *APPS * 4,
             synced.applied
         );
     }
@@ -636,8 +739,9 @@ async fn run() -> Result<()> {
 
     println!();
     println!(
-        "gitops-agent at {} objects ({APPS} apps x Deployment, Service, ConfigMap, ServiceAccount)",
-        APPS * 4
+        "gitops-agent at {} objects ({} apps x Deployment, Service, ConfigMap, ServiceAccount)",
+        *APPS * 4,
+        *APPS
     );
     println!(
         "  initial sync (start -> Synced):       {:>8.2} s  (first reconcile {first_reconcile:.2} s by the agent's histogram)",

@@ -26,14 +26,62 @@ pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf> {
         return Ok(path.clone());
     }
 
+    let path = build(package, bin, &[])?;
+    built.insert(key, path.clone());
+    Ok(path)
+}
+
+/// A copy at `copy_to` of binary `bin` built with extra cargo arguments (e.g.
+/// `--no-default-features`), for a benchmark that runs two builds side by side. Build it
+/// before [`workspace_binary`]: both land on the same path in the target directory.
+pub fn workspace_binary_variant(
+    package: &str,
+    bin: &str,
+    cargo_args: &[&str],
+    copy_to: &Path,
+) -> Result<PathBuf> {
+    if std::env::var_os("GITOPS_TEST_PREBUILT").is_some() {
+        bail!(
+            "{bin} {cargo_args:?}: a build variant is never prebuilt (unset GITOPS_TEST_PREBUILT)"
+        );
+    }
+    let path = build(package, bin, cargo_args)?;
+    std::fs::copy(&path, copy_to)
+        .with_context(|| format!("copying {} to {}", path.display(), copy_to.display()))?;
+    Ok(copy_to.to_path_buf())
+}
+
+fn build(package: &str, bin: &str, cargo_args: &[&str]) -> Result<PathBuf> {
     let (target_dir, profile_dir) = target_dirs()?;
     let path = profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
     if std::env::var_os("GITOPS_TEST_PREBUILT").is_none() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut cmd = Command::new(cargo);
         cmd.args(["build", "-p", package, "--bin", bin])
+            .args(cargo_args)
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(workspace_root());
+        // Cargo gives the running test its package's CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ….
+        // Inherited, they reach dependencies that read them (ring's build tracks
+        // CARGO_MANIFEST_DIR) and make cargo rebuild ring, rustls and kube for this build
+        // and again for the next test build.
+        for (name, _) in std::env::vars_os() {
+            let name = name.to_string_lossy();
+            if name.starts_with("CARGO_PKG_")
+                || [
+                    "CARGO_MANIFEST_DIR",
+                    "CARGO_MANIFEST_PATH",
+                    "CARGO_CRATE_NAME",
+                    "CARGO_PRIMARY_PACKAGE",
+                    "CARGO_TARGET_TMPDIR",
+                    "CARGO_BIN_NAME",
+                    "OUT_DIR",
+                ]
+                .contains(&name.as_ref())
+            {
+                cmd.env_remove(name.as_ref());
+            }
+        }
         if profile_dir
             .file_name()
             .is_some_and(|name| name == "release")
@@ -53,7 +101,6 @@ pub fn workspace_binary(package: &str, bin: &str) -> Result<PathBuf> {
             path.display()
         );
     }
-    built.insert(key, path.clone());
     Ok(path)
 }
 

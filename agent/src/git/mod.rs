@@ -1,4 +1,5 @@
-//! Git: fetch into a bare cache, resolve the tracked revision, and read the tree in place.
+//! Git: fetch into a bare cache and resolve the tracked revision; the `gittree` crate reads
+//! the tree in place.
 //!
 //! Nothing is ever checked out: the renderer reads blobs straight from the fetched commit, so a
 //! half-fetched or broken revision never reaches a working tree the cluster could be fed from.
@@ -6,11 +7,9 @@
 mod fetch;
 mod known_hosts;
 mod resolve;
-mod tree;
 
 pub use fetch::{Credentials, Fetcher};
 pub use resolve::{Resolved, resolve};
-pub use tree::GitTreeSource;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {

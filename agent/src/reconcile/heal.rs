@@ -140,14 +140,7 @@ impl Agent {
         if changed && matches!(current, SyncResult::Synced | SyncResult::OutOfSync) {
             self.summarise(&mut inner);
         } else if changed {
-            let now = Timestamp::now();
-            inner.next_expiry = inner
-                .break_glass
-                .values()
-                .filter(|e| e.active && e.break_glass.until > now)
-                .map(|e| e.break_glass.until)
-                .min();
-            inner.status.status.break_glass = inner.break_glass.values().cloned().collect();
+            inner.publish_break_glass();
         }
         inner.status.flush().await?;
         Ok(())

@@ -22,7 +22,7 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::applyset::ApplySet;
 use crate::config::{Config, VerifyMode};
-use crate::git::{self, Fetcher, GitError, GitTreeSource};
+use crate::git::{self, Fetcher, GitError};
 use crate::metrics::Metrics;
 use crate::render;
 use crate::status::StatusWriter;
@@ -113,6 +113,20 @@ pub struct Inner {
     /// The validated applies of the last rendered commit, so an unchanged commit is not
     /// rendered again.
     rendered: Option<(String, Arc<[Desired]>)>,
+}
+
+impl Inner {
+    /// Puts the break-glass entries in the status and arms self-heal for the earliest expiry.
+    fn publish_break_glass(&mut self) {
+        let now = Timestamp::now();
+        self.next_expiry = self
+            .break_glass
+            .values()
+            .filter(|e| e.active && e.break_glass.until > now)
+            .map(|e| e.break_glass.until)
+            .min();
+        self.status.status.break_glass = self.break_glass.values().cloned().collect();
+    }
 }
 
 /// What a sync decided about one object.
@@ -439,7 +453,7 @@ impl Agent {
             let repo = fetcher
                 .open()
                 .map_err(|e| render::RenderFailure::Render(e.to_string()))?;
-            let source = GitTreeSource::new(repo, oid)
+            let source = gittree::GitTreeSource::from_commit(repo, oid)
                 .map_err(|e| render::RenderFailure::Render(e.message().to_string()))?;
             render::render(&source, &path, &keys, &refuse)
         })
@@ -551,15 +565,9 @@ impl Agent {
 
     /// Sets result and message from what is held, drifted or clean.
     fn summarise(&self, inner: &mut Inner) {
+        inner.publish_break_glass();
         let now = Timestamp::now();
-        inner.next_expiry = inner
-            .break_glass
-            .values()
-            .filter(|e| e.active && e.break_glass.until > now)
-            .map(|e| e.break_glass.until)
-            .min();
         let s = &mut inner.status.status;
-        s.break_glass = inner.break_glass.values().cloned().collect();
         let mut notes: Vec<String> = inner
             .break_glass
             .iter()

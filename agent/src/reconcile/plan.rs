@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use renderer::protocol::{
     APPLYSET_PART_OF_LABEL, GroupKind, PARENT_NAME, PRUNE_ANNOTATION, PRUNE_DISABLED,
-    PruneCandidate, REVISION_ANNOTATION,
+    PruneCandidate, decorate,
 };
 use serde_json::Value;
 
@@ -194,7 +194,7 @@ pub fn applies(input: PlanInput<'_>, scopes: &dyn ScopeLookup) -> Result<Vec<Des
         .into_iter()
         .map(|mut d| {
             let mut body = d.body();
-            decorate(&mut body, namespace, set_id, revision);
+            decorate(&mut body, namespace, set_id, Some(revision));
             d.set_body(&body);
             d
         })
@@ -246,20 +246,6 @@ pub fn prunes(applies: &[Desired], members: Vec<LiveMember>, set_id: &str, prune
     }
 }
 
-/// Sets what makes an object ours: the namespace, the set label, the revision annotation.
-pub fn decorate(body: &mut Value, namespace: &str, set_id: &str, revision: &str) {
-    let meta = &mut body["metadata"];
-    meta["namespace"] = Value::from(namespace);
-    if !meta["labels"].is_object() {
-        meta["labels"] = Value::Object(Default::default());
-    }
-    meta["labels"][APPLYSET_PART_OF_LABEL] = Value::from(set_id);
-    if !meta["annotations"].is_object() {
-        meta["annotations"] = Value::Object(Default::default());
-    }
-    meta["annotations"][REVISION_ANNOTATION] = Value::from(revision);
-}
-
 /// Dependencies first: what pods mount or run as exists before the workloads that use it.
 pub fn apply_rank(gk: &GroupKind) -> usize {
     const ORDER: &[&str] = &[
@@ -293,6 +279,7 @@ pub fn apply_rank(gk: &GroupKind) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use renderer::protocol::REVISION_ANNOTATION;
     use serde_json::json;
 
     const NS: &str = "team-a";

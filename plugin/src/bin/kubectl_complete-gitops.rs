@@ -1,8 +1,8 @@
 //! kubectl runs this to complete `kubectl gitops …`; see `plugin::complete`.
 use std::io::Write;
 
+use plugin::cluster::kube_context::KubeEnv;
 use plugin::complete::complete;
-use plugin::kube_context::KubeEnv;
 
 fn main() {
     let words: Vec<String> = std::env::args().skip(1).collect();

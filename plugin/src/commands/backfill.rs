@@ -15,18 +15,19 @@ use renderer::{FsSource, RenderedObject};
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::backfill_edit::{
-    Leaf, add_patch_entry, branch_name, edit_line_value, patch_document, tag_only_change,
-};
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
+use crate::cluster::live::{self, Kinds, annotations};
+use crate::cluster::session::{Session, block_on};
+use crate::cluster::tracked;
 use crate::commands::break_glass::{confirm, live_target};
 use crate::constants::KUSTOMIZATION_FILES;
-use crate::desired;
-use crate::live::{self, Kinds, annotations};
-use crate::printer::Printer;
-use crate::session::{Session, block_on};
-use crate::tracked::{self, LocalRepo};
-use crate::unified_diff::{DiffOptions, unified_diff};
+use crate::git::local_repo::LocalRepo;
+use crate::output::printer::Printer;
+use crate::output::unified_diff::{DiffOptions, unified_diff};
+use crate::plan::backfill_edit::{
+    Leaf, add_patch_entry, branch_name, edit_line_value, patch_document, tag_only_change,
+};
+use crate::plan::desired;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -141,7 +142,8 @@ async fn run_async(
     let edits = if is_secret {
         // Only ever as a SOPS file, encrypted before it is written.
         let now = Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let (rel, before, after) = crate::backfill_secret::plan(&local.root, &object, live, &now)?;
+        let (rel, before, after) =
+            crate::plan::backfill_secret::plan(&local.root, &object, live, &now)?;
         vec![FileEdit {
             rel,
             before: Some(before),
@@ -243,7 +245,7 @@ async fn run_async(
     }
     printer.info(&format!("committed {} on branch {branch}", &sha[..12]));
     if args.push {
-        crate::release_repo::push(
+        crate::release::repo::push(
             &local.repo,
             &[format!("refs/heads/{branch}:refs/heads/{branch}")],
         )?;
@@ -286,7 +288,7 @@ fn backfill_leaves(
 ) -> anyhow::Result<Vec<Leaf>> {
     // A Secret from Git may say stringData; live, and in managedFields, it is data.
     let mut desired_obj = renderer::drift::normalise_secret(&object.value);
-    desired::decorate(&mut desired_obj, ns, set_id);
+    renderer::protocol::decorate(&mut desired_obj, ns, set_id, None);
     rules.strip_ignored(&mut desired_obj);
     let managed = ManagedFields::from_object(live).context("reading managedFields")?;
     let owned = managed.applied_by(AGENT_FIELD_MANAGER);

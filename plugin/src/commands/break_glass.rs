@@ -18,15 +18,15 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::ExitStatus;
-use crate::change_plan::{
+use crate::cluster::KubeArgs;
+use crate::cluster::live::{self, Kinds, annotations, object_key};
+use crate::cluster::session::{Session, block_on};
+use crate::cluster::tracked;
+use crate::output::printer::Printer;
+use crate::output::report::{DataFormat, relative, serialize};
+use crate::plan::change_plan::{
     self, EnvSet, PatchType, PlannedPatch, editable, merge_diff, touched_paths,
 };
-use crate::cli::KubeArgs;
-use crate::live::{self, Kinds, annotations, object_key};
-use crate::printer::Printer;
-use crate::report::{DataFormat, relative, serialize};
-use crate::session::{Session, block_on};
-use crate::tracked;
 
 pub const EXAMPLES: &str = "\
 Examples:

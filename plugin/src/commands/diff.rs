@@ -15,7 +15,7 @@ use kube::discovery::{ApiCapabilities, ApiResource};
 use renderer::drift::{ManagedFields, compare};
 use renderer::protocol::{
     AGENT_FIELD_MANAGER, APPLYSET_PART_OF_LABEL, BreakGlass, GroupKind, PLUGIN_FIELD_MANAGER,
-    PRUNE_ANNOTATION, PRUNE_DISABLED, REVISION_ANNOTATION, SyncStatus,
+    PRUNE_ANNOTATION, PRUNE_DISABLED, REVISION_ANNOTATION, SyncStatus, decorate,
 };
 use renderer::{FsSource, Rendered, Source};
 use serde::Serialize;
@@ -23,15 +23,16 @@ use serde_json::Value;
 use tokio::task::{JoinError, JoinSet};
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
+use crate::cluster::live::{self, Kinds, annotations, object_key, without_server_fields};
+use crate::cluster::session::{Session, block_on};
+use crate::cluster::tracked::{self, Parent};
 use crate::constants::DIFF_CONCURRENCY;
-use crate::desired::{self, AgentRules, decorate, live_pointer};
-use crate::live::{self, Kinds, annotations, object_key};
-use crate::printer::{Printer, Style};
-use crate::report::{DataFormat, serialize};
-use crate::session::{Session, block_on};
-use crate::tracked::{self, LocalRepo, Parent};
-use crate::unified_diff::{DiffOptions, object_diff};
+use crate::git::local_repo::LocalRepo;
+use crate::output::printer::{Printer, Style};
+use crate::output::report::{DataFormat, serialize};
+use crate::output::unified_diff::{DiffOptions, object_diff};
+use crate::plan::desired::{self, AgentRules, live_pointer};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -434,7 +435,7 @@ fn pruned(member: Value) -> ObjectDiff {
         diff: (!keep)
             .then(|| {
                 object_diff(
-                    Some(clean(&member)),
+                    Some(without_server_fields(&member)),
                     None,
                     ("live", "git"),
                     &object_key(&member),
@@ -473,7 +474,7 @@ async fn diff_object(
     let name = value["metadata"]["name"].as_str().unwrap_or_default();
     let live = live::get(&session.client, ns, &resource, name).await?;
     let mut body = value.clone();
-    decorate(&mut body, ns, set_id);
+    decorate(&mut body, ns, set_id, None);
     let git_body = body.clone();
     let ignored = rules.rules.strip_ignored(&mut body);
     let after = live::dry_run_apply(&session.client, ns, &resource, &body).await?;
@@ -601,27 +602,10 @@ pub fn object_class(fields: &[FieldChange]) -> Class {
         .unwrap_or(Class::Expected)
 }
 
-/// What neither side controls: bookkeeping the API server rewrites on every request.
-fn clean(obj: &Value) -> Value {
-    let mut obj = obj.clone();
-    if let Some(meta) = obj["metadata"].as_object_mut() {
-        for key in [
-            "managedFields",
-            "resourceVersion",
-            "generation",
-            "uid",
-            "creationTimestamp",
-        ] {
-            meta.shift_remove(key);
-        }
-    }
-    obj
-}
-
 fn text_diff(live: Option<&Value>, after: &Value, key: &str) -> Option<String> {
     object_diff(
-        live.map(clean),
-        Some(clean(after)),
+        live.map(without_server_fields),
+        Some(without_server_fields(after)),
         ("live", "git"),
         key,
         DiffOptions::default(),
@@ -863,7 +847,7 @@ mod tests {
             ignored_by: None,
         }];
         changed.class = Some(Class::HarmfulDrift);
-        changed.diff = crate::unified_diff::unified_diff(
+        changed.diff = crate::output::unified_diff::unified_diff(
             "image: api:hotfix\n",
             "image: api:1\n",
             "live/Deployment/api",
@@ -1006,23 +990,6 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("ignored (left to its owner)"), "{text}");
-    }
-
-    #[test]
-    fn read_only_subcommands_show_an_example_in_their_help() {
-        use clap::CommandFactory;
-        let mut cli = crate::cli::Cli::command();
-        for sub in ["diff", "explain", "status", "doctor"] {
-            let help = cli
-                .find_subcommand_mut(sub)
-                .unwrap_or_else(|| panic!("no {sub} subcommand"))
-                .render_help()
-                .to_string();
-            assert!(
-                help.contains("Examples:") && help.contains(&format!("  kubectl gitops {sub} ")),
-                "{sub} --help has no example:\n{help}"
-            );
-        }
     }
 
     #[test]

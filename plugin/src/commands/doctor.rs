@@ -16,14 +16,15 @@ use renderer::protocol::{SyncResult, SyncStatus};
 use serde::Serialize;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
+use crate::cluster::live::{self, Kinds};
+use crate::cluster::session::{Session, block_on};
+use crate::cluster::tracked::{self, Parent};
 use crate::commands::diff::{self, Class};
-use crate::desired;
-use crate::live::{self, Kinds};
-use crate::printer::{Printer, Style};
-use crate::report::{DataFormat, serialize};
-use crate::session::{Session, block_on};
-use crate::tracked::{self, LocalRepo, Parent, short};
+use crate::git::local_repo::{LocalRepo, short};
+use crate::output::printer::{Printer, Style};
+use crate::output::report::{DataFormat, serialize};
+use crate::plan::desired;
 
 pub const EXAMPLES: &str = "\
 Examples:

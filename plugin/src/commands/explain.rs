@@ -11,21 +11,24 @@ use clap::Args;
 use git2::Oid;
 use jiff::Timestamp;
 use renderer::drift::{ManagedFields, ManagerInfo, REDACTED, compare, is_secret_value};
-use renderer::protocol::{AGENT_FIELD_MANAGER, BreakGlass, GroupKind, REVISION_ANNOTATION};
+use renderer::protocol::{
+    AGENT_FIELD_MANAGER, BreakGlass, GroupKind, REVISION_ANNOTATION, decorate,
+};
 use renderer::provenance::FieldPath;
 use renderer::{FieldOrigin, RenderedObject, SetBy};
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::blame::{Blamer, LineCommit};
-use crate::cli::KubeArgs;
-use crate::desired::{self, decorate, path_covers, pointer_of, pointers_overlap};
-use crate::live::{self, Kinds, annotations};
-use crate::printer::{Printer, Style};
-use crate::report::{DataFormat, serialize};
-use crate::session::{Session, block_on};
-use crate::tracked::{self, LocalRepo, short};
+use crate::cluster::KubeArgs;
+use crate::cluster::live::{self, Kinds, annotations};
+use crate::cluster::session::{Session, block_on};
+use crate::cluster::tracked;
+use crate::git::blame::{Blamer, LineCommit};
+use crate::git::local_repo::{LocalRepo, resolve_target, short};
+use crate::output::printer::{Printer, Style};
+use crate::output::report::{DataFormat, serialize};
+use crate::plan::desired::{self, path_covers, pointer_of, pointers_overlap};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -247,7 +250,7 @@ async fn explain(
     let ns = &session.namespace;
     let parent = tracked::read_parent(&session.client, ns).await?;
     let status = parent.as_ref().and_then(|p| p.status.as_ref());
-    let (commit, path) = tracked::resolve_target(
+    let (commit, path) = resolve_target(
         local,
         status,
         args.revision.as_deref(),
@@ -281,7 +284,7 @@ async fn explain(
     let rules = &agent_rules.rules;
 
     let mut body = object.value.clone();
-    decorate(&mut body, ns, &tracked::set_id(ns));
+    decorate(&mut body, ns, &tracked::set_id(ns), None);
     let ignored = rules.ignored_pointers(&body);
     let mut stripped = body.clone();
     rules.strip_ignored(&mut stripped);

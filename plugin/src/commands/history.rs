@@ -9,13 +9,14 @@ use jiff::Timestamp;
 use serde::Serialize;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
-use crate::printer::Printer;
-use crate::release_plan::Environment;
-use crate::release_repo::{self, find_agent_manifest, resolve_commit, revision_history};
-use crate::report::{DataFormat, serialize, table};
-use crate::session::block_on;
-use crate::tracked::{LocalRepo, short, tracked_commit};
+use crate::cluster::KubeArgs;
+use crate::cluster::session::block_on;
+use crate::cluster::tracked::tracked_commit;
+use crate::git::local_repo::{LocalRepo, short};
+use crate::output::printer::Printer;
+use crate::output::report::{DataFormat, serialize, table};
+use crate::release::plan::Environment;
+use crate::release::repo::{self, find_agent_manifest, resolve_commit, revision_history};
 
 pub const EXAMPLES: &str = "\
 Production is the namespace given by -n (or the context's namespace); its history is read
@@ -89,7 +90,7 @@ pub fn run(args: &HistoryArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Re
         &prod.session.namespace,
         args.agent_manifest.as_deref(),
     )?;
-    let tags = release_repo::tags(&local.repo)?;
+    let tags = repo::tags(&local.repo)?;
     let changes = revision_history(&local.repo, &manifest.rel, &status.path)?;
     let running_commit = tracked_commit(status).map(str::to_string);
     let mut seen_running = false;

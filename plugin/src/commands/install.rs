@@ -14,13 +14,13 @@ use kube::api::{DynamicObject, Patch, PatchParams};
 use renderer::protocol::PLUGIN_FIELD_MANAGER;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
+use crate::cluster::live::{Kinds, object_key};
+use crate::cluster::session::{Session, block_on};
 use crate::commands::break_glass::confirm;
-use crate::install_live::{agent_objects, delete, object_diff};
-use crate::install_manifests::{Credential, InstallSettings, render_install};
-use crate::live::{Kinds, object_key};
-use crate::printer::Printer;
-use crate::session::{Session, block_on};
+use crate::install::live::{agent_objects, delete, object_diff};
+use crate::install::manifests::{Credential, InstallSettings, render_install};
+use crate::output::printer::Printer;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -132,8 +132,9 @@ async fn install(
             .for_object(object)
             .with_context(|| format!("{key}: the API server does not serve this kind"))?;
         let name = object["metadata"]["name"].as_str().unwrap_or_default();
-        let live = crate::live::get(&session.client, &ns, &resource, name).await?;
-        let after = crate::live::dry_run_apply(&session.client, &ns, &resource, object).await?;
+        let live = crate::cluster::live::get(&session.client, &ns, &resource, name).await?;
+        let after =
+            crate::cluster::live::dry_run_apply(&session.client, &ns, &resource, object).await?;
         if let Some(diff) = object_diff(live.as_ref(), Some(&after), &key, printer.color()) {
             changes += 1;
             text.push_str(&diff);

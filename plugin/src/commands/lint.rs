@@ -14,7 +14,7 @@ use renderer::FsSource;
 use serde_json::{Value, json};
 
 use crate::ExitStatus;
-use crate::printer::{Printer, Style};
+use crate::output::printer::{Printer, Style};
 
 pub const EXAMPLES: &str = "\
 Examples:

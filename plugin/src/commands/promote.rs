@@ -8,14 +8,14 @@ use clap::Args;
 use git2::BranchType;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
+use crate::cluster::session::block_on;
 use crate::commands::break_glass::confirm;
-use crate::printer::Printer;
-use crate::release::{check_hotfix_tag, check_promote_tag, hotfix_branch, release_version};
-use crate::release_plan::{Environment, RevisionEdit, current_branch, print_diff};
-use crate::release_repo::{self, TagInfo};
-use crate::session::block_on;
-use crate::tracked::{LocalRepo, short};
+use crate::git::local_repo::{LocalRepo, short};
+use crate::output::printer::Printer;
+use crate::release::plan::{Environment, RevisionEdit, current_branch, print_diff};
+use crate::release::repo::{self, TagInfo};
+use crate::release::rules::{check_hotfix_tag, check_promote_tag, hotfix_branch, release_version};
 
 pub const EXAMPLES: &str = "\
 Environments are namespaces, each with its own agent: --from and --to name them (in the
@@ -113,7 +113,7 @@ async fn promote(
             local.root.display()
         );
     }
-    let tags = release_repo::tags(&local.repo)?;
+    let tags = repo::tags(&local.repo)?;
     let reuse = match existing_tag(&tags, &args.tag) {
         Some(t) if t.commit == commit => true,
         Some(t) => bail!(
@@ -201,7 +201,7 @@ async fn promote(
             "{}\n\nPromoted from {}, where it was Synced and healthy, to {}.\n",
             args.tag, staging.label, prod.label
         );
-        release_repo::create_tag(local, &args.tag, &commit, &message, args.sign)?;
+        repo::create_tag(local, &args.tag, &commit, &message, args.sign)?;
         printer.info(&format!("tagged {} as {}", short(&commit), args.tag));
     }
     let mut refspecs = vec![format!("refs/tags/{0}:refs/tags/{0}", args.tag)];
@@ -228,7 +228,7 @@ async fn promote(
         }
     }
     if args.push {
-        release_repo::push(&local.repo, &refspecs)?;
+        repo::push(&local.repo, &refspecs)?;
         printer.info(&format!("pushed {} to origin", refspecs.join(", ")));
     }
     Ok(ExitStatus::Success)
@@ -242,7 +242,7 @@ fn hotfix(
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
     check_hotfix_tag(from, &args.tag)?;
-    let tags = release_repo::tags(&local.repo)?;
+    let tags = repo::tags(&local.repo)?;
     let Some(base) = existing_tag(&tags, from) else {
         bail!("tag {from} is not in this clone (run `git fetch --tags`)");
     };

@@ -5,14 +5,61 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use clap::{Args, ValueEnum, ValueHint};
+use gittree::GitTreeSource;
+use renderer::redact::redact;
 use renderer::{FsSource, Provenance, RenderError, RenderOptions, Rendered, SetBy, Source};
 use serde_json::{Value, json};
 
 use crate::ExitStatus;
-use crate::cli::{OutputFormat, RenderArgs, Reorder};
-use crate::git_source::GitTreeSource;
-use crate::printer::Printer;
-use crate::redact::redact;
+use crate::output::printer::Printer;
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # Render the prod overlay exactly as `kubectl kustomize` would
+  kubectl gitops render examples/catalog-api/overlays/prod
+
+  # Render what was committed at a tag, ignoring uncommitted edits
+  kubectl gitops render overlays/prod --revision v1.4.2
+
+  # Show which file each object came from
+  kubectl gitops render overlays/prod --show-origins";
+
+#[derive(Debug, Clone, Args)]
+pub struct RenderArgs {
+    /// The kustomization directory
+    #[arg(value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub dir: PathBuf,
+    /// Render the tree of this commit, tag or branch instead of the working tree
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<String>,
+    /// Order of the output objects, as `kubectl kustomize --reorder`
+    #[arg(long, value_enum, default_value_t = Reorder::Legacy)]
+    pub reorder: Reorder,
+    /// Output format
+    #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
+    pub output: OutputFormat,
+    /// Precede every object with comments naming the files its fields came from
+    #[arg(long)]
+    pub show_origins: bool,
+    /// Print Secret values instead of `*** (N bytes)`
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Reorder {
+    /// Namespaces and CRDs first, webhooks last (kustomize's default)
+    Legacy,
+    /// Keep the order in which resources are listed
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Yaml,
+    Json,
+}
 
 /// Where the files come from and which directory inside it to render.
 struct Located {
@@ -39,11 +86,11 @@ pub fn run(args: &RenderArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
             Reorder::None => renderer::Reorder::None,
         },
     };
-    if let Err(err) = crate::sops_keys::discover() {
+    if let Err(err) = crate::git::sops_keys::discover() {
         printer.warn(&format!("SOPS keys: {err}"));
     }
     let (rendered, undecrypted) =
-        crate::desired::render_decrypting(located.source.as_ref(), &located.dir, &options)
+        crate::plan::desired::render_decrypting(located.source.as_ref(), &located.dir, &options)
             .map_err(|err| locate_error(err, &located.root))?;
     printer.verbose(&format!("rendered {} objects", rendered.objects.len()));
     printer

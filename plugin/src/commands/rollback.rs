@@ -9,17 +9,18 @@ use clap::Args;
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
+use crate::cluster::live::object_key;
+use crate::cluster::session::block_on;
+use crate::cluster::tracked::tracked_commit;
 use crate::commands::break_glass::confirm;
-use crate::desired;
-use crate::live::object_key;
-use crate::printer::Printer;
-use crate::release::release_version;
-use crate::release_plan::{Environment, RevisionEdit, current_branch, print_diff};
-use crate::release_repo::{self, resolve_commit};
-use crate::session::block_on;
-use crate::tracked::{LocalRepo, short, tracked_commit};
-use crate::unified_diff::{DiffOptions, object_diff};
+use crate::git::local_repo::{LocalRepo, short};
+use crate::output::printer::Printer;
+use crate::output::unified_diff::{DiffOptions, object_diff};
+use crate::plan::desired;
+use crate::release::plan::{Environment, RevisionEdit, current_branch, print_diff};
+use crate::release::repo::{self, resolve_commit};
+use crate::release::rules::release_version;
 
 pub const EXAMPLES: &str = "\
 Production is the namespace given by -n (or the context's namespace). The change is made
@@ -74,10 +75,7 @@ async fn rollback(
 ) -> anyhow::Result<ExitStatus> {
     let prod = Environment::connect(kube, None, None).await?;
     let status = prod.status()?;
-    if !release_repo::tags(&local.repo)?
-        .iter()
-        .any(|t| t.name == args.to)
-    {
+    if !repo::tags(&local.repo)?.iter().any(|t| t.name == args.to) {
         bail!(
             "tag {} is not in this clone (run `git fetch --tags`)",
             args.to
@@ -135,7 +133,7 @@ async fn rollback(
             ""
         }
     ));
-    if args.print || printer.verbosity() >= crate::printer::Verbosity::Verbose {
+    if args.print || printer.verbosity() >= crate::output::printer::Verbosity::Verbose {
         print_diff(printer, &edit.diff(printer.color()))?;
     }
     if args.dry_run {
@@ -169,7 +167,7 @@ async fn rollback(
         args.to
     ));
     if args.push {
-        release_repo::push(
+        repo::push(
             &local.repo,
             &[format!("refs/heads/{branch}:refs/heads/{branch}")],
         )?;

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 use renderer::sops;
 
 use crate::ExitStatus;
-use crate::printer::Printer;
+use crate::output::printer::Printer;
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -48,7 +48,7 @@ fn edit(file: &Path, printer: &Printer) -> anyhow::Result<ExitStatus> {
     if recipients.is_empty() {
         bail!("{name}: has no age recipient to encrypt the new version for");
     }
-    let keys = crate::sops_keys::discover()?;
+    let keys = crate::git::sops_keys::discover()?;
     let plain = sops::decrypt(&name, &bytes, keys)?
         .ok_or_else(|| anyhow!("{name}: not a SOPS-encrypted file"))?;
 

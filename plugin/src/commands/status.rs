@@ -18,13 +18,14 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
+use crate::cluster::live::{self, Kinds, annotations};
+use crate::cluster::session::{Session, block_on};
+use crate::cluster::tracked::{self, Parent};
 use crate::constants::STATUS_WATCH_INTERVAL;
-use crate::live::{self, Kinds, annotations};
-use crate::printer::{Printer, Style};
-use crate::report::{DataFormat, relative, serialize};
-use crate::session::{Session, block_on};
-use crate::tracked::{self, HeadRelation, LocalRepo, Parent, short};
+use crate::git::local_repo::{HeadRelation, LocalRepo, short};
+use crate::output::printer::{Printer, Style};
+use crate::output::report::{DataFormat, relative, serialize};
 
 pub const EXAMPLES: &str = "\
 Examples:
@@ -499,7 +500,7 @@ pub fn format_text(r: &StatusReport, now: Timestamp, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracked::RelationState;
+    use crate::git::local_repo::RelationState;
     use renderer::protocol::{BREAK_GLASS_BY_ANNOTATION, BreakGlassEntry};
     use serde_json::json;
 

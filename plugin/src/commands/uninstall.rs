@@ -11,13 +11,13 @@ use renderer::protocol::PARENT_NAME;
 use serde_json::Value;
 
 use crate::ExitStatus;
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
+use crate::cluster::live::{Kinds, members, object_key};
+use crate::cluster::session::{Session, block_on};
+use crate::cluster::tracked::{read_parent, set_id};
 use crate::commands::break_glass::confirm;
-use crate::install_live::{agent_objects, delete};
-use crate::live::{Kinds, members, object_key};
-use crate::printer::Printer;
-use crate::session::{Session, block_on};
-use crate::tracked::{read_parent, set_id};
+use crate::install::live::{agent_objects, delete};
+use crate::output::printer::Printer;
 
 pub const EXAMPLES: &str = "\
 Examples:

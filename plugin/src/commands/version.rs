@@ -1,9 +1,17 @@
 use anyhow::Context;
+use clap::Args;
 
 use crate::ExitStatus;
-use crate::cli::VersionArgs;
 use crate::constants::BIN_NAME;
-use crate::printer::Printer;
+use crate::output::printer::Printer;
+
+pub const EXAMPLES: &str = "\
+Examples:
+  # Print the plugin version and the commit it was built from
+  kubectl gitops version";
+
+#[derive(Debug, Clone, Args)]
+pub struct VersionArgs {}
 
 /// The commit the binary was built from, when build.rs could find one.
 pub const GIT_COMMIT: Option<&str> = option_env!("GITOPS_GIT_COMMIT");

@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::fields::{FieldSet, ListKind};
 use super::pointer;
-use super::redact::{REDACTED, is_secret, is_secret_value};
 use crate::protocol::REVISION_ANNOTATION;
+use crate::redact::{REDACTED, is_secret, is_secret_value};
 
 /// Written by the API server or changes with every apply: never drift even if Git has them.
 const NOT_DRIFT: [&str; 9] = [

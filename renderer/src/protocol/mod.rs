@@ -5,11 +5,13 @@
 
 mod applyset;
 mod break_glass;
+mod decorate;
 mod keys;
 mod status;
 
 pub use applyset::{GroupKind, applyset_id, format_group_kinds, parse_group_kinds};
 pub use break_glass::{BreakGlass, BreakGlassError};
+pub use decorate::decorate;
 pub use keys::*;
 pub use status::{
     BreakGlassEntry, HealthEntry, PruneCandidate, RECENT_DRIFT_CORRECTIONS_MAX,

@@ -10,9 +10,10 @@ use renderer::protocol::{APPLYSET_TOOLING_ANNOTATION, SyncResult, TOOLING_NAME};
 use serde::Serialize;
 
 use super::{StatusReport, build, result_style};
-use crate::printer::Style;
-use crate::report::{relative, table};
-use crate::tracked::{self, short};
+use crate::cluster::tracked;
+use crate::git::local_repo::short;
+use crate::output::printer::Style;
+use crate::output::report::{relative, table};
 
 /// Widest message cell of the text table; `-o json` has the whole message.
 const MESSAGE_WIDTH: usize = 72;

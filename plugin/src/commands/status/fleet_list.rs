@@ -18,9 +18,9 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::fleet::{self, FleetEntry, FleetReport, Unreadable};
-use crate::cli::KubeArgs;
+use crate::cluster::KubeArgs;
+use crate::cluster::kube_context::{KubeContext, KubeEnv, kubeconfig_paths, load_kubeconfig};
 use crate::constants::FLEET_NAMESPACE_CONCURRENCY;
-use crate::kube_context::{KubeContext, KubeEnv, kubeconfig_paths, load_kubeconfig};
 
 /// One cluster as one user: a kubeconfig context.
 #[derive(Clone)]

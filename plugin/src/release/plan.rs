@@ -6,13 +6,14 @@ use std::path::Path;
 use anyhow::{Context, anyhow, bail};
 use renderer::protocol::{SyncResult, SyncStatus};
 
-use crate::cli::KubeArgs;
-use crate::printer::Printer;
-use crate::release::set_revision;
-use crate::release_repo::{self, AgentManifest, find_agent_manifest};
-use crate::session::Session;
-use crate::tracked::{self, LocalRepo};
-use crate::unified_diff::{DiffOptions, unified_diff};
+use crate::cluster::KubeArgs;
+use crate::cluster::session::Session;
+use crate::cluster::tracked;
+use crate::git::local_repo::LocalRepo;
+use crate::output::printer::Printer;
+use crate::output::unified_diff::{DiffOptions, unified_diff};
+use crate::release::repo::{self, AgentManifest, find_agent_manifest};
+use crate::release::rules::set_revision;
 
 /// An environment: a namespace (optionally in another kubeconfig context) with an agent.
 pub struct Environment {
@@ -164,7 +165,7 @@ impl RevisionEdit {
                 self.manifest.rel
             );
         }
-        release_repo::commit_files(local, &[(&self.manifest.rel, &self.after)], message)
+        repo::commit_files(local, &[(&self.manifest.rel, &self.after)], message)
     }
 }
 

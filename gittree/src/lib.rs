@@ -1,5 +1,7 @@
 //! A [`renderer::Source`] over a Git tree, so a revision renders without touching (or even
-//! having) a working copy. Self-contained on purpose: the agent needs the same thing.
+//! having) a working copy: the plugin reads a clone at `--revision`, the agent reads the
+//! commit it fetched into a bare cache. Its own crate because git2 must not enter the pure
+//! renderer.
 //!
 //! Symlinks (mode 120000) are followed like a checkout would, but only while they stay
 //! inside the tree: an absolute target or one that climbs above the root is refused, because
@@ -48,6 +50,16 @@ impl GitTreeSource {
             tree,
             commit: None,
         }
+    }
+
+    /// The tree of `commit`, which must be in `repo` (a bare fetch cache will do).
+    pub fn from_commit(repo: Repository, commit: Oid) -> Result<Self, git2::Error> {
+        let tree = repo.find_commit(commit)?.tree_id();
+        Ok(Self {
+            repo: Mutex::new(repo),
+            tree,
+            commit: Some(commit),
+        })
     }
 
     /// Opens the repository containing `path` and resolves `revision` (commit, tag, branch,
@@ -400,5 +412,89 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(err, GitSourceError::NoRepository { .. }), "{err}");
+    }
+
+    /// A bare repository (as the agent fetches into) with one commit built from (path, content, is_symlink) entries.
+    fn repo_with(files: &[(&str, &str, bool)]) -> (tempfile::TempDir, Repository, Oid) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init_bare(dir.path()).unwrap();
+        let commit = {
+            let mut index = git2::Index::new().unwrap();
+            for (path, content, link) in files {
+                let oid = repo.blob(content.as_bytes()).unwrap();
+                let mode = if *link { MODE_SYMLINK as u32 } else { 0o100644 };
+                let entry = git2::IndexEntry {
+                    ctime: git2::IndexTime::new(0, 0),
+                    mtime: git2::IndexTime::new(0, 0),
+                    dev: 0,
+                    ino: 0,
+                    mode,
+                    uid: 0,
+                    gid: 0,
+                    file_size: content.len() as u32,
+                    id: oid,
+                    flags: 0,
+                    flags_extended: 0,
+                    path: path.as_bytes().to_vec(),
+                };
+                index.add(&entry).unwrap();
+            }
+            let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
+            let sig = git2::Signature::now("t", "t@example.com").unwrap();
+            repo.commit(None, &sig, &sig, "c", &tree, &[]).unwrap()
+        };
+        (dir, repo, commit)
+    }
+
+    #[test]
+    fn reads_a_bare_repository_by_commit() {
+        let (_d, repo, c) = repo_with(&[
+            ("base/kustomization.yaml", "resources: [a.yaml]\n", false),
+            ("base/a.yaml", "kind: A\n", false),
+            (
+                "overlays/prod/kustomization.yaml",
+                "resources: [../../base]\n",
+                false,
+            ),
+        ]);
+        let src = GitTreeSource::from_commit(repo, c).unwrap();
+        assert_eq!(src.read("base/a.yaml").unwrap(), b"kind: A\n");
+        assert_eq!(src.kind("overlays"), Some(EntryKind::Dir));
+        assert_eq!(src.kind("base/a.yaml"), Some(EntryKind::File));
+        assert_eq!(src.kind("nope"), None);
+        assert_eq!(
+            src.list("base").unwrap(),
+            vec!["a.yaml", "kustomization.yaml"]
+        );
+        assert_eq!(src.list("").unwrap(), vec!["base", "overlays"]);
+        assert!(matches!(
+            src.read("base/missing.yaml"),
+            Err(SourceError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn bare_repository_symlinks_stay_inside() {
+        let (_d, repo, c) = repo_with(&[
+            ("base/a.yaml", "kind: A\n", false),
+            ("overlays/prod/a.yaml", "../../base/a.yaml", true),
+            ("overlays/shared", "../base", true),
+            ("overlays/evil.yaml", "../../etc/passwd", true),
+            ("overlays/abs.yaml", "/etc/passwd", true),
+            ("loop", "loop", true),
+        ]);
+        let src = GitTreeSource::from_commit(repo, c).unwrap();
+        assert_eq!(src.read("overlays/prod/a.yaml").unwrap(), b"kind: A\n");
+        assert_eq!(src.read("overlays/shared/a.yaml").unwrap(), b"kind: A\n");
+        assert_eq!(src.kind("overlays/shared"), Some(EntryKind::Dir));
+        assert!(matches!(
+            src.read("overlays/evil.yaml"),
+            Err(SourceError::EscapesRoot { .. })
+        ));
+        assert!(matches!(
+            src.read("overlays/abs.yaml"),
+            Err(SourceError::EscapesRoot { .. })
+        ));
+        assert!(src.read("loop").is_err());
     }
 }

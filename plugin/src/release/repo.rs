@@ -10,8 +10,8 @@ use git2::{ObjectType, Oid, Repository, Signature};
 use jiff::Timestamp;
 
 use crate::constants::FALLBACK_SIGNATURE;
-use crate::release::{AgentArgs, find_agent_args};
-use crate::tracked::LocalRepo;
+use crate::git::local_repo::LocalRepo;
+use crate::release::rules::{AgentArgs, find_agent_args};
 
 /// A tag of the clone, peeled to its commit.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,11 +2,11 @@
 //! every pager already understand it. Colors are applied from the diff's structure rather
 //! than by sniffing line prefixes, which would misread a removed line that starts with `--`.
 
+use renderer::redact::redact_pair;
 use serde_json::Value;
 use similar::{ChangeTag, TextDiff};
 
-use crate::printer::Style;
-use crate::redact::redact_pair;
+use crate::output::printer::Style;
 
 /// Lines of context around each change, as `diff -u` and `kubectl diff`.
 pub const DEFAULT_CONTEXT: usize = 3;

@@ -12,24 +12,27 @@ use serde_json::{Value, json};
 const BASE_FILES: [(&str, &str); 6] = [
     (
         "kustomization.yaml",
-        include_str!("../../manifests/base/kustomization.yaml"),
+        include_str!("../../../manifests/base/kustomization.yaml"),
     ),
     (
         "serviceaccount.yaml",
-        include_str!("../../manifests/base/serviceaccount.yaml"),
+        include_str!("../../../manifests/base/serviceaccount.yaml"),
     ),
-    ("role.yaml", include_str!("../../manifests/base/role.yaml")),
+    (
+        "role.yaml",
+        include_str!("../../../manifests/base/role.yaml"),
+    ),
     (
         "rolebinding.yaml",
-        include_str!("../../manifests/base/rolebinding.yaml"),
+        include_str!("../../../manifests/base/rolebinding.yaml"),
     ),
     (
         "deployment.yaml",
-        include_str!("../../manifests/base/deployment.yaml"),
+        include_str!("../../../manifests/base/deployment.yaml"),
     ),
     (
         "networkpolicy.yaml",
-        include_str!("../../manifests/base/networkpolicy.yaml"),
+        include_str!("../../../manifests/base/networkpolicy.yaml"),
     ),
 ];
 

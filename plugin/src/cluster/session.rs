@@ -5,8 +5,8 @@ use std::future::Future;
 
 use anyhow::Context;
 
-use crate::cli::KubeArgs;
-use crate::kube_context::{KubeContext, KubeEnv};
+use crate::cluster::KubeArgs;
+use crate::cluster::kube_context::{KubeContext, KubeEnv};
 
 /// Runs `future` to completion on a fresh single-threaded runtime: the plugin does one thing
 /// at a time, and a process-wide runtime would outlive the commands that do not need one.

@@ -1,5 +1,5 @@
-//! Secret values never reach the terminal. Anything the plugin prints that may contain a
-//! Secret (live objects, diffs, status) goes through here first.
+//! Secret values never reach the terminal or a log. Anything the plugin or the agent prints
+//! that may contain a Secret (rendered and live objects, diffs, drift, status) goes through here.
 //!
 //! A value becomes `*** (N bytes)`: enough to see that a key exists and roughly how big it
 //! is, nothing that helps guess it. For diffs, [`redact_pair`] additionally marks values
@@ -8,7 +8,15 @@
 use base64::Engine;
 use serde_json::{Map, Value};
 
-use crate::constants::{LAST_APPLIED_ANNOTATION, REDACTED_MARKER, SECRET_VALUE_FIELDS};
+/// Secret fields whose values are never printed.
+const SECRET_VALUE_FIELDS: [&str; 2] = ["data", "stringData"];
+/// `kubectl apply` copies the whole object, Secret values included, into this annotation.
+pub const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// Prefix of the marker that replaces a Secret value in a whole object.
+pub const REDACTED_MARKER: &str = "***";
+/// What one drifted Secret field shows instead of its value: a field-level report has no
+/// room for sizes, and both sides of a drift must read the same.
+pub const REDACTED: &str = "<redacted>";
 
 /// Redacts one object in place; objects that are not Secrets are left alone. `List`s are
 /// redacted item by item.
@@ -108,12 +116,25 @@ fn byte_len(field: &str, value: &Value) -> usize {
     text.len()
 }
 
-fn is_secret(object: &Value) -> bool {
+/// A core/v1 Secret (a missing `apiVersion` counts: redacting too much is the safe side).
+pub fn is_secret(object: &Value) -> bool {
     object.get("kind").and_then(Value::as_str) == Some("Secret")
         && object
             .get("apiVersion")
             .and_then(Value::as_str)
             .is_none_or(|v| v == "v1")
+}
+
+/// Whether the field at `pointer` of a Secret holds a value (or a map of values) to redact.
+pub fn is_secret_value(object: &Value, pointer: &str) -> bool {
+    is_secret(object)
+        && [
+            "/data",
+            "/stringData",
+            "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration",
+        ]
+        .iter()
+        .any(|p| pointer == *p || pointer.starts_with(&format!("{p}/")))
 }
 
 fn list_items(object: &mut Value) -> Option<&mut Vec<Value>> {
@@ -235,5 +256,22 @@ mod tests {
         let mut git = secret(json!({"k": "YQ=="}), json!(null));
         redact_pair(&mut missing, &mut git);
         assert_eq!(git["data"]["k"], "*** (1 byte)");
+    }
+
+    #[test]
+    fn secret_value_paths() {
+        let s = json!({"apiVersion": "v1", "kind": "Secret"});
+        assert!(is_secret_value(&s, "/data/password"));
+        assert!(is_secret_value(&s, "/stringData"));
+        assert!(is_secret_value(
+            &s,
+            "/metadata/annotations/kubectl.kubernetes.io~1last-applied-configuration"
+        ));
+        assert!(!is_secret_value(&s, "/metadata/labels/app"));
+        assert!(!is_secret_value(&s, "/database"));
+        assert!(!is_secret_value(
+            &json!({"apiVersion": "v1", "kind": "ConfigMap"}),
+            "/data/a"
+        ));
     }
 }

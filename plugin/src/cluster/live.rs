@@ -91,6 +91,24 @@ impl Kinds {
     }
 }
 
+/// What neither Git nor the user controls: bookkeeping the API server rewrites on every
+/// request, left out of every diff.
+pub fn without_server_fields(obj: &Value) -> Value {
+    let mut obj = obj.clone();
+    if let Some(meta) = obj["metadata"].as_object_mut() {
+        for key in [
+            "managedFields",
+            "resourceVersion",
+            "generation",
+            "uid",
+            "creationTimestamp",
+        ] {
+            meta.shift_remove(key);
+        }
+    }
+    obj
+}
+
 pub fn to_value(obj: &DynamicObject) -> Value {
     serde_json::to_value(obj).expect("a DynamicObject serializes to JSON")
 }

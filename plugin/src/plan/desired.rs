@@ -2,7 +2,7 @@
 //! and address their fields.
 
 use renderer::drift::{IgnoreRule, IgnoreRules, pointer};
-use renderer::protocol::{APPLYSET_PART_OF_LABEL, IGNORE_FIELDS_ANNOTATION, SyncStatus};
+use renderer::protocol::{IGNORE_FIELDS_ANNOTATION, SyncStatus};
 use renderer::provenance::{FieldPath, Segment};
 use renderer::sops::{AgeKeys, DecryptingSource, Failure, Strictness};
 use renderer::{RenderOptions, Rendered, Source};
@@ -27,21 +27,10 @@ pub fn render_decrypting(
     };
     static NO_KEYS: std::sync::LazyLock<AgeKeys> = std::sync::LazyLock::new(AgeKeys::default);
     // A broken key file is reported by the failures it causes, with the file named.
-    let keys = crate::sops_keys::discover().unwrap_or(&NO_KEYS);
+    let keys = crate::git::sops_keys::discover().unwrap_or(&NO_KEYS);
     let decrypting = DecryptingSource::new(source, keys, Strictness::Lenient);
     let rendered = renderer::render(&decrypting, dir, options)?;
     Ok((rendered, decrypting.failures()))
-}
-
-/// What the agent sets on every object besides Git's content (the revision annotation is
-/// left out: it changes with every commit and is never drift).
-pub fn decorate(body: &mut Value, namespace: &str, set_id: &str) {
-    let meta = &mut body["metadata"];
-    meta["namespace"] = Value::from(namespace);
-    if !meta["labels"].is_object() {
-        meta["labels"] = Value::Object(Default::default());
-    }
-    meta["labels"][APPLYSET_PART_OF_LABEL] = Value::from(set_id);
 }
 
 /// HPA and annotation rules only, for callers without the agent's status at hand.
@@ -297,16 +286,5 @@ mod tests {
         // Without an agent status only HPAs and annotations apply.
         let none = AgentRules::new(&rendered, &[], None);
         assert_eq!(none.rules.ignored_pointers(&body), ["/spec/paused"]);
-    }
-
-    #[test]
-    fn decorate_sets_namespace_and_membership() {
-        let mut obj = json!({"kind": "ConfigMap", "metadata": {"name": "c"}});
-        decorate(&mut obj, "shop", "applyset-x-v1");
-        assert_eq!(obj["metadata"]["namespace"], "shop");
-        assert_eq!(
-            obj["metadata"]["labels"][APPLYSET_PART_OF_LABEL],
-            "applyset-x-v1"
-        );
     }
 }

@@ -6,9 +6,9 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use renderer::protocol::GroupKind;
 use serde_json::Value;
 
-use crate::install_manifests::{AGENT_KINDS, AGENT_SELECTOR};
-use crate::live::{Kinds, object_key, to_value};
-use crate::unified_diff::{self, DiffOptions};
+use crate::cluster::live::{Kinds, object_key, to_value, without_server_fields};
+use crate::install::manifests::{AGENT_KINDS, AGENT_SELECTOR};
+use crate::output::unified_diff::{self, DiffOptions};
 
 /// Every object of the namespace carrying the agent's labels, in [`AGENT_KINDS`] order.
 pub async fn agent_objects(
@@ -35,20 +35,9 @@ pub async fn agent_objects(
     Ok(found)
 }
 
-/// What the server keeps for itself; showing it would make every diff noisy.
+/// What the server keeps for itself, status included; showing it would make every diff noisy.
 fn clean(obj: &Value) -> Value {
-    let mut obj = obj.clone();
-    if let Some(meta) = obj["metadata"].as_object_mut() {
-        for key in [
-            "managedFields",
-            "resourceVersion",
-            "generation",
-            "uid",
-            "creationTimestamp",
-        ] {
-            meta.shift_remove(key);
-        }
-    }
+    let mut obj = without_server_fields(obj);
     if let Some(obj) = obj.as_object_mut() {
         obj.shift_remove("status");
     }

@@ -9,10 +9,45 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::{Args, ValueHint};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 
-use crate::cli::{KubeArgs, RequestTimeout};
 use crate::constants::{DEFAULT_KUBECONFIG, DEFAULT_NAMESPACE, ENV_KUBECONFIG};
+
+/// kubectl's connection flags, accepted by every subcommand so muscle memory carries over.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Kubernetes options")]
+pub struct KubeArgs {
+    /// Path to the kubeconfig file (otherwise $KUBECONFIG, then ~/.kube/config)
+    #[arg(long, global = true, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// The namespace (default: the context's namespace, else `default`)
+    #[arg(short = 'n', long, global = true, value_name = "NAME")]
+    pub namespace: Option<String>,
+    /// How long to wait for a single server request, e.g. 30s or 1m; 0 waits forever
+    #[arg(
+        long,
+        global = true,
+        value_name = "DURATION",
+        default_value = "0",
+        value_parser = parse_request_timeout
+    )]
+    pub request_timeout: RequestTimeout,
+}
+
+/// `--request-timeout`; `None` waits forever. A newtype because clap treats a bare
+/// `Option` field as "flag may be absent" rather than as the parsed value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RequestTimeout(pub Option<Duration>);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KubeContextError {

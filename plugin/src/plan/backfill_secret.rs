@@ -141,7 +141,7 @@ pub fn plan(
     live: &Value,
     now: &str,
 ) -> anyhow::Result<(String, String, String)> {
-    let key = crate::live::object_key(live);
+    let key = crate::cluster::live::object_key(live);
     let rel = source_file(object).ok_or_else(|| anyhow!("{key}: no file declares it"))?;
     let before =
         std::fs::read_to_string(root.join(&rel)).with_context(|| format!("reading {rel}"))?;
@@ -154,7 +154,7 @@ pub fn plan(
              secret store), then backfill again"
         );
     }
-    let keys = crate::sops_keys::discover()?;
+    let keys = crate::git::sops_keys::discover()?;
     let plain = sops::decrypt(&rel, before.as_bytes(), keys)
         .map_err(|e| anyhow!("{e}"))?
         .ok_or_else(|| anyhow!("{rel}: no SOPS metadata"))?;

@@ -1,0 +1,5 @@
+//! `promote`, `rollback`, `history`: release tags and the production agent's pinned revision.
+
+pub mod plan;
+pub mod repo;
+pub mod rules;
