@@ -102,7 +102,9 @@ fn go_json(v: &Value, out: &mut String) {
     }
 }
 
-fn go_string(s: &str, out: &mut String) {
+/// Go's `encoding/json` string escaping (Go >= 1.22: HTML-safe, `\b` and `\f` short forms), as
+/// kustomize hashes generated objects and as `sops` writes JSON files.
+pub(crate) fn go_string(s: &str, out: &mut String) {
     out.push('"');
     for c in s.chars() {
         match c {

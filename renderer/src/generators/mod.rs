@@ -3,7 +3,7 @@
 //! Mirrors kustomize's api/kv (sources), api/internal/generators (objects) and api/hasher
 //! (suffix). Files are read through a callback so the engine keeps ownership of the `Source`.
 
-mod hash;
+pub(crate) mod hash;
 mod kv;
 
 use std::collections::BTreeMap;

@@ -115,7 +115,7 @@ fn write_value(v: &Value, level: usize, out: &mut String) {
                     out.push(',');
                 }
                 indent(level + 1, out);
-                write_string(k, out);
+                crate::generators::hash::go_string(k, out);
                 out.push_str(": ");
                 write_value(v, level + 1, out);
             }
@@ -134,7 +134,7 @@ fn write_value(v: &Value, level: usize, out: &mut String) {
             indent(level, out);
             out.push(']');
         }
-        Value::String(s) => write_string(s, out),
+        Value::String(s) => crate::generators::hash::go_string(s, out),
         Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
             (Some(i), _, _) => out.push_str(&i.to_string()),
             (_, Some(u), _) => out.push_str(&u.to_string()),
@@ -161,26 +161,6 @@ fn go_json_float(f: f64) -> String {
     } else {
         cipher::go_format_f(f)
     }
-}
-
-/// Go's `encoding/json` string escaping (HTML-safe: `<`, `>`, `&` as `\u00XX`).
-fn write_string(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '<' | '>' | '&' | '\u{2028}' | '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 /// A new metadata block for `recipients`, with the data key sealed for each.
