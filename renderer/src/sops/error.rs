@@ -34,6 +34,13 @@ impl SopsError {
         }
     }
 
+    pub(crate) fn encrypt(file: &str, message: impl Into<String>) -> Self {
+        SopsError::Encrypt {
+            file: file.to_string(),
+            message: message.into(),
+        }
+    }
+
     /// The file the error is about.
     pub fn file(&self) -> &str {
         match self {

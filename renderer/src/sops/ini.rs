@@ -164,10 +164,7 @@ pub(crate) fn encrypt(
     meta: &mut Metadata,
     key: &[u8; 32],
 ) -> Result<Vec<u8>, SopsError> {
-    let text = std::str::from_utf8(plaintext).map_err(|_| SopsError::Encrypt {
-        file: file.into(),
-        message: "not UTF-8".into(),
-    })?;
+    let text = std::str::from_utf8(plaintext).map_err(|_| SopsError::encrypt(file, "not UTF-8"))?;
     let mut doc = Map::new();
     let mut section = DEFAULT_SECTION.to_string();
     for line in parse(text) {
