@@ -155,22 +155,10 @@ pub(crate) fn decrypt(
     key: &[u8; 32],
     meta: &Metadata,
 ) -> Result<Vec<Change>, SopsError> {
-    let rules = meta.rules.compile(file)?;
-    let mut walk = Walk {
-        file,
-        rules: &rules,
-        key,
-        hash: new_hash(&rules),
-        changes: Vec::new(),
-        encrypt: false,
-    };
-    for (i, doc) in docs.iter_mut().enumerate() {
-        walk.node(i, doc, &mut Vec::new(), &mut String::new())?;
-    }
-    let computed = hex_upper(&walk.hash.finalize());
+    let (computed, changes) = walk_all(file, docs, key, meta, false)?;
     let stored = cipher::decrypt(&meta.mac, key, &meta.last_modified);
     match stored {
-        Ok(Plain::Str(mac)) if mac == computed => Ok(walk.changes),
+        Ok(Plain::Str(mac)) if mac == computed => Ok(changes),
         _ => Err(SopsError::MacMismatch {
             file: file.to_string(),
         }),
@@ -184,6 +172,19 @@ pub(crate) fn encrypt(
     key: &[u8; 32],
     meta: &Metadata,
 ) -> Result<String, SopsError> {
+    let (mac, _) = walk_all(file, docs, key, meta, true)?;
+    Ok(cipher::encrypt(&Plain::Str(mac), key, &meta.last_modified))
+}
+
+/// Walks every document once, encrypting or decrypting what the rules select; the MAC over
+/// the plaintext values (hex, upper case) and the changed values.
+fn walk_all(
+    file: &str,
+    docs: &mut [Value],
+    key: &[u8; 32],
+    meta: &Metadata,
+    encrypt: bool,
+) -> Result<(String, Vec<Change>), SopsError> {
     let rules = meta.rules.compile(file)?;
     let mut walk = Walk {
         file,
@@ -191,13 +192,12 @@ pub(crate) fn encrypt(
         key,
         hash: new_hash(&rules),
         changes: Vec::new(),
-        encrypt: true,
+        encrypt,
     };
     for (i, doc) in docs.iter_mut().enumerate() {
         walk.node(i, doc, &mut Vec::new(), &mut String::new())?;
     }
-    let mac = hex_upper(&walk.hash.finalize());
-    Ok(cipher::encrypt(&Plain::Str(mac), key, &meta.last_modified))
+    Ok((hex_upper(&walk.hash.finalize()), walk.changes))
 }
 
 fn hex_upper(bytes: &[u8]) -> String {
