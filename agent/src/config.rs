@@ -50,6 +50,26 @@ pub struct Config {
     #[arg(long = "no-prune", overrides_with = "prune")]
     pub no_prune: bool,
 
+    /// Most of the set one sync may prune, in percent of its members (e.g. 50%); a larger
+    /// prune is held until `kubectl gitops prune --approve REV` approves that revision.
+    #[arg(long, env = "GITOPS_PRUNE_LIMIT", default_value = "50%", value_parser = parse_percent)]
+    pub prune_limit: u8,
+
+    /// Longest break-glass the agent honours; a longer `until` is clamped to `since` plus
+    /// this, and the clamp is recorded in status and an Event.
+    #[arg(long, env = "GITOPS_BREAK_GLASS_MAX", default_value = "24h", value_parser = parse_duration)]
+    pub break_glass_max: Duration,
+
+    /// Self-management path: a directory (on --config-revision) rendering the `gitops-agent`
+    /// ConfigMap whose `revision` key replaces --revision. The agent applies it and follows
+    /// it, so `promote`/`rollback` move it with a commit, no restart.
+    #[arg(long, env = "GITOPS_CONFIG_PATH")]
+    pub config_path: Option<String>,
+
+    /// The branch the self-management path is read from.
+    #[arg(long, env = "GITOPS_CONFIG_REVISION", default_value = "main")]
+    pub config_revision: String,
+
     /// Allow a render with no objects to prune everything.
     #[arg(long, env = "GITOPS_ALLOW_EMPTY")]
     pub allow_empty: bool,
@@ -141,12 +161,16 @@ impl Config {
 
     /// The overlay path normalised the way `renderer::Source` expects (no `./`, no slashes at the ends).
     pub fn source_path(&self) -> String {
-        self.path
-            .split('/')
-            .filter(|s| !s.is_empty() && *s != ".")
-            .collect::<Vec<_>>()
-            .join("/")
+        normalise_path(&self.path)
     }
+}
+
+/// A repository path the way `renderer::Source` expects it.
+pub fn normalise_path(path: &str) -> String {
+    path.split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +203,15 @@ fn parse_ignore_field(s: &str) -> Result<IgnoreField, String> {
         kind: kind.to_string(),
         pointer: pointer.to_string(),
     })
+}
+
+/// `50%` or `50`: a share from 0 to 100.
+fn parse_percent(s: &str) -> Result<u8, String> {
+    s.trim_end_matches('%')
+        .parse::<u8>()
+        .ok()
+        .filter(|p| *p <= 100)
+        .ok_or_else(|| format!("{s:?}: expected a percentage from 0% to 100%"))
 }
 
 /// `90s`, `5m`, `1h`, `1h30m`, or plain seconds.
@@ -274,6 +307,26 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn prune_limit_and_break_glass_max() {
+        let c = parse(&[]);
+        assert_eq!(c.prune_limit, 50);
+        assert_eq!(c.break_glass_max, Duration::from_secs(24 * 3600));
+        assert_eq!(parse(&["--prune-limit", "80%"]).prune_limit, 80);
+        assert_eq!(parse(&["--prune-limit", "100"]).prune_limit, 100);
+        for bad in ["101%", "1000", "half"] {
+            let err = Config::try_parse_from(["a", "--repo", "x", "--prune-limit", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("--prune-limit"), "{err}");
+        }
+        assert_eq!(
+            parse(&["--break-glass-max", "2h"]).break_glass_max,
+            Duration::from_secs(7200)
+        );
+        assert!(Config::try_parse_from(["a", "--repo", "x", "--break-glass-max", "0"]).is_err());
     }
 
     #[test]

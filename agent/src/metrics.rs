@@ -370,6 +370,7 @@ mod tests {
                 until: until.parse().unwrap(),
             },
             active,
+            requested_until: None,
         };
         let m = Metrics::new();
         m.observe_status(&SyncStatus {

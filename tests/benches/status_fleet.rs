@@ -94,6 +94,7 @@ fn status(i: usize, now: Timestamp) -> SyncStatus {
                 until: now + jiff::SignedDuration::from_hours(2),
             },
             active: true,
+            requested_until: None,
         });
     }
     s

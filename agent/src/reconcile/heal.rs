@@ -84,9 +84,6 @@ impl Agent {
                     changed |=
                         inner.break_glass.insert(d.key.clone(), entry.clone()) != Some(entry);
                 }
-                Prepared::Invalid(why) => {
-                    changed |= inner.out_of_sync.insert(d.key.clone(), why).is_none();
-                }
                 Prepared::Apply {
                     body,
                     expired: bg,

@@ -8,6 +8,7 @@ pub use heal::HealRequest;
 mod object;
 pub mod plan;
 pub mod policy;
+mod prune_guard;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -333,13 +334,14 @@ impl Agent {
                 }
             }
         }
+        let inventory = prune_guard::inventory(&members, &self.set.id);
         let plan = plan::prunes(&applies, members, &self.set.id, self.config.prune_enabled());
+        let plan = self.guard_prunes(inner, plan, inventory, &commit).await?;
 
         let mut writes = Vec::new();
         let mut rejected = Vec::new();
         let mut held = BTreeMap::new();
         let mut expired = Vec::new();
-        let mut out_of_sync = BTreeMap::new();
         let mut health = BTreeMap::new();
         for d in applies.iter() {
             let Some(j) = judged.remove(&d.key) else {
@@ -350,9 +352,6 @@ impl Agent {
                 Err(e) => rejected.push(e.to_string()),
                 Ok(Prepared::Held(entry)) => {
                     held.insert(d.key.clone(), entry);
-                }
-                Ok(Prepared::Invalid(why)) => {
-                    out_of_sync.insert(d.key.clone(), why);
                 }
                 Ok(Prepared::UpToDate { expired: bg }) => {
                     expired.extend(bg.map(|bg| (d.clone(), bg)))
@@ -419,7 +418,8 @@ impl Agent {
         });
         inner.break_glass.retain(|_, e| !e.active);
         inner.break_glass.extend(held);
-        inner.out_of_sync = out_of_sync;
+        // A full sync reconciled or reported everything: nothing is left out of sync.
+        inner.out_of_sync.clear();
         inner.status.group_kinds = plan.group_kinds.clone();
         let s = &mut inner.status.status;
         s.last_applied_revision = Some(commit.clone());
@@ -573,8 +573,12 @@ impl Agent {
             .iter()
             .filter(|(_, e)| e.active && e.break_glass.until > now)
             .map(|(k, e)| {
+                let clamped = e
+                    .requested_until
+                    .map(|t| format!(" (clamped by --break-glass-max from {t})"))
+                    .unwrap_or_default();
                 format!(
-                    "{k} held by break-glass ({}) until {}",
+                    "{k} held by break-glass ({}) until {}{clamped}",
                     e.break_glass.reason, e.break_glass.until
                 )
             })
@@ -585,6 +589,7 @@ impl Agent {
                 .iter()
                 .map(|(k, why)| format!("{k}: {why}")),
         );
+        notes.extend(s.prune_held.as_ref().map(|h| h.describe()));
         let revision = s.last_applied_revision.clone().unwrap_or_default();
         if notes.is_empty() {
             s.result = SyncResult::Synced;

@@ -1,32 +1,42 @@
 //! Per-object steps shared by the full sync and self-heal: break-glass, ignores, dry-run.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use kube::runtime::events::EventType;
 use renderer::drift::IgnoreRules;
-use renderer::protocol::{BreakGlass, BreakGlassEntry, event_reason};
+use renderer::protocol::{
+    BREAK_GLASS_REJECTED_MAX, BreakGlass, BreakGlassEntry, BreakGlassRejected, event_reason,
+};
 use serde_json::Value;
 
 use super::cluster::ApiError;
 use super::plan::Desired;
 use super::policy::{
-    BreakGlassState, break_glass_state, mask_ignored, take_over_break_glass_fields, would_change,
+    BreakGlassState, Honoured, break_glass_state, mask_ignored, take_over_break_glass_fields,
+    would_change,
 };
 use super::{Agent, Inner};
 
+/// `expired`: a break-glass that is over (or was not honoured), to be finished once the object
+/// is back to Git.
 pub enum Prepared {
     /// Applying would change nothing.
-    UpToDate { expired: Option<BreakGlass> },
+    UpToDate { expired: Option<BreakGlassEnd> },
     /// Applying `body` (compact JSON: a first sync holds one for every object) changes the live
     /// object.
     Apply {
         body: Box<str>,
-        expired: Option<BreakGlass>,
+        expired: Option<BreakGlassEnd>,
         take_over: Option<TakeOver>,
     },
     /// Break-glass is active: left as the operator set it.
     Held(BreakGlassEntry),
-    /// Unreadable break-glass annotations: left alone and reported.
-    Invalid(String),
+}
+
+/// Why the break-glass annotations of an object reconciled to Git are removed.
+pub enum BreakGlassEnd {
+    Expired(Honoured),
+    /// Not honoured: malformed, or starting in the future.
+    Rejected(String),
 }
 
 /// A break-glass is over: its manager's fields become the agent's before the apply, so the
@@ -45,21 +55,20 @@ impl Agent {
         rules: &IgnoreRules,
         now: Timestamp,
     ) -> Result<Prepared, ApiError> {
-        let expired = match break_glass_state(live, now) {
-            BreakGlassState::Active(bg) => {
+        let max =
+            SignedDuration::try_from(self.config.break_glass_max).unwrap_or(SignedDuration::MAX);
+        let expired = match break_glass_state(live, now, max) {
+            BreakGlassState::Active(h) => {
                 return Ok(Prepared::Held(BreakGlassEntry {
                     kind: d.key.group_kind.kind.clone(),
                     name: d.key.name.clone(),
-                    break_glass: bg,
+                    break_glass: h.break_glass,
                     active: true,
+                    requested_until: h.requested_until,
                 }));
             }
-            BreakGlassState::Invalid(why) => {
-                return Ok(Prepared::Invalid(format!(
-                    "not reconciled: invalid break-glass annotations: {why}"
-                )));
-            }
-            BreakGlassState::Expired(bg) => Some(bg),
+            BreakGlassState::Rejected(why) => Some(BreakGlassEnd::Rejected(why)),
+            BreakGlassState::Expired(h) => Some(BreakGlassEnd::Expired(h)),
             BreakGlassState::None => None,
         };
         let mut body = d.body();
@@ -98,45 +107,71 @@ impl Agent {
         self.cluster.apply(d, &body, false).await
     }
 
-    /// After an expired break-glass object was reconciled back: record it, say so, and remove
-    /// the annotations so the expiry is reported once.
+    /// After an expired or rejected break-glass object was reconciled back: record it, say so,
+    /// and remove the annotations so it is reported once.
     pub(super) async fn finish_break_glass(
         &self,
         inner: &mut Inner,
-        expired: Vec<(Desired, BreakGlass)>,
+        ended: Vec<(Desired, BreakGlassEnd)>,
     ) {
-        for (d, bg) in expired {
-            let note = format!(
-                "break-glass by {} ({}) expired at {}; {} reconciled back to Git",
-                bg.by, bg.reason, bg.until, d.key
-            );
+        for (d, end) in ended {
             let regarding = inner.status.object_ref(&d.key, &d.api_version);
-            inner
-                .status
-                .event(
-                    EventType::Normal,
-                    event_reason::BREAK_GLASS_EXPIRED,
-                    &note,
-                    &regarding,
-                )
-                .await;
+            let (type_, reason, note) = match &end {
+                BreakGlassEnd::Expired(h) => {
+                    let bg = &h.break_glass;
+                    let clamped = h
+                        .requested_until
+                        .map(|t| format!(" (asked for {t}, beyond --break-glass-max)"))
+                        .unwrap_or_default();
+                    let note = format!(
+                        "break-glass by {} ({}) expired at {}{clamped}; {} reconciled back to Git",
+                        bg.by, bg.reason, bg.until, d.key
+                    );
+                    (EventType::Normal, event_reason::BREAK_GLASS_EXPIRED, note)
+                }
+                BreakGlassEnd::Rejected(why) => {
+                    let note = format!(
+                        "break-glass on {} not honoured: {why}; reconciled to Git and the annotations removed",
+                        d.key
+                    );
+                    (EventType::Warning, event_reason::BREAK_GLASS_REJECTED, note)
+                }
+            };
+            inner.status.event(type_, reason, &note, &regarding).await;
             tracing::info!(object = %d.key, "{note}");
             if let Err(e) = self
                 .cluster
                 .remove_annotations(&d, &BreakGlass::annotation_keys())
                 .await
             {
-                tracing::warn!(error = %e, "could not remove expired break-glass annotations");
+                tracing::warn!(error = %e, "could not remove break-glass annotations");
             }
-            inner.break_glass.insert(
-                d.key.clone(),
-                BreakGlassEntry {
-                    kind: d.key.group_kind.kind.clone(),
-                    name: d.key.name.clone(),
-                    break_glass: bg,
-                    active: false,
-                },
-            );
+            match end {
+                BreakGlassEnd::Expired(h) => {
+                    inner.break_glass.insert(
+                        d.key.clone(),
+                        BreakGlassEntry {
+                            kind: d.key.group_kind.kind.clone(),
+                            name: d.key.name.clone(),
+                            break_glass: h.break_glass,
+                            active: false,
+                            requested_until: h.requested_until,
+                        },
+                    );
+                }
+                BreakGlassEnd::Rejected(why) => {
+                    inner.break_glass.remove(&d.key);
+                    let rejected = &mut inner.status.status.break_glass_rejected;
+                    rejected.push(BreakGlassRejected {
+                        kind: d.key.group_kind.kind.clone(),
+                        name: d.key.name.clone(),
+                        message: why,
+                        time: Timestamp::now(),
+                    });
+                    let excess = rejected.len().saturating_sub(BREAK_GLASS_REJECTED_MAX);
+                    rejected.drain(..excess);
+                }
+            }
         }
     }
 }

@@ -1,9 +1,11 @@
 //! Pure per-object decisions: ignored fields, break-glass, and whether an apply changes anything.
 
-use jiff::Timestamp;
+use jiff::{SignedDuration, Timestamp};
 use renderer::drift::IgnoreRules;
 use renderer::drift::pointer;
-use renderer::protocol::{AGENT_FIELD_MANAGER, BREAK_GLASS_FIELD_MANAGER, BreakGlass};
+use renderer::protocol::{
+    AGENT_FIELD_MANAGER, BREAK_GLASS_FIELD_MANAGER, BREAK_GLASS_SINCE_ANNOTATION, BreakGlass,
+};
 use serde_json::Value;
 
 /// Applies the shared ignore rules to an apply body. The stripped fields are put back with their
@@ -53,18 +55,36 @@ fn set_pointer(target: &mut Value, ptr: &str, value: Value) {
     }
 }
 
+/// A break-glass the agent honours: the annotations, with `until` clamped to the maximum.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Honoured {
+    pub break_glass: BreakGlass,
+    /// The `until` the annotations asked for, when it was clamped.
+    pub requested_until: Option<Timestamp>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum BreakGlassState {
     None,
     /// Self-heal is suspended for this object until `until`.
-    Active(BreakGlass),
+    Active(Honoured),
     /// Expired: the object is reconciled back to Git.
-    Expired(BreakGlass),
-    /// Half-written annotations: reported, and the object is left alone until fixed.
-    Invalid(String),
+    Expired(Honoured),
+    /// Not honoured (malformed, half-written, or starting in the future): the object is
+    /// reconciled back to Git and the rejection reported.
+    Rejected(String),
 }
 
-pub fn break_glass_state(live: Option<&Value>, now: Timestamp) -> BreakGlassState {
+/// How far ahead of the agent's clock a `since` may be (clocks of laptops drift).
+const CLOCK_SKEW: SignedDuration = SignedDuration::from_mins(5);
+
+/// Reads the break-glass annotations of `live` as the agent enforces them: at most `max` long
+/// from `since`, and not starting in the future, whatever the annotations say.
+pub fn break_glass_state(
+    live: Option<&Value>,
+    now: Timestamp,
+    max: SignedDuration,
+) -> BreakGlassState {
     let Some(annotations) = live.and_then(|l| l["metadata"]["annotations"].as_object()) else {
         return BreakGlassState::None;
     };
@@ -72,11 +92,27 @@ pub fn break_glass_state(live: Option<&Value>, now: Timestamp) -> BreakGlassStat
         .iter()
         .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
         .collect();
-    match BreakGlass::from_annotations(&map) {
-        Ok(None) => BreakGlassState::None,
-        Ok(Some(bg)) if bg.is_active(now) => BreakGlassState::Active(bg),
-        Ok(Some(bg)) => BreakGlassState::Expired(bg),
-        Err(e) => BreakGlassState::Invalid(e.to_string()),
+    let mut bg = match BreakGlass::from_annotations(&map) {
+        Ok(None) => return BreakGlassState::None,
+        Ok(Some(bg)) => bg,
+        Err(e) => return BreakGlassState::Rejected(e.to_string()),
+    };
+    if bg.since > now + CLOCK_SKEW {
+        return BreakGlassState::Rejected(format!(
+            "annotation {BREAK_GLASS_SINCE_ANNOTATION}: {} is in the future",
+            bg.since
+        ));
+    }
+    let latest = bg.since + max;
+    let requested_until = (bg.until > latest).then(|| std::mem::replace(&mut bg.until, latest));
+    let honoured = Honoured {
+        break_glass: bg,
+        requested_until,
+    };
+    if honoured.break_glass.is_active(now) {
+        BreakGlassState::Active(honoured)
+    } else {
+        BreakGlassState::Expired(honoured)
     }
 }
 
@@ -220,33 +256,83 @@ mod tests {
         assert!(would_change(None, &dry));
     }
 
-    #[test]
-    fn break_glass_states() {
-        let now: Timestamp = "2026-11-26T11:00:00Z".parse().unwrap();
+    const DAY: SignedDuration = SignedDuration::from_hours(24);
+
+    fn with_break_glass(since: &str, until: &str) -> Value {
         let mut live = deployment(1);
-        assert_eq!(break_glass_state(Some(&live), now), BreakGlassState::None);
         let bg = BreakGlass {
             by: "alice".into(),
             reason: "INC-1".into(),
-            since: "2026-11-26T10:00:00Z".parse().unwrap(),
-            until: "2026-11-26T12:00:00Z".parse().unwrap(),
+            since: since.parse().unwrap(),
+            until: until.parse().unwrap(),
         };
         live["metadata"]["annotations"] = serde_json::to_value(bg.to_annotations()).unwrap();
-        assert!(matches!(
-            break_glass_state(Some(&live), now),
-            BreakGlassState::Active(_)
-        ));
+        live
+    }
+
+    #[test]
+    fn break_glass_states() {
+        let now: Timestamp = "2026-11-26T11:00:00Z".parse().unwrap();
+        assert_eq!(
+            break_glass_state(Some(&deployment(1)), now, DAY),
+            BreakGlassState::None
+        );
+        let mut live = with_break_glass("2026-11-26T10:00:00Z", "2026-11-26T12:00:00Z");
+        let BreakGlassState::Active(h) = break_glass_state(Some(&live), now, DAY) else {
+            panic!("not active")
+        };
+        assert_eq!(h.requested_until, None);
         let later: Timestamp = "2026-11-26T12:00:01Z".parse().unwrap();
         assert!(matches!(
-            break_glass_state(Some(&live), later),
+            break_glass_state(Some(&live), later, DAY),
             BreakGlassState::Expired(_)
         ));
         live["metadata"]["annotations"][renderer::protocol::BREAK_GLASS_UNTIL_ANNOTATION] =
             json!("soon");
-        assert!(matches!(
-            break_glass_state(Some(&live), now),
-            BreakGlassState::Invalid(_)
-        ));
+        let BreakGlassState::Rejected(why) = break_glass_state(Some(&live), now, DAY) else {
+            panic!("a malformed until is honoured")
+        };
+        assert!(
+            why.contains("break-glass-until") && why.contains("soon"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn a_long_break_glass_is_clamped_to_the_maximum() {
+        let now: Timestamp = "2026-11-26T11:00:00Z".parse().unwrap();
+        let live = with_break_glass("2026-11-26T10:00:00Z", "2027-11-26T10:00:00Z");
+        let BreakGlassState::Active(h) = break_glass_state(Some(&live), now, DAY) else {
+            panic!("not active")
+        };
+        assert_eq!(h.break_glass.until, "2026-11-27T10:00:00Z".parse().unwrap());
+        assert_eq!(
+            h.requested_until,
+            Some("2027-11-26T10:00:00Z".parse().unwrap())
+        );
+        let next_day: Timestamp = "2026-11-27T10:00:01Z".parse().unwrap();
+        assert!(
+            matches!(break_glass_state(Some(&live), next_day, DAY), BreakGlassState::Expired(h) if h.requested_until.is_some()),
+            "over once the maximum has passed, whatever until says"
+        );
+    }
+
+    #[test]
+    fn a_break_glass_starting_in_the_future_is_rejected() {
+        let now: Timestamp = "2026-11-26T11:00:00Z".parse().unwrap();
+        let live = with_break_glass("2030-01-01T00:00:00Z", "2030-01-01T12:00:00Z");
+        let BreakGlassState::Rejected(why) = break_glass_state(Some(&live), now, DAY) else {
+            panic!("honoured")
+        };
+        assert!(why.contains("in the future"), "{why}");
+        let skewed = with_break_glass("2026-11-26T11:03:00Z", "2026-11-26T12:00:00Z");
+        assert!(
+            matches!(
+                break_glass_state(Some(&skewed), now, DAY),
+                BreakGlassState::Active(_)
+            ),
+            "a few minutes of clock skew"
+        );
     }
 
     fn managed(manager: &str, operation: &str, fields: Value) -> Value {

@@ -615,6 +615,7 @@ mod tests {
                 until: "2026-11-26T10:00:00Z".parse().unwrap(),
             },
             active: true,
+            requested_until: None,
         });
         let r = build("shop", &parent(s), &[], None, now()).unwrap();
         assert_eq!(r.break_glass.len(), 1);

@@ -28,6 +28,12 @@ pub const REVISION_ANNOTATION: &str = "kubectl-gitops.dev/revision";
 pub const PRUNE_ANNOTATION: &str = "kubectl-gitops.dev/prune";
 /// The value of [`PRUNE_ANNOTATION`] that opts an object out of pruning.
 pub const PRUNE_DISABLED: &str = "disabled";
+/// On the parent: the commit whose mass prune `kubectl gitops prune --approve` allowed.
+pub const PRUNE_APPROVED_ANNOTATION: &str = "kubectl-gitops.dev/prune-approved";
+/// The ConfigMap that holds the agent's tracked revision (`--config-path`, see README).
+pub const AGENT_CONFIG_NAME: &str = "gitops-agent";
+/// Data key of [`AGENT_CONFIG_NAME`]: the branch, tag, commit or range to follow.
+pub const AGENT_CONFIG_REVISION_KEY: &str = "revision";
 /// On a managed object (in Git or live): comma-separated JSON pointers the agent leaves alone.
 pub const IGNORE_FIELDS_ANNOTATION: &str = "kubectl-gitops.dev/ignore-fields";
 
@@ -54,4 +60,8 @@ pub mod event_reason {
     pub const BREAK_GLASS_STARTED: &str = "BreakGlassStarted";
     pub const BREAK_GLASS_EXPIRED: &str = "BreakGlassExpired";
     pub const BREAK_GLASS_ENDED: &str = "BreakGlassEnded";
+    pub const BREAK_GLASS_REJECTED: &str = "BreakGlassRejected";
+    pub const BREAK_GLASS_CLAMPED: &str = "BreakGlassClamped";
+    pub const PRUNE_HELD: &str = "PruneHeld";
+    pub const REVISION_SWITCHED: &str = "RevisionSwitched";
 }

@@ -14,6 +14,7 @@ pub use break_glass::{BreakGlass, BreakGlassError};
 pub use decorate::decorate;
 pub use keys::*;
 pub use status::{
-    BreakGlassEntry, HealthEntry, PruneCandidate, RECENT_DRIFT_CORRECTIONS_MAX,
-    RECENT_DRIFT_CORRECTIONS_WINDOW_SECS, SyncResult, SyncStatus,
+    BREAK_GLASS_REJECTED_MAX, BreakGlassEntry, BreakGlassRejected, HealthEntry, PruneCandidate,
+    PruneHold, RECENT_DRIFT_CORRECTIONS_MAX, RECENT_DRIFT_CORRECTIONS_WINDOW_SECS, SyncResult,
+    SyncStatus,
 };

@@ -79,6 +79,76 @@ pub struct SyncStatus {
     pub recent_drift_corrections: Vec<Timestamp>,
     pub last_attempt_time: Option<Timestamp>,
     pub last_sync_time: Option<Timestamp>,
+    /// A prune of more than `--prune-limit` of the set, held until approved for its revision.
+    /// Absent when nothing is held (and in older status).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_held: Option<PruneHold>,
+    /// Break-glass annotations the agent did not honour (malformed, or starting in the
+    /// future): the object was reconciled to Git and the annotations removed. Newest last, at
+    /// most [`BREAK_GLASS_REJECTED_MAX`]. Absent in older status: empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub break_glass_rejected: Vec<BreakGlassRejected>,
+    /// The self-management path (`--config-path`) whose `gitops-agent` ConfigMap sets
+    /// [`SyncStatus::tracked_ref`]; `promote` and `rollback` edit it. Absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_path: Option<String>,
+}
+
+/// Most entries [`SyncStatus::break_glass_rejected`] keeps.
+pub const BREAK_GLASS_REJECTED_MAX: usize = 20;
+
+/// A prune the mass-prune guard held back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PruneHold {
+    /// The commit whose render would prune them; approval names exactly this commit.
+    pub revision: String,
+    /// Members of the set before the prune.
+    pub inventory: u64,
+    /// `--prune-limit`, in percent of the inventory.
+    pub limit_percent: u8,
+    /// What would be pruned (reason: why it was held).
+    pub objects: Vec<PruneCandidate>,
+}
+
+impl PruneHold {
+    /// One sentence for the status message: how many, of how many, and how to approve.
+    pub fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .objects
+            .iter()
+            .take(5)
+            .map(|o| format!("{}/{}", o.kind, o.name))
+            .collect();
+        let more = self.objects.len().saturating_sub(names.len());
+        let short: String = self.revision.chars().take(12).collect();
+        format!(
+            "prune held: {} of {} members ({}%) would be deleted at {short}, over --prune-limit {}%: {}{}; \
+             approve with `kubectl gitops prune --approve {short}`",
+            self.objects.len(),
+            self.inventory,
+            (self.objects.len() as u64 * 100)
+                .checked_div(self.inventory)
+                .unwrap_or(100),
+            self.limit_percent,
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+/// Break-glass annotations that were not honoured, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BreakGlassRejected {
+    pub kind: String,
+    pub name: String,
+    pub message: String,
+    pub time: Timestamp,
 }
 
 /// An object named by kind and name (the namespace is the agent's).
@@ -100,6 +170,10 @@ pub struct BreakGlassEntry {
     pub break_glass: BreakGlass,
     /// False once `until` has passed and the agent has reconciled the object back.
     pub active: bool,
+    /// The `until` the annotations asked for, when it was beyond `--break-glass-max` and the
+    /// agent clamped it (`until` is then the clamped end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_until: Option<Timestamp>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

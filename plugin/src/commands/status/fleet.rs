@@ -355,6 +355,7 @@ mod tests {
                 until: "2026-11-26T13:00:00Z".parse().unwrap(),
             },
             active: true,
+            requested_until: None,
         });
         let e = entry_of("shop", &s);
         assert_eq!(e.context, "prod");
