@@ -65,6 +65,9 @@ pub enum Command {
     /// Point production back at an earlier release tag, after showing what changes
     #[command(after_help = crate::commands::rollback::EXAMPLES)]
     Rollback(crate::commands::rollback::RollbackArgs),
+    /// Show a prune the agent held back as too large, and approve it for one revision
+    #[command(after_help = crate::commands::prune::EXAMPLES)]
+    Prune(crate::commands::prune::PruneArgs),
     /// List the revisions production has run, from Git and the agent's status
     #[command(after_help = crate::commands::history::EXAMPLES)]
     History(crate::commands::history::HistoryArgs),

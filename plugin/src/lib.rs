@@ -57,6 +57,7 @@ pub fn run(cli: Cli, printer: &Printer) -> anyhow::Result<ExitStatus> {
         Command::Uninstall(args) => commands::uninstall::run(&args, &cli.kube, printer),
         Command::Promote(args) => commands::promote::run(&args, &cli.kube, printer),
         Command::Rollback(args) => commands::rollback::run(&args, &cli.kube, printer),
+        Command::Prune(args) => commands::prune::run(&args, &cli.kube, printer),
         Command::History(args) => commands::history::run(&args, &cli.kube, printer),
         Command::Secret(args) => commands::secret::run(&args, printer),
         Command::Lint(args) => commands::lint::run(&args, printer),

@@ -10,6 +10,7 @@ pub mod history;
 pub mod install;
 pub mod lint;
 pub mod promote;
+pub mod prune;
 pub mod render;
 pub mod rollback;
 pub mod secret;

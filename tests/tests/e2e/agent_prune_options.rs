@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::agent_harness::AgentEnv;
 
 /// Commits overlay `app/` declaring one ConfigMap per name; returns the sha.
-fn commit_configmaps(env: &AgentEnv, names: &[&str]) -> Result<String> {
+pub(crate) fn commit_configmaps(env: &AgentEnv, names: &[&str]) -> Result<String> {
     let mut resources = String::from("resources:\n");
     for name in names {
         resources.push_str(&format!("- {name}.yaml\n"));
@@ -29,7 +29,7 @@ fn commit_configmaps(env: &AgentEnv, names: &[&str]) -> Result<String> {
     env.repo.commit(&format!("configmaps {names:?}"))
 }
 
-async fn exists(env: &AgentEnv, name: &str) -> Result<bool> {
+pub(crate) async fn exists(env: &AgentEnv, name: &str) -> Result<bool> {
     Ok(env.get("v1", "ConfigMap", name).await?.is_some())
 }
 
@@ -140,7 +140,8 @@ async fn agent_never_prunes_everything_on_an_empty_render() -> Result<()> {
 
     // The operator really means it.
     env.kill();
-    env.start(&["--path=app", "--allow-empty"])?;
+    // An empty render prunes everything: over the mass-prune guard too.
+    env.start(&["--path=app", "--allow-empty", "--prune-limit=100%"])?;
     let status = env.wait_synced(&empty).await?;
     assert_eq!(status.pruned, 2, "{status:#?}");
     env.eventually("both pruned", Duration::from_secs(10), || async {
