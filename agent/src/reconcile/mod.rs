@@ -9,6 +9,7 @@ mod object;
 pub mod plan;
 pub mod policy;
 mod prune_guard;
+mod self_config;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -51,6 +52,9 @@ pub enum SyncError {
     Api(#[from] ApiError),
     #[error("internal: {0}")]
     Internal(String),
+    /// The agent's own configuration (`--config-path`) is unusable.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl SyncError {
@@ -111,6 +115,8 @@ pub struct Inner {
     pub break_glass: BTreeMap<ObjectKey, BreakGlassEntry>,
     /// Earliest `until` of an active break-glass: self-heal wakes up then.
     pub next_expiry: Option<Timestamp>,
+    /// The commit of `--config-path` whose ConfigMap was last applied.
+    config_commit: Option<String>,
     /// The validated applies of the last rendered commit, so an unchanged commit is not
     /// rendered again.
     rendered: Option<(String, Arc<[Desired]>)>,
@@ -196,6 +202,7 @@ impl Agent {
                 out_of_sync: BTreeMap::new(),
                 break_glass: BTreeMap::new(),
                 next_expiry: None,
+                config_commit: None,
                 rendered: None,
             }),
             trigger: Arc::new(Notify::new()),
@@ -225,14 +232,22 @@ impl Agent {
         let fetcher = self.fetcher.clone();
         let revision = self.config.revision.clone();
         let verifier = self.verifier()?;
-        let (resolved, verified) = tokio::task::spawn_blocking(move || {
+        let config_source = self.config_source();
+        let (resolved, verified, settings) = tokio::task::spawn_blocking(move || {
             let repo = fetcher.fetch()?;
+            let settings = config_source
+                .map(|c| c.read(&repo, verifier.as_ref()))
+                .transpose()?;
+            let revision = settings.as_ref().map_or(revision, |s| s.revision.clone());
             let resolved = git::resolve(&repo, &revision)?;
             let verified = verifier.map(|v| verify_revision(&v, &repo, &resolved));
-            Ok::<_, GitError>((resolved, verified))
+            Ok::<_, SyncError>((resolved, verified, settings))
         })
         .await
         .map_err(|e| SyncError::Internal(e.to_string()))??;
+        if let Some(settings) = &settings {
+            self.adopt_settings(inner, settings).await?;
+        }
         let commit = resolved.commit.to_string();
         {
             let s = &mut inner.status.status;

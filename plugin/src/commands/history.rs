@@ -16,7 +16,7 @@ use crate::git::local_repo::{LocalRepo, short};
 use crate::output::printer::Printer;
 use crate::output::report::{DataFormat, serialize, table};
 use crate::release::plan::Environment;
-use crate::release::repo::{self, find_agent_manifest, resolve_commit, revision_history};
+use crate::release::repo::{self, find_revision_manifest, resolve_commit, revision_history};
 
 pub const EXAMPLES: &str = "\
 Production is the namespace given by -n (or the context's namespace); its history is read
@@ -84,14 +84,15 @@ pub fn run(args: &HistoryArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Re
     let local = LocalRepo::open(args.repo.as_deref())?;
     let prod = block_on(Environment::connect(kube, None, None))??;
     let status = prod.status()?;
-    let manifest = find_agent_manifest(
+    let manifest = find_revision_manifest(
         &local.root,
         &status.path,
         &prod.session.namespace,
         args.agent_manifest.as_deref(),
+        status.config_path.as_deref(),
     )?;
     let tags = repo::tags(&local.repo)?;
-    let changes = revision_history(&local.repo, &manifest.rel, &status.path)?;
+    let changes = revision_history(&local.repo, &manifest.rel, &status.path, manifest.setting)?;
     let running_commit = tracked_commit(status).map(str::to_string);
     let mut seen_running = false;
     let entries = changes

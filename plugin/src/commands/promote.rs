@@ -139,6 +139,7 @@ async fn promote(
         &overlay,
         &prod.session.namespace,
         args.agent_manifest.as_deref(),
+        prod.status.as_ref().and_then(|s| s.config_path.as_deref()),
         &args.tag,
     )?;
 

@@ -90,6 +90,7 @@ async fn rollback(
         &status.path,
         &prod.session.namespace,
         args.agent_manifest.as_deref(),
+        status.config_path.as_deref(),
         &args.to,
     )?;
     if edit.is_noop() {

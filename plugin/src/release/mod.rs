@@ -1,5 +1,6 @@
 //! `promote`, `rollback`, `history`: release tags and the production agent's pinned revision.
 
+pub mod config_map;
 pub mod plan;
 pub mod repo;
 pub mod rules;

@@ -12,8 +12,7 @@ use crate::cluster::tracked;
 use crate::git::local_repo::LocalRepo;
 use crate::output::printer::Printer;
 use crate::output::unified_diff::{DiffOptions, unified_diff};
-use crate::release::repo::{self, AgentManifest, find_agent_manifest};
-use crate::release::rules::set_revision;
+use crate::release::repo::{self, AgentManifest, RevisionSetting, find_revision_manifest};
 
 /// An environment: a namespace (optionally in another kubeconfig context) with an agent.
 pub struct Environment {
@@ -106,15 +105,21 @@ pub struct RevisionEdit {
 
 impl RevisionEdit {
     /// Finds the agent manifest for `overlay`/`namespace` (or `explicit`) and plans the edit.
+    /// With `config_path` (the agent's `--config-path`, from its status) the edit is of the
+    /// agent's self-management ConfigMap, which the running agent follows.
     pub fn plan(
         local: &LocalRepo,
         overlay: &str,
         namespace: &str,
         explicit: Option<&Path>,
+        config_path: Option<&str>,
         to: &str,
     ) -> anyhow::Result<Self> {
-        let manifest = find_agent_manifest(&local.root, overlay, namespace, explicit)?;
-        let after = set_revision(&manifest.rel, &manifest.text, manifest.args.line, to)?;
+        let manifest =
+            find_revision_manifest(&local.root, overlay, namespace, explicit, config_path)?;
+        let after = manifest
+            .setting
+            .set(&manifest.rel, &manifest.text, manifest.args.line, to)?;
         Ok(Self {
             manifest,
             after,
@@ -128,13 +133,17 @@ impl RevisionEdit {
 
     /// One line naming the change, for the plan printed before anything happens.
     pub fn describe(&self) -> String {
+        let setting = match self.manifest.setting {
+            RevisionSetting::AgentArg => format!("{}=", crate::constants::AGENT_REVISION_ARG),
+            RevisionSetting::ConfigMap => format!(
+                "ConfigMap {} {}: ",
+                renderer::protocol::AGENT_CONFIG_NAME,
+                renderer::protocol::AGENT_CONFIG_REVISION_KEY
+            ),
+        };
         format!(
-            "{}:{}: {}={} -> {}",
-            self.manifest.rel,
-            self.manifest.args.line,
-            crate::constants::AGENT_REVISION_ARG,
-            self.manifest.args.revision,
-            self.to
+            "{}:{}: {setting}{} -> {}",
+            self.manifest.rel, self.manifest.args.line, self.manifest.args.revision, self.to
         )
     }
 

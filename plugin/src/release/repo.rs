@@ -196,9 +196,67 @@ pub struct AgentManifest {
     pub rel: String,
     pub text: String,
     pub args: AgentArgs,
+    pub setting: RevisionSetting,
 }
 
-fn yaml_files(root: &Path) -> Vec<PathBuf> {
+/// How the file names the production agent's revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevisionSetting {
+    /// The `--revision=` argument of the agent's Deployment.
+    AgentArg,
+    /// The `revision` key of the `gitops-agent` ConfigMap (`--config-path`).
+    ConfigMap,
+}
+
+impl RevisionSetting {
+    /// The revision this kind of file names in `text` (for the agent of `overlay`).
+    pub fn revision_in(self, text: &str, overlay: &str) -> Option<String> {
+        match self {
+            Self::ConfigMap => {
+                crate::release::config_map::find_config_revision(text).map(|a| a.revision)
+            }
+            Self::AgentArg => {
+                let all = find_agent_args(text);
+                let args = match all.len() {
+                    1 => all.into_iter().next(),
+                    _ => all.into_iter().find(|a| a.path.as_deref() == Some(overlay)),
+                };
+                args.map(|a| a.revision)
+            }
+        }
+    }
+
+    /// `text` with the revision (on 1-based `line`) set to `to`.
+    pub fn set(
+        self,
+        rel: &str,
+        text: &str,
+        line: u32,
+        to: &str,
+    ) -> Result<String, crate::release::rules::ReleaseError> {
+        match self {
+            Self::AgentArg => crate::release::rules::set_revision(rel, text, line, to),
+            Self::ConfigMap => crate::release::config_map::set_config_revision(rel, text, line, to),
+        }
+    }
+}
+
+/// The file that sets the production agent's revision: its self-management ConfigMap when the
+/// agent reports a `--config-path`, else its Deployment manifest.
+pub fn find_revision_manifest(
+    root: &Path,
+    overlay: &str,
+    namespace: &str,
+    explicit: Option<&Path>,
+    config_path: Option<&str>,
+) -> anyhow::Result<AgentManifest> {
+    match (config_path, explicit) {
+        (Some(dir), None) => crate::release::config_map::find_config_manifest(root, dir),
+        _ => find_agent_manifest(root, overlay, namespace, explicit),
+    }
+}
+
+pub fn yaml_files(root: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -258,6 +316,7 @@ pub fn find_agent_manifest(
                 rel,
                 args: args.clone(),
                 text,
+                setting: RevisionSetting::AgentArg,
             }),
             [] => bail!("{rel}: no agent with a `--revision=` argument (for --path={overlay})"),
             _ => bail!("{rel}: several agents render {overlay}"),
@@ -274,6 +333,7 @@ pub fn find_agent_manifest(
                     rel: rel.clone(),
                     text: text.clone(),
                     args,
+                    setting: RevisionSetting::AgentArg,
                 });
             }
         }
@@ -321,17 +381,13 @@ pub fn revision_history(
     repo: &Repository,
     rel: &str,
     overlay: &str,
+    setting: RevisionSetting,
 ) -> anyhow::Result<Vec<RevisionChange>> {
     let revision_at = |commit: &git2::Commit| -> Option<String> {
         let entry = commit.tree().ok()?.get_path(Path::new(rel)).ok()?;
         let blob = repo.find_blob(entry.id()).ok()?;
         let text = std::str::from_utf8(blob.content()).ok()?;
-        let all = find_agent_args(text);
-        let args = match all.len() {
-            1 => all.into_iter().next(),
-            _ => all.into_iter().find(|a| a.path.as_deref() == Some(overlay)),
-        };
-        args.map(|a| a.revision)
+        setting.revision_in(text, overlay)
     };
     let mut walk = repo.revwalk()?;
     walk.push_head().context("walking history from HEAD")?;
@@ -431,7 +487,13 @@ mod tests {
         )
         .unwrap();
         commit_files(&local, &[("other.txt", "x")], "unrelated").unwrap();
-        let history = revision_history(&local.repo, "agent.yaml", "overlays/prod").unwrap();
+        let history = revision_history(
+            &local.repo,
+            "agent.yaml",
+            "overlays/prod",
+            RevisionSetting::AgentArg,
+        )
+        .unwrap();
         let seen: Vec<(&str, &str)> = history
             .iter()
             .map(|c| (c.commit.as_str(), c.revision.as_str()))

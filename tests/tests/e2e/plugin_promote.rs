@@ -1,12 +1,15 @@
 //! `promote`, `rollback` and `history` against two real agents (staging and prod namespaces)
-//! reading one real repository. The prod agent's `--revision` lives in the repository, in its
-//! Deployment manifest; the tests deploy that manifest's revision by restarting the local
-//! agent process with it, as applying the manifest would restart the pod.
+//! reading one real repository. The prod agent manages itself (`--config-path`): the revision
+//! it follows is the `gitops-agent` ConfigMap of `clusters/prod/agent/` on main, which
+//! `promote` and `rollback` edit and push; the running agent moves without being touched.
+//! (The `--revision=` of a Deployment manifest, the other place they edit, is covered by
+//! `plugin_push`.)
 
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use renderer::protocol::SyncResult;
 use serde_json::json;
@@ -15,10 +18,27 @@ use tests::git::{AUTHOR_EMAIL, AUTHOR_NAME, SshKey};
 use crate::agent_harness::AgentEnv;
 use crate::agent_sync::catalog_env;
 use crate::plugin_harness::plugin;
+use crate::plugin_push::Remote;
 
 pub(crate) const PROD_MANIFEST: &str = "clusters/prod/gitops-agent.yaml";
 const STAGING_MANIFEST: &str = "clusters/staging/gitops-agent.yaml";
 pub(crate) const PROD_PATCH: &str = "overlays/prod/deployment-prod.yaml";
+/// The prod agent's self-management path and the file of its ConfigMap.
+const PROD_CONFIG_PATH: &str = "clusters/prod/agent";
+const PROD_CONFIG: &str = "clusters/prod/agent/gitops-agent.yaml";
+
+fn agent_config(revision: &str) -> String {
+    format!(
+        "# The revision production's agent follows: `kubectl gitops promote`/`rollback` edit it.
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: gitops-agent
+data:
+  revision: {revision}
+"
+    )
+}
 
 /// An agent Deployment for one namespace and overlay, at `revision`, shaped like
 /// `manifests/base` (every setting an argument).
@@ -176,12 +196,62 @@ async fn promote_refuses_an_unhealthy_or_out_of_sync_staging() -> Result<()> {
     Ok(())
 }
 
+/// Staging follows main (file://); prod follows what its ConfigMap on main says, from a
+/// `git://` server that the clone pushes to. Returns the environments, the server, and the
+/// first commit (tagged v1.4.2).
+async fn staging_and_self_managed_prod(
+    prefix: &str,
+) -> Result<(AgentEnv, AgentEnv, Remote, String)> {
+    let (mut staging, _) = catalog_env(&format!("{prefix}-stg")).await?;
+    let mut prod = AgentEnv::new(&format!("{prefix}-prod")).await?;
+    staging.repo.write(
+        STAGING_MANIFEST,
+        &agent_manifest(staging.ns.name(), "overlays/staging", "main"),
+    )?;
+    staging.repo.write(
+        &format!("{PROD_CONFIG_PATH}/kustomization.yaml"),
+        "resources:\n- gitops-agent.yaml\n",
+    )?;
+    staging.repo.write(PROD_CONFIG, &agent_config("v1.4.2"))?;
+    let first = staging.repo.commit("agents for staging and prod")?;
+    staging.repo.tag("v1.4.2", &first, "release 1.4.2")?;
+    let remote = Remote::daemon(&staging)?;
+    let url = staging.repo.git(&["remote", "get-url", "origin"])?;
+    staging.start(&["--path=overlays/staging", "--interval=2s"])?;
+    prod.start_with_url(
+        &url,
+        &[
+            "--path=overlays/prod",
+            &format!("--config-path={PROD_CONFIG_PATH}"),
+            "--interval=2s",
+        ],
+    )?;
+    staging.wait_synced(&first).await?;
+    let status = prod.wait_synced(&first).await?;
+    assert_eq!(status.tracked_ref, "v1.4.2");
+    assert_eq!(status.config_path.as_deref(), Some(PROD_CONFIG_PATH));
+    Ok((staging, prod, remote, first))
+}
+
+/// The `revision` of the live `gitops-agent` ConfigMap the prod agent applied.
+async fn live_config_revision(prod: &AgentEnv) -> Result<Option<String>> {
+    let cms: Api<ConfigMap> = Api::namespaced(prod.admin().await?, prod.ns.name());
+    Ok(cms
+        .get_opt("gitops-agent")
+        .await?
+        .and_then(|cm| cm.data?.get("revision").cloned()))
+}
+
 #[tokio::test]
 async fn promote_then_rollback_moves_production_and_history_lists_them() -> Result<()> {
-    let (staging, mut prod, first) = staging_and_prod("promote").await?;
+    let (staging, prod, remote, first) = staging_and_self_managed_prod("promote").await?;
     assert_eq!(prod_replicas(&prod).await?, 3);
+    assert_eq!(
+        live_config_revision(&prod).await?.as_deref(),
+        Some("v1.4.2")
+    );
 
-    // A change on main: staging runs it; prod, pinned to v1.4.2, does not.
+    // A change on main: staging runs it; prod, on v1.4.2, does not.
     let patch = staging
         .repo
         .git(&["show", &format!("HEAD:{PROD_PATCH}")])?
@@ -203,8 +273,11 @@ async fn promote_then_rollback_moves_production_and_history_lists_them() -> Resu
     assert_eq!(dry.code, 0, "{dry}");
     assert!(
         dry.stderr.contains("will create tag v1.5.0")
-            && dry.stdout.contains("-        - --revision=v1.4.2")
-            && dry.stdout.contains("+        - --revision=v1.5.0"),
+            && dry.stderr.contains(&format!(
+                "{PROD_CONFIG}:7: ConfigMap gitops-agent revision: v1.4.2 -> v1.5.0"
+            ))
+            && dry.stdout.contains("-  revision: v1.4.2")
+            && dry.stdout.contains("+  revision: v1.5.0"),
         "{dry}"
     );
     let unasked = promote("v1.5.0", &[])?;
@@ -228,7 +301,7 @@ async fn promote_then_rollback_moves_production_and_history_lists_them() -> Resu
     ] {
         staging.repo.git(&["config", name, &value])?;
     }
-    let out = promote("v1.5.0", &["--sign", "--yes"])?;
+    let out = promote("v1.5.0", &["--sign", "--yes", "--push"])?;
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(staging.repo.git(&["cat-file", "-t", "v1.5.0"])?, "tag");
     staging.repo.verify_tag("v1.5.0", &key)?;
@@ -241,25 +314,32 @@ async fn promote_then_rollback_moves_production_and_history_lists_them() -> Resu
             .lines()
             .filter(|l| l.starts_with(['-', '+']) && !l.starts_with("---") && !l.starts_with("+++"))
             .collect::<Vec<_>>(),
-        [
-            "-        - --revision=v1.4.2",
-            "+        - --revision=v1.5.0"
-        ]
+        ["-  revision: v1.4.2", "+  revision: v1.5.0"]
     );
     assert_eq!(
         staging
             .repo
             .git(&["diff", "--name-only", &feature, &promoted])?,
-        PROD_MANIFEST
+        PROD_CONFIG
     );
+    assert_eq!(remote.git(&["rev-parse", "refs/heads/main"])?, promoted);
 
-    // Deploying the manifest: prod converges on the tag.
-    start_prod(&mut prod, &staging)?;
-    let status = prod.wait_synced(&feature).await?;
+    // Production's running agent, untouched, follows the pushed commit to the tag.
+    let status = prod
+        .wait_status(Duration::from_secs(60), |s| {
+            s.result == SyncResult::Synced
+                && s.last_applied_revision.as_deref() == Some(feature.as_str())
+        })
+        .await?;
+    assert_eq!(status.tracked_ref, "v1.5.0");
     assert_eq!(status.resolved_tag.as_deref(), Some("v1.5.0"));
     assert_eq!(prod_replicas(&prod).await?, 4);
+    assert_eq!(
+        live_config_revision(&prod).await?.as_deref(),
+        Some("v1.5.0")
+    );
 
-    // A release tag never moves: staging now runs the manifest commit, not v1.5.0.
+    // A release tag never moves: staging now runs the promote commit, not v1.5.0.
     staging.wait_synced(&promoted).await?;
     mark_rolled_out(&staging).await?;
     let moved = promote("v1.5.0", &["--yes"])?;
@@ -284,13 +364,22 @@ async fn promote_then_rollback_moves_production_and_history_lists_them() -> Resu
     assert_eq!(unasked.code, 2, "{unasked}");
     assert_eq!(staging.repo.head()?, promoted);
 
-    let out = rollback(&["--yes"])?;
+    let out = rollback(&["--yes", "--push"])?;
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(manifest_revision(&staging)?, "v1.4.2");
-    start_prod(&mut prod, &staging)?;
-    let status = prod.wait_synced(&first).await?;
+    assert_eq!(config_revision(&staging)?, "v1.4.2");
+    let status = prod
+        .wait_status(Duration::from_secs(60), |s| {
+            s.result == SyncResult::Synced
+                && s.last_applied_revision.as_deref() == Some(first.as_str())
+        })
+        .await?;
+    assert_eq!(status.tracked_ref, "v1.4.2");
     assert_eq!(status.resolved_tag.as_deref(), Some("v1.4.2"));
     assert_eq!(prod_replicas(&prod).await?, 3, "back to the old state");
+    assert!(
+        !prod.logs().contains("--- restart ---"),
+        "the prod agent was restarted"
+    );
 
     let history = plugin(&prod, &["history", "--repo", &repo, "-o", "json"])?;
     assert_eq!(history.code, 0, "{history}");
@@ -308,9 +397,21 @@ async fn promote_then_rollback_moves_production_and_history_lists_them() -> Resu
     );
     assert_eq!(report["entries"][1]["commit"], feature.as_str());
     assert_eq!(report["running"]["commit"], first.as_str());
+    assert_eq!(report["manifest"], PROD_CONFIG);
     let text = plugin(&prod, &["history", "--repo", &repo])?;
     assert!(text.stdout.contains("* v1.4.2"), "{text}");
     Ok(())
+}
+
+/// The `revision` the prod ConfigMap says at HEAD.
+fn config_revision(staging: &AgentEnv) -> Result<String> {
+    let text = staging
+        .repo
+        .git(&["show", &format!("HEAD:{PROD_CONFIG}")])?;
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("revision: "))
+        .map(str::to_string)
+        .context("no revision in the prod ConfigMap")
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use crate::plugin_promote::{
 };
 
 /// The bare repository behind the clone's `origin`, and the server publishing it.
-struct Remote {
+pub(crate) struct Remote {
     bare: PathBuf,
     http: Option<HttpGitServer>,
     _daemon: Option<GitDaemon>,
@@ -61,7 +61,7 @@ impl Remote {
     }
 
     /// Over `git://` (git daemon with receive-pack enabled).
-    fn daemon(env: &AgentEnv) -> Result<Self> {
+    pub(crate) fn daemon(env: &AgentEnv) -> Result<Self> {
         let (dir, bare) = bare_copy(env)?;
         let server = GitDaemon::serve(dir.path())?;
         env.repo
@@ -74,7 +74,7 @@ impl Remote {
         })
     }
 
-    fn git(&self, args: &[&str]) -> Result<String> {
+    pub(crate) fn git(&self, args: &[&str]) -> Result<String> {
         let out = git_command(&self.bare).args(args).output()?;
         ensure!(
             out.status.success(),
