@@ -63,6 +63,7 @@ impl StatusWriter {
                 s.pruned = old.pruned;
                 s.drift_corrected = old.drift_corrected;
                 s.recent_drift_corrections = old.recent_drift_corrections;
+                s.break_glass_rejected = old.break_glass_rejected;
             }
         }
         Ok(())
