@@ -279,6 +279,44 @@ mod tests {
     }
 
     #[test]
+    fn guard_fields_are_camel_case_absent_when_empty_and_optional_when_read() {
+        let empty = SyncStatus::default().to_json();
+        for key in ["pruneHeld", "breakGlassRejected", "configPath"] {
+            assert!(!empty.contains(key), "{empty}");
+        }
+        let status = SyncStatus {
+            config_path: Some("clusters/prod/agent".into()),
+            prune_held: Some(PruneHold {
+                revision: "c0ffee".into(),
+                inventory: 10,
+                limit_percent: 50,
+                objects: vec![],
+            }),
+            break_glass_rejected: vec![BreakGlassRejected {
+                kind: "Deployment".into(),
+                name: "api".into(),
+                message: "bad until".into(),
+                time: "2026-11-26T10:00:00Z".parse().unwrap(),
+            }],
+            ..Default::default()
+        };
+        let json = status.to_json();
+        for key in [
+            "\"pruneHeld\"",
+            "\"limitPercent\": 50",
+            "\"breakGlassRejected\"",
+            "\"configPath\": \"clusters/prod/agent\"",
+        ] {
+            assert!(json.contains(key), "{key} in {json}");
+        }
+        assert_eq!(SyncStatus::from_json(&json).unwrap(), status);
+        assert_eq!(
+            SyncStatus::from_json(&empty).unwrap(),
+            SyncStatus::default()
+        );
+    }
+
+    #[test]
     fn ignore_fields_are_published_and_optional_when_read() {
         let status = SyncStatus {
             ignore_fields: vec!["Deployment:/spec/replicas".into()],
