@@ -59,7 +59,7 @@ pub struct OpenArgs {
     /// Why: an incident id and a few words; recorded on the object and in the backfill commit
     #[arg(long, value_name = "TEXT")]
     pub reason: Option<String>,
-    /// How long the agent leaves the object alone, e.g. 30m, 2h, 1h30m (at most 7d)
+    /// How long the agent leaves the object alone, e.g. 30m, 2h, 1h30m (at most 24h, the agent's default maximum)
     #[arg(long = "for", value_name = "DURATION")]
     pub duration: Option<String>,
     /// Set a container's image

@@ -4,8 +4,10 @@
 use jiff::SignedDuration;
 use serde_json::{Map, Value, json};
 
-/// Longer overrides stop being emergencies; they belong in Git.
-pub const MAX_BREAK_GLASS: SignedDuration = SignedDuration::from_hours(7 * 24);
+/// The agent clamps longer overrides (and the admission policy denies them), so asking for more
+/// would promise what the agent will not keep.
+pub const MAX_BREAK_GLASS: SignedDuration =
+    SignedDuration::from_hours(renderer::protocol::DEFAULT_MAX_BREAK_GLASS_HOURS);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
@@ -13,7 +15,9 @@ pub enum PlanError {
     BadDuration(String),
     #[error("--for {0:?}: must be longer than zero")]
     ZeroDuration(String),
-    #[error("--for {0:?}: at most 7d; a longer change belongs in Git")]
+    #[error(
+        "--for {0:?}: at most 24h (the agent's default --break-glass-max); a longer change belongs in Git"
+    )]
     TooLong(String),
     #[error("{flag} {value:?}: expected {expected}")]
     BadArg {
@@ -377,8 +381,8 @@ mod tests {
             SignedDuration::from_secs(5400)
         );
         assert_eq!(
-            parse_duration("2d").unwrap(),
-            SignedDuration::from_hours(48)
+            parse_duration("1d").unwrap(),
+            SignedDuration::from_hours(24)
         );
         assert_eq!(
             parse_duration("45s").unwrap(),
@@ -394,8 +398,12 @@ mod tests {
             parse_duration("0m"),
             Err(PlanError::ZeroDuration("0m".into()))
         );
-        assert_eq!(parse_duration("8d"), Err(PlanError::TooLong("8d".into())));
-        assert!(parse_duration("7d").is_ok());
+        assert_eq!(parse_duration("2d"), Err(PlanError::TooLong("2d".into())));
+        assert_eq!(
+            parse_duration("24h1s"),
+            Err(PlanError::TooLong("24h1s".into()))
+        );
+        assert!(parse_duration("1d").is_ok());
     }
 
     #[test]

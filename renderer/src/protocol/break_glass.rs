@@ -12,6 +12,10 @@ use super::keys::{
     BREAK_GLASS_UNTIL_ANNOTATION,
 };
 
+/// The agent's default `--break-glass-max`, in hours; the plugin refuses to ask for longer, and
+/// `manifests/policies/` enforces the same bound at admission. Longer overrides belong in Git.
+pub const DEFAULT_MAX_BREAK_GLASS_HOURS: i64 = 24;
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BreakGlass {
     /// The kube identity that opened it (from SelfSubjectReview).

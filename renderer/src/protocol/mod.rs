@@ -10,7 +10,7 @@ mod keys;
 mod status;
 
 pub use applyset::{GroupKind, applyset_id, format_group_kinds, parse_group_kinds};
-pub use break_glass::{BreakGlass, BreakGlassError};
+pub use break_glass::{BreakGlass, BreakGlassError, DEFAULT_MAX_BREAK_GLASS_HOURS};
 pub use decorate::decorate;
 pub use keys::*;
 pub use status::{
