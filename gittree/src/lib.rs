@@ -104,6 +104,15 @@ impl GitTreeSource {
 
     /// Walks `path` from the root, following in-tree symlinks.
     fn resolve(&self, repo: &Repository, path: &str) -> Result<(Oid, EntryKind), SourceError> {
+        self.walk(repo, path).map(|(oid, kind, _)| (oid, kind))
+    }
+
+    /// [`Self::resolve`], with the entry's path once every symlink is resolved.
+    fn walk(
+        &self,
+        repo: &Repository,
+        path: &str,
+    ) -> Result<(Oid, EntryKind, Vec<String>), SourceError> {
         let other = |message: String| SourceError::Other {
             path: path.to_string(),
             message,
@@ -117,6 +126,8 @@ impl GitTreeSource {
 
         // Directories walked so far, root first; the last one is where lookups happen.
         let mut dirs: Vec<Oid> = vec![self.tree];
+        // Names of `dirs` below the root, then of the file reached.
+        let mut names: Vec<String> = vec![];
         let mut pending: Vec<String> = split(path).rev().map(str::to_string).collect();
         let mut current = (self.tree, EntryKind::Dir);
         let mut hops = 0;
@@ -131,6 +142,7 @@ impl GitTreeSource {
                         return Err(escapes());
                     }
                     dirs.pop();
+                    names.pop();
                     current = (*dirs.last().expect("root stays"), EntryKind::Dir);
                     continue;
                 }
@@ -146,6 +158,7 @@ impl GitTreeSource {
             match entry.filemode() {
                 MODE_TREE => {
                     dirs.push(entry.id());
+                    names.push(name);
                     current = (entry.id(), EntryKind::Dir);
                 }
                 MODE_SYMLINK => {
@@ -170,11 +183,12 @@ impl GitTreeSource {
                 }
                 _ if entry.kind() == Some(ObjectType::Blob) => {
                     current = (entry.id(), EntryKind::File);
+                    names.push(name);
                 }
                 mode => return Err(other(format!("unsupported tree entry mode {mode:o}"))),
             }
         }
-        Ok(current)
+        Ok((current.0, current.1, names))
     }
 }
 
@@ -199,6 +213,23 @@ impl Source for GitTreeSource {
                 message: "is a directory".into(),
             }),
         }
+    }
+
+    fn size(&self, path: &str) -> Option<u64> {
+        let repo = self.lock();
+        let (oid, kind) = self.resolve(&repo, path).ok()?;
+        if kind != EntryKind::File {
+            return None;
+        }
+        let (size, _) = repo.odb().ok()?.read_header(oid).ok()?;
+        Some(size as u64)
+    }
+
+    fn canonical(&self, path: &str) -> Option<String> {
+        let repo = self.lock();
+        self.walk(&repo, path)
+            .ok()
+            .map(|(_, _, names)| names.join("/"))
     }
 
     fn kind(&self, path: &str) -> Option<EntryKind> {

@@ -103,7 +103,8 @@ pub fn render(
     opts: &RenderOptions,
 ) -> Result<Rendered, RenderError> {
     let dir = normalise_dir(dir)?;
-    let mut builder = target::Builder::new(source);
+    let source = crate::limits::LimitedSource::new(source);
+    let mut builder = target::Builder::new(&source);
     let (rm, root) = builder.build_dir(&dir, None)?;
     let config = rm.field_specs();
     let rm_vars = rm.vars;
