@@ -353,6 +353,32 @@ mod tests {
         assert_eq!(repo.source("release").read("f").unwrap(), b"tagged\n");
     }
 
+    /// Issue #14: two symlinks to `.` listed as resources compared unequal as path strings
+    /// and fanned out exponentially; on resolved paths they are the root itself, a cycle.
+    #[test]
+    fn symlinks_to_the_same_directory_are_a_cycle() {
+        let repo = Repo::new();
+        repo.write("kustomization.yaml", "resources:\n- a\n- b\n");
+        repo.link("a", ".");
+        repo.link("b", ".");
+        repo.write(
+            "app/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+        );
+        repo.link("app/up", "../app");
+        repo.commit("hostile");
+        let src = repo.source("HEAD");
+        assert_eq!(src.canonical("a").as_deref(), Some(""));
+        assert_eq!(
+            src.canonical("app/up/cm.yaml").as_deref(),
+            Some("app/cm.yaml")
+        );
+        assert_eq!(src.size("app/cm.yaml"), Some(51));
+        let e = renderer::render(&src, ".", &renderer::RenderOptions::default()).unwrap_err();
+        assert!(e.message.contains("cycle detected"), "{e}");
+        assert_eq!(e.file, "kustomization.yaml");
+    }
+
     #[test]
     fn lists_and_kinds() {
         let repo = Repo::new();

@@ -2,6 +2,7 @@
 //! naming a file, within seconds, without a panic. The agent's peak memory on the same
 //! corpus is measured in `agent/tests/hostile_memory.rs`.
 
+mod common;
 #[path = "hostile/corpus.rs"]
 mod corpus;
 
@@ -76,5 +77,23 @@ fn short(s: &str) -> String {
         format!("{}…", &s[..s.floor_char_boundary(300)])
     } else {
         s.to_string()
+    }
+}
+
+/// The cycles through symlinks are refused by `kubectl kustomize` too, so refusing them
+/// keeps the renderer a drop-in for it.
+#[test]
+fn symlink_cycles_are_refused_by_kubectl_as_well() {
+    for case in corpus::cases() {
+        if !matches!(case.name, "symlinks-to-dot-fan-out" | "symlink-to-parent") {
+            continue;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        case.write(tmp.path());
+        let oracle = common::oracle(tmp.path(), renderer::Reorder::Legacy);
+        assert!(oracle.is_err(), "{}: kubectl rendered it", case.name);
+        let src = FsSource::new(tmp.path()).unwrap();
+        let e = renderer::render(&src, ".", &RenderOptions::default()).unwrap_err();
+        assert!(e.message.contains("cycle detected"), "{}: {e}", case.name);
     }
 }
