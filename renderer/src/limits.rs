@@ -3,7 +3,9 @@
 //! tree exhaust memory, stack or time. Every bound sits far above what real trees need
 //! (a 1000-application repository reads 0.9 MB for its largest overlay).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::source::{EntryKind, Source, SourceError};
 
@@ -18,8 +20,15 @@ pub const MAX_BUILDS: usize = 4096;
 pub const MAX_NESTING: usize = 64;
 /// Longest mapping key of a YAML document, in bytes.
 pub const MAX_KEY_BYTES: usize = 4096;
-/// Nodes of one YAML document, counting each alias as its expansion.
-pub const MAX_NODES: usize = 1_000_000;
+/// Nodes of one YAML document, counting each alias as its expansion. A parsed node costs
+/// about 375 bytes while its file is read (value, position, source text), so this keeps one
+/// document under 40 MB.
+pub const MAX_NODES: usize = 100_000;
+/// Nodes of all YAML parsed by one render (each file every time it is read): bounds the
+/// memory many files together take. The prod overlay of a 1000-application repository
+/// (`shared/bench/gen_infra_repo.py`, 3000 objects) parses about 460,000. A caller with a
+/// memory limit sets its own ([`NodeBudget::with_limit`]; the agent does).
+pub const MAX_RENDER_NODES: usize = 1_000_000;
 /// Bytes of node paths one YAML file may record for positions, per byte of its text (plus
 /// [`POINTER_BYTES_BASE`]): long keys over many leaves multiply otherwise.
 pub const POINTER_BYTES_PER_BYTE: usize = 16;
@@ -96,4 +105,69 @@ impl Source for LimitedSource<'_> {
     fn canonical(&self, path: &str) -> Option<String> {
         self.inner.canonical(path)
     }
+}
+
+thread_local! {
+    /// Nodes parsed by the render running on this thread (and its helper threads), when a
+    /// render is running: YAML is parsed from many places, all reached from [`NodeBudget::enter`].
+    static NODES: RefCell<Option<Arc<Budget>>> = const { RefCell::new(None) };
+}
+
+struct Budget {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+/// The render-wide count of parsed YAML nodes ([`MAX_RENDER_NODES`] unless set).
+#[derive(Clone)]
+pub struct NodeBudget(Arc<Budget>);
+
+impl Default for NodeBudget {
+    fn default() -> Self {
+        Self::with_limit(MAX_RENDER_NODES)
+    }
+}
+
+impl NodeBudget {
+    pub fn with_limit(limit: usize) -> Self {
+        NodeBudget(Arc::new(Budget {
+            used: AtomicUsize::new(0),
+            limit,
+        }))
+    }
+
+    /// Makes this budget the current thread's until the guard is dropped.
+    pub fn enter(&self) -> NodeBudgetGuard {
+        let previous = NODES.with(|n| n.borrow_mut().replace(self.0.clone()));
+        NodeBudgetGuard(previous)
+    }
+
+    /// The budget of the render running on this thread, to hand to helper threads.
+    pub fn current() -> Option<NodeBudget> {
+        NODES.with(|n| n.borrow().clone().map(NodeBudget))
+    }
+}
+
+pub struct NodeBudgetGuard(Option<Arc<Budget>>);
+
+impl Drop for NodeBudgetGuard {
+    fn drop(&mut self) {
+        let previous = self.0.take();
+        NODES.with(|n| *n.borrow_mut() = previous);
+    }
+}
+
+/// Adds `nodes` to the running render's count; (total, limit) when it passes the limit.
+pub fn charge_nodes(nodes: usize) -> Result<(), (usize, usize)> {
+    NODES.with(|n| match &*n.borrow() {
+        Some(b) => {
+            let total = b.used.fetch_add(nodes, Ordering::Relaxed) + nodes;
+            if total > b.limit {
+                Err((total, b.limit))
+            } else {
+                Ok(())
+            }
+        }
+        None => Ok(()),
+    })
 }

@@ -254,7 +254,9 @@ impl<'a> Builder<'a> {
             let handles: Vec<_> = entries
                 .chunks(chunk)
                 .map(|c| {
+                    let budget = limits::NodeBudget::current();
                     s.spawn(move || {
+                        let _budget = budget.as_ref().map(limits::NodeBudget::enter);
                         let mut b = Builder {
                             source: this.source,
                             stack: this.stack.clone(),

@@ -145,6 +145,14 @@ pub fn parse_documents_with(
                 }
                 let mut ptr = String::new();
                 let value = b.node(ev, span, &mut ptr)?;
+                if let Err((total, limit)) = limits::charge_nodes(b.decoded) {
+                    return Err(err(
+                        &span,
+                        format!(
+                            "the render parsed {total} YAML nodes with this document, more than {limit}"
+                        ),
+                    ));
+                }
                 docs.push(Document {
                     value,
                     positions: Positions {

@@ -185,7 +185,7 @@ pub fn cases() -> Vec<Case> {
             }
             s
         }),
-        Case::new("too-many-nodes", "more than 1000000 nodes")
+        Case::new("too-many-nodes", "more than 100000 nodes")
             .file(K, kust(&["wide.yaml"]))
             .file("wide.yaml", {
                 let mut s = cm("c");
@@ -243,13 +243,30 @@ pub fn cases() -> Vec<Case> {
                 "apiVersion: someteam.example.com/v1\nkind: Evil\nmetadata:\n  name: e\n  annotations:\n    config.kubernetes.io/function: |\n      exec:\n        path: /bin/sh\n",
             ),
     ];
+    // Many files, each under the per-document node limit: the render-wide one stops them.
+    let mut wide = Case::new("many-wide-files", "yaml nodes");
+    let names: Vec<String> = (0..12).map(|i| format!("w{i}.yaml")).collect();
+    wide.files.push((
+        K.to_string(),
+        kust(&names.iter().map(String::as_str).collect::<Vec<_>>()).into_bytes(),
+    ));
+    for (i, n) in names.iter().enumerate() {
+        let mut s = cm(&format!("c{i}"));
+        s.push_str("data: {");
+        for j in 0..45_000 {
+            s.push_str(&format!("k{j}: v, "));
+        }
+        s.push_str("z: v}\n");
+        wide.files.push((n.clone(), s.into_bytes()));
+    }
+    v.push(wide);
     let mut d = Case::new("diamond-fan-out", "builds");
     d.files = diamond(22);
     v.push(d);
     let mut deep = Case::new("deep-kustomization-chain", "nested");
-    // A chain of 1000 nested kustomizations, each in the previous one's directory.
+    // A chain of 80 nested kustomizations, each in the previous one's directory.
     let mut dir = String::new();
-    for _ in 0..1000 {
+    for _ in 0..80 {
         deep.files
             .push((format!("{dir}{K}"), kust(&["d"]).into_bytes()));
         dir.push_str("d/");
