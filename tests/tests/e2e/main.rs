@@ -11,6 +11,7 @@ mod agent_harness;
 mod agent_hook;
 mod agent_leader;
 mod agent_metrics;
+mod agent_privilege;
 mod agent_prune;
 mod agent_prune_options;
 mod agent_restart;
