@@ -28,6 +28,9 @@ pub const REVISION_ANNOTATION: &str = "kubectl-gitops.dev/revision";
 pub const PRUNE_ANNOTATION: &str = "kubectl-gitops.dev/prune";
 /// The value of [`PRUNE_ANNOTATION`] that opts an object out of pruning.
 pub const PRUNE_DISABLED: &str = "disabled";
+/// The value of [`PRUNE_ANNOTATION`] that opts a PersistentVolumeClaim in to pruning: its
+/// data goes with it, so it is never pruned otherwise.
+pub const PRUNE_ENABLED: &str = "enabled";
 /// On a managed object (in Git or live): comma-separated JSON pointers the agent leaves alone.
 pub const IGNORE_FIELDS_ANNOTATION: &str = "kubectl-gitops.dev/ignore-fields";
 
