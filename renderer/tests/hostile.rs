@@ -74,7 +74,7 @@ fn every_hostile_input_fails_clearly() {
 
 fn short(s: &str) -> String {
     if s.len() > 300 {
-        format!("{}…", &s[..s.floor_char_boundary(300)])
+        format!("{}…", s.chars().take(300).collect::<String>())
     } else {
         s.to_string()
     }
