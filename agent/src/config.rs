@@ -41,7 +41,7 @@ pub struct Config {
     pub namespace: Option<String>,
 
     /// How often to fetch Git and resync everything (e.g. 30s, 1m, 1h).
-    #[arg(long, env = "GITOPS_INTERVAL", default_value = "1m", value_parser = parse_duration)]
+    #[arg(long, env = "GITOPS_INTERVAL", default_value = "1m", value_parser = parse_interval)]
     pub interval: Duration,
 
     /// Delete members of the set that Git no longer declares.
@@ -214,10 +214,35 @@ fn parse_percent(s: &str) -> Result<u8, String> {
         .ok_or_else(|| format!("{s:?}: expected a percentage from 0% to 100%"))
 }
 
-/// `90s`, `5m`, `1h`, `1h30m`, or plain seconds.
+/// The shortest `--interval`: a resync fetches Git and dry-runs every object, so a zero
+/// interval would hammer both the Git server and the API server.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// The longest duration any flag takes (a year): far beyond any useful interval, and small
+/// enough that adding it to a clock never overflows.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// `--interval`: a duration from [`MIN_INTERVAL`] to [`MAX_DURATION`].
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < MIN_INTERVAL {
+        return Err(format!(
+            "{s:?}: shorter than {}s; every resync fetches Git and dry-runs every object",
+            MIN_INTERVAL.as_secs()
+        ));
+    }
+    Ok(d)
+}
+
+/// `90s`, `5m`, `1h`, `1h30m`, or plain seconds, at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let too_long = || format!("{s:?}: longer than {} days", MAX_DURATION.as_secs() / 86400);
     if let Ok(secs) = s.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+        let d = Duration::from_secs(secs);
+        return if d > MAX_DURATION {
+            Err(too_long())
+        } else {
+            Ok(d)
+        };
     }
     let mut total = Duration::ZERO;
     let mut number = String::new();
@@ -227,22 +252,28 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             number.push(c);
             continue;
         }
-        let n: u64 = number
-            .parse()
-            .map_err(|_| format!("{s:?}: not a duration"))?;
+        let n: u64 = match number.parse() {
+            Ok(n) => n,
+            Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => return Err(too_long()),
+            Err(_) => return Err(format!("{s:?}: not a duration")),
+        };
         number.clear();
         let unit = if c == 'm' && chars.peek() == Some(&'s') {
             chars.next();
             Duration::from_millis(n)
         } else {
-            match c {
-                'h' => Duration::from_secs(n * 3600),
-                'm' => Duration::from_secs(n * 60),
-                's' => Duration::from_secs(n),
+            let per = match c {
+                'h' => 3600,
+                'm' => 60,
+                's' => 1,
                 _ => return Err(format!("{s:?}: unknown unit {c:?}")),
-            }
+            };
+            Duration::from_secs(n.checked_mul(per).ok_or_else(too_long)?)
         };
-        total += unit;
+        total = total.checked_add(unit).ok_or_else(too_long)?;
+        if total > MAX_DURATION {
+            return Err(too_long());
+        }
     }
     if !number.is_empty() || total.is_zero() {
         return Err(format!("{s:?}: not a duration (e.g. 30s, 1m, 1h)"));
@@ -307,6 +338,35 @@ mod tests {
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
         assert_eq!(parse_duration("5").unwrap(), Duration::from_secs(5));
         assert!(parse_duration("soon").is_err());
+    }
+
+    /// Issue #14: these panicked (overflow) or were accepted (a zero interval hammers Git
+    /// and the API server); each is now a clap error naming the flag.
+    #[test]
+    fn absurd_intervals_are_refused_naming_the_flag() {
+        for (value, says) in [
+            ("18446744073709551615s1s", "longer than"),
+            ("99999999999999999999h", "longer than"),
+            ("5124095576030431h", "longer than"),
+            ("0", "shorter than"),
+            ("0s", "not a duration"),
+            ("100ms", "shorter than"),
+            ("400d", "unknown unit"),
+        ] {
+            let e = Config::try_parse_from(["a", "--repo", "x", "--interval", value])
+                .expect_err(value)
+                .to_string();
+            assert!(e.contains("--interval"), "{value}: {e}");
+            assert!(e.contains(says), "{value}: {e}");
+        }
+        assert_eq!(
+            parse(&["--interval", "1s"]).interval,
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            parse(&["--interval", "8760h"]).interval,
+            Duration::from_secs(8760 * 3600)
+        );
     }
 
     #[test]

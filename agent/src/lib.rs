@@ -63,11 +63,7 @@ pub async fn kube_client(config: &Config) -> Result<kube::Client, Error> {
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
     let namespace = config.resolve_namespace().ok_or(Error::NoNamespace)?;
     let webhook_secret = match &config.webhook_secret_file {
-        Some(path) => Some(
-            std::fs::read(path)
-                .map(|s| s.trim_ascii_end().to_vec())
-                .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
-        ),
+        Some(path) => Some(http::webhook::read_secret(path).map_err(Error::Config)?),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -9,6 +9,18 @@ use renderer::sops::{AgeKeys, DecryptingSource, Strictness};
 
 use crate::reconcile::plan::Desired;
 
+/// Stack of the runtime's threads, renders included: the renderer recurses once per level of
+/// YAML nesting (up to its limit of 512), which a hostile document reaches; 2 MiB (tokio's
+/// default) overflowed on it. Only the pages used are ever resident.
+pub const RENDER_STACK_BYTES: usize = 8 << 20;
+
+/// YAML nodes one render may parse, for the manifest's 64 MiB memory limit: a parsed node
+/// costs a few hundred bytes while its file is read, and `agent/tests/hostile_memory.rs`
+/// measures the peak on inputs built to reach this. The 250-application repository of
+/// `benches/agent.rs` (1000 objects) is estimated at 115,000: a quarter of the 460,000
+/// measured for 1000 applications.
+pub const MAX_RENDER_NODES: usize = 150_000;
+
 /// The age keys of `--sops-age-key-file`, read at every render so a rotated Secret is
 /// picked up. No file: no keys, and any SOPS file fails the render naming itself.
 pub fn sops_keys(file: Option<&Path>) -> Result<AgeKeys, String> {
@@ -42,6 +54,7 @@ pub fn render(
     refuse: &[&'static str],
 ) -> Result<Vec<Desired>, RenderFailure> {
     let dir = if path.is_empty() { "." } else { path };
+    let _budget = renderer::limits::NodeBudget::with_limit(MAX_RENDER_NODES).enter();
     let decrypting = DecryptingSource::new(source, keys, Strictness::Strict);
     let rendered = kustomize(&decrypting, dir, &RenderOptions::default())
         .map_err(|e| RenderFailure::Render(e.to_string()))?;

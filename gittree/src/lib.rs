@@ -104,6 +104,15 @@ impl GitTreeSource {
 
     /// Walks `path` from the root, following in-tree symlinks.
     fn resolve(&self, repo: &Repository, path: &str) -> Result<(Oid, EntryKind), SourceError> {
+        self.walk(repo, path).map(|(oid, kind, _)| (oid, kind))
+    }
+
+    /// [`Self::resolve`], with the entry's path once every symlink is resolved.
+    fn walk(
+        &self,
+        repo: &Repository,
+        path: &str,
+    ) -> Result<(Oid, EntryKind, Vec<String>), SourceError> {
         let other = |message: String| SourceError::Other {
             path: path.to_string(),
             message,
@@ -117,6 +126,8 @@ impl GitTreeSource {
 
         // Directories walked so far, root first; the last one is where lookups happen.
         let mut dirs: Vec<Oid> = vec![self.tree];
+        // Names of `dirs` below the root, then of the file reached.
+        let mut names: Vec<String> = vec![];
         let mut pending: Vec<String> = split(path).rev().map(str::to_string).collect();
         let mut current = (self.tree, EntryKind::Dir);
         let mut hops = 0;
@@ -131,6 +142,7 @@ impl GitTreeSource {
                         return Err(escapes());
                     }
                     dirs.pop();
+                    names.pop();
                     current = (*dirs.last().expect("root stays"), EntryKind::Dir);
                     continue;
                 }
@@ -146,6 +158,7 @@ impl GitTreeSource {
             match entry.filemode() {
                 MODE_TREE => {
                     dirs.push(entry.id());
+                    names.push(name);
                     current = (entry.id(), EntryKind::Dir);
                 }
                 MODE_SYMLINK => {
@@ -170,11 +183,12 @@ impl GitTreeSource {
                 }
                 _ if entry.kind() == Some(ObjectType::Blob) => {
                     current = (entry.id(), EntryKind::File);
+                    names.push(name);
                 }
                 mode => return Err(other(format!("unsupported tree entry mode {mode:o}"))),
             }
         }
-        Ok(current)
+        Ok((current.0, current.1, names))
     }
 }
 
@@ -199,6 +213,23 @@ impl Source for GitTreeSource {
                 message: "is a directory".into(),
             }),
         }
+    }
+
+    fn size(&self, path: &str) -> Option<u64> {
+        let repo = self.lock();
+        let (oid, kind) = self.resolve(&repo, path).ok()?;
+        if kind != EntryKind::File {
+            return None;
+        }
+        let (size, _) = repo.odb().ok()?.read_header(oid).ok()?;
+        Some(size as u64)
+    }
+
+    fn canonical(&self, path: &str) -> Option<String> {
+        let repo = self.lock();
+        self.walk(&repo, path)
+            .ok()
+            .map(|(_, _, names)| names.join("/"))
     }
 
     fn kind(&self, path: &str) -> Option<EntryKind> {
@@ -320,6 +351,32 @@ mod tests {
         repo.commit("two");
         assert_eq!(repo.source("v1.0.0").read("f").unwrap(), b"tagged\n");
         assert_eq!(repo.source("release").read("f").unwrap(), b"tagged\n");
+    }
+
+    /// Issue #14: two symlinks to `.` listed as resources compared unequal as path strings
+    /// and fanned out exponentially; on resolved paths they are the root itself, a cycle.
+    #[test]
+    fn symlinks_to_the_same_directory_are_a_cycle() {
+        let repo = Repo::new();
+        repo.write("kustomization.yaml", "resources:\n- a\n- b\n");
+        repo.link("a", ".");
+        repo.link("b", ".");
+        repo.write(
+            "app/cm.yaml",
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n",
+        );
+        repo.link("app/up", "../app");
+        repo.commit("hostile");
+        let src = repo.source("HEAD");
+        assert_eq!(src.canonical("a").as_deref(), Some(""));
+        assert_eq!(
+            src.canonical("app/up/cm.yaml").as_deref(),
+            Some("app/cm.yaml")
+        );
+        assert_eq!(src.size("app/cm.yaml"), Some(51));
+        let e = renderer::render(&src, ".", &renderer::RenderOptions::default()).unwrap_err();
+        assert!(e.message.contains("cycle detected"), "{e}");
+        assert_eq!(e.file, "kustomization.yaml");
     }
 
     #[test]

@@ -169,6 +169,27 @@ mod tests {
         );
     }
 
+    /// Issue #14: `--request-timeout=99999999999999999999h` panicked in the parser.
+    #[test]
+    fn absurd_request_timeouts_are_usage_errors_naming_the_flag() {
+        for value in [
+            "99999999999999999999h",
+            "1e300s",
+            "2562048h",
+            "99999999999999999999",
+        ] {
+            let err = parse(&["version", &format!("--request-timeout={value}")])
+                .err()
+                .unwrap_or_else(|| panic!("{value} parsed"));
+            assert_eq!(err.exit_code(), 2, "{value}");
+            assert!(
+                err.to_string().contains("--request-timeout"),
+                "{value}: {err}"
+            );
+        }
+        assert!(parse(&["version", "--request-timeout=2562047h"]).is_ok());
+    }
+
     #[test]
     fn bad_values_are_usage_errors() {
         for args in [

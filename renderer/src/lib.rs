@@ -8,6 +8,8 @@ pub mod drift;
 pub mod generators;
 /// The Kustomize engine.
 pub mod kustomize;
+/// Bounds on what one render may cost (hostile repositories).
+pub mod limits;
 /// Name-reference updates.
 pub mod nameref;
 /// Strategic-merge and JSON6902 patches.

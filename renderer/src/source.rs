@@ -28,6 +28,16 @@ pub trait Source: Send + Sync {
     fn kind(&self, path: &str) -> Option<EntryKind>;
     /// Names (not paths) of the entries of a directory, sorted.
     fn list(&self, path: &str) -> Result<Vec<String>, SourceError>;
+    /// The size of a file, when it can be known without reading it (so an oversized file
+    /// is refused before it is loaded).
+    fn size(&self, _path: &str) -> Option<u64> {
+        None
+    }
+    /// The path with every symlink resolved: two paths naming the same directory have the
+    /// same canonical path, which is what cycle detection compares.
+    fn canonical(&self, path: &str) -> Option<String> {
+        Some(path.to_string())
+    }
 }
 
 /// A directory on disk. Symlinks are followed only while they stay under the root.
@@ -94,5 +104,17 @@ impl Source for FsSource {
             .collect();
         names.sort();
         Ok(names)
+    }
+
+    fn size(&self, path: &str) -> Option<u64> {
+        std::fs::metadata(self.resolve(path).ok()?)
+            .ok()
+            .map(|m| m.len())
+    }
+
+    fn canonical(&self, path: &str) -> Option<String> {
+        let real = self.resolve(path).ok()?;
+        let rel = real.strip_prefix(&self.root).ok()?;
+        Some(rel.to_string_lossy().into_owned())
     }
 }

@@ -25,13 +25,22 @@ pub fn resolve(repo: &Repository, revision: &str) -> Result<Resolved, GitError> 
         tag: None,
         tag_object: None,
     };
-    if let Ok(r) = repo.find_reference(&format!("refs/heads/{revision}")) {
+    let branch = repo.find_reference(&format!("refs/heads/{revision}")).ok();
+    let tag = repo.find_reference(&format!("refs/tags/{revision}")).ok();
+    if branch.is_some() && tag.is_some() {
+        // Whoever can push a branch could otherwise shadow the pinned tag.
+        return Err(fail(
+            "is both a branch and a tag; refusing to guess which one (rename one, or pin the commit)"
+                .into(),
+        ));
+    }
+    if let Some(r) = branch {
         let commit = r
             .peel_to_commit()
             .map_err(|e| fail(e.message().to_string()))?;
         return Ok(untagged(commit.id()));
     }
-    if let Ok(r) = repo.find_reference(&format!("refs/tags/{revision}")) {
+    if let Some(r) = tag {
         return tagged(repo, &r, revision).map_err(|e| fail(e.message().to_string()));
     }
     if is_hex_prefix(revision) {
@@ -63,6 +72,17 @@ pub fn resolve(repo: &Repository, revision: &str) -> Result<Resolved, GitError> 
 fn tagged(repo: &Repository, r: &git2::Reference<'_>, name: &str) -> Result<Resolved, git2::Error> {
     let commit = r.peel_to_commit()?.id();
     let tag_object = r.target().filter(|oid| repo.find_tag(*oid).is_ok());
+    // The signed (annotated) tag object names itself; one copied under another ref name
+    // (an old signed release pushed as the pinned tag) must not pass as that tag.
+    if let Some(oid) = tag_object {
+        let object = repo.find_tag(oid)?;
+        let own = object.name().unwrap_or("");
+        if own != name {
+            return Err(git2::Error::from_str(&format!(
+                "the annotated tag at refs/tags/{name} is named {own:?}: refusing a tag object moved under another name"
+            )));
+        }
+    }
     Ok(Resolved {
         commit,
         tag: Some(name.to_string()),
@@ -191,6 +211,34 @@ mod tests {
                 .contains("no tag matches")
         );
         assert!(resolve(&repo, "nope").is_err());
+    }
+
+    /// Issue #14: a branch named like the pinned tag won over the tag.
+    #[test]
+    fn a_name_that_is_both_a_branch_and_a_tag_is_refused() {
+        let (_d, repo, c) = repo();
+        repo.reference("refs/heads/v1.5.0", c[3], false, "shadow")
+            .unwrap();
+        let e = resolve(&repo, "v1.5.0").unwrap_err().to_string();
+        assert!(e.contains("both a branch and a tag"), "{e}");
+    }
+
+    /// Issue #14: an old signed tag object re-pointed under the pinned tag's name.
+    #[test]
+    fn an_annotated_tag_must_carry_the_name_it_is_resolved_by() {
+        let (_d, repo, _c) = repo();
+        let old = repo
+            .find_reference("refs/tags/v1.4.0")
+            .unwrap()
+            .target()
+            .unwrap();
+        repo.reference("refs/tags/v2.1.0", old, false, "moved")
+            .unwrap();
+        let e = resolve(&repo, "v2.1.0").unwrap_err().to_string();
+        assert!(e.contains("named \"v1.4.0\""), "{e}");
+        // Through a semver range too.
+        let e = resolve(&repo, ">=2.1.0").unwrap_err().to_string();
+        assert!(e.contains("named \"v1.4.0\""), "{e}");
     }
 
     #[test]

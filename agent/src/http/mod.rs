@@ -1,6 +1,6 @@
 //! The agent's HTTP endpoints: `/healthz`, `/readyz`, `/metrics` and `POST /hook`.
 
-mod webhook;
+pub mod webhook;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -17,6 +17,23 @@ pub enum WebhookError {
     BadSignature,
     #[error("{GITLAB_TOKEN_HEADER} does not match the configured secret")]
     BadToken,
+    #[error("no webhook secret is configured")]
+    NoSecret,
+}
+
+/// Reads `--webhook-secret-file`, refusing one that is empty or only whitespace: such a
+/// secret would accept an empty `X-Gitlab-Token` (or a signature anyone can compute).
+pub fn read_secret(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("--webhook-secret-file {}: {e}", path.display()))?;
+    let secret = bytes.trim_ascii_end().to_vec();
+    if secret.trim_ascii().is_empty() {
+        return Err(format!(
+            "--webhook-secret-file {}: the secret is empty or only whitespace",
+            path.display()
+        ));
+    }
+    Ok(secret)
 }
 
 /// Checks a webhook request against `secret`. `github_signature`/`gitlab_token` are the header
@@ -27,6 +44,9 @@ pub fn authenticate(
     github_signature: Option<&[u8]>,
     gitlab_token: Option<&[u8]>,
 ) -> Result<(), WebhookError> {
+    if secret.trim_ascii().is_empty() {
+        return Err(WebhookError::NoSecret);
+    }
     if let Some(sig) = github_signature {
         let expected = sig
             .strip_prefix(b"sha256=")
@@ -74,6 +94,35 @@ pub fn github_signature(secret: &[u8], body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue #14: an empty (or whitespace) secret authenticated an empty GitLab token.
+    #[test]
+    fn empty_secrets_authenticate_nothing_and_are_refused_at_start() {
+        for secret in [&b""[..], b" ", b"\t \n"] {
+            assert_eq!(
+                authenticate(secret, b"{}", None, Some(secret)),
+                Err(WebhookError::NoSecret)
+            );
+            let sig = github_signature(secret, b"{}");
+            assert_eq!(
+                authenticate(secret, b"{}", Some(sig.as_bytes()), None),
+                Err(WebhookError::NoSecret)
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for (name, body) in [("empty", ""), ("blank", " \n\t\n")] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, body).unwrap();
+            let e = read_secret(&path).unwrap_err();
+            assert!(
+                e.contains("--webhook-secret-file") && e.contains("empty"),
+                "{e}"
+            );
+        }
+        let path = dir.path().join("good");
+        std::fs::write(&path, "s3cret\n").unwrap();
+        assert_eq!(read_secret(&path).unwrap(), b"s3cret");
+    }
 
     #[test]
     fn github_documented_vector() {

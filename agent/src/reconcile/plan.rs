@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use renderer::protocol::{
     APPLYSET_PART_OF_LABEL, GroupKind, PARENT_NAME, PRUNE_ANNOTATION, PRUNE_DISABLED,
-    PruneCandidate, decorate,
+    PRUNE_ENABLED, PruneCandidate, decorate,
 };
 use serde_json::Value;
 
@@ -217,14 +217,21 @@ pub fn prunes(applies: &[Desired], members: Vec<LiveMember>, set_id: &str, prune
         {
             continue;
         }
-        let skip_reason =
-            if m.annotations.get(PRUNE_ANNOTATION).map(String::as_str) == Some(PRUNE_DISABLED) {
-                Some(format!("{PRUNE_ANNOTATION}={PRUNE_DISABLED}"))
-            } else if !prune {
-                Some("--no-prune".to_string())
-            } else {
-                None
-            };
+        let skip_reason = if m.annotations.get(PRUNE_ANNOTATION).map(String::as_str)
+            == Some(PRUNE_DISABLED)
+        {
+            Some(format!("{PRUNE_ANNOTATION}={PRUNE_DISABLED}"))
+        } else if !prune {
+            Some("--no-prune".to_string())
+        } else if m.key.group_kind == GroupKind::new("", "PersistentVolumeClaim")
+            && m.annotations.get(PRUNE_ANNOTATION).map(String::as_str) != Some(PRUNE_ENABLED)
+        {
+            Some(format!(
+                "a PersistentVolumeClaim's data goes with it: pruned only with {PRUNE_ANNOTATION}={PRUNE_ENABLED}"
+            ))
+        } else {
+            None
+        };
         match skip_reason {
             Some(reason) => {
                 group_kinds.insert(m.key.group_kind.clone());
@@ -500,6 +507,28 @@ mod tests {
             p.group_kinds,
             BTreeSet::from([GroupKind::new("", "Service")])
         );
+    }
+
+    /// Issue #14: a PersistentVolumeClaim dropped from Git was deleted with its data.
+    #[test]
+    fn persistent_volume_claims_are_pruned_only_when_they_opt_in() {
+        let mut opted_in = member("v1", "PersistentVolumeClaim", "scratch");
+        opted_in
+            .annotations
+            .insert(PRUNE_ANNOTATION.into(), PRUNE_ENABLED.into());
+        let p = plan(
+            input(
+                vec![obj("v1", "Service", "api")],
+                vec![member("v1", "PersistentVolumeClaim", "data"), opted_in],
+            ),
+            &scopes,
+        )
+        .unwrap();
+        let pruned: Vec<String> = p.prunes.iter().map(|m| m.key.to_string()).collect();
+        assert_eq!(pruned, ["PersistentVolumeClaim/scratch"]);
+        assert_eq!(p.prune_skipped.len(), 1);
+        assert_eq!(p.prune_skipped[0].name, "data");
+        assert!(p.prune_skipped[0].reason.contains("prune=enabled"));
     }
 
     #[test]

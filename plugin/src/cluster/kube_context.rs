@@ -245,6 +245,14 @@ pub fn parse_request_timeout(value: &str) -> Result<RequestTimeout, String> {
             )
         })?
     };
+    // Go's time.Duration (what kubectl parses into) ends at about 292 years; a larger value
+    // overflowed the deadline arithmetic here.
+    if duration > MAX_REQUEST_TIMEOUT {
+        return Err(format!(
+            "invalid duration {value:?}: longer than {} hours",
+            MAX_REQUEST_TIMEOUT.as_secs() / 3600
+        ));
+    }
     Ok(RequestTimeout((!duration.is_zero()).then_some(duration)))
 }
 
@@ -275,8 +283,11 @@ fn parse_go_duration(value: &str) -> Option<Duration> {
         rest = &rest[unit_len..];
         total += number * seconds_per_unit;
     }
-    Some(Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).ok()
 }
+
+/// Go's largest duration (2^63 - 1 ns) rounded down to whole hours.
+const MAX_REQUEST_TIMEOUT: Duration = Duration::from_secs(2_562_047 * 3600);
 
 #[cfg(test)]
 mod tests {

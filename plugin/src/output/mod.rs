@@ -2,6 +2,7 @@
 
 pub mod printer;
 pub mod report;
+pub mod terminal;
 pub mod unified_diff;
 
 pub use printer::{ColorChoice, OutputArgs};

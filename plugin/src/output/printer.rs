@@ -13,6 +13,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use super::terminal::for_terminal;
 use crate::constants::ENV_NO_COLOR;
 
 #[derive(Debug, Clone, Default, Args)]
@@ -154,6 +155,7 @@ impl Printer {
     /// Writes a result to stdout verbatim. Never suppressed: `--quiet` silences chatter, not
     /// the answer. Errors (a closed pipe) go back to the caller; see [`is_broken_pipe`].
     pub fn result(&self, text: &str) -> io::Result<()> {
+        let text = for_terminal(text, self.color_stdout);
         let mut out = lock(&self.out);
         out.write_all(text.as_bytes())?;
         out.flush()
@@ -231,6 +233,7 @@ impl Printer {
     }
 
     fn line(&self, text: &str) {
+        let text = for_terminal(text, self.color_stderr);
         let mut err = lock(&self.err);
         // Nothing sensible is left to do when stderr itself is gone.
         let _ = writeln!(err, "{text}");
@@ -283,6 +286,21 @@ mod tests {
             Box::new(err.clone()),
         );
         (p, out, err)
+    }
+
+    /// Issue #14: annotation and status text from the cluster reached the terminal with its
+    /// escape sequences (clear screen, window title).
+    #[test]
+    fn escape_sequences_from_the_cluster_never_reach_the_terminal() {
+        let reason = "INC-1\u{1b}[2J\u{1b}]0;owned\u{7} fixed";
+        for color in [false, true] {
+            let (p, out, err) = printer(Verbosity::Normal, color);
+            p.result(&format!("reason: {reason}\n")).unwrap();
+            p.warn(reason);
+            assert_eq!(out.text(), "reason: INC-1 fixed\n");
+            assert!(!err.text().contains("[2J") && !err.text().contains("owned"));
+            assert!(err.text().contains("INC-1 fixed"));
+        }
     }
 
     #[test]

@@ -103,7 +103,13 @@ pub fn render(
     opts: &RenderOptions,
 ) -> Result<Rendered, RenderError> {
     let dir = normalise_dir(dir)?;
-    let mut builder = target::Builder::new(source);
+    let source = crate::limits::LimitedSource::new(source);
+    // A caller's own budget (set on this thread) wins over the default one.
+    let _nodes = match crate::limits::NodeBudget::current() {
+        Some(_) => None,
+        None => Some(crate::limits::NodeBudget::default().enter()),
+    };
+    let mut builder = target::Builder::new(&source);
     let (rm, root) = builder.build_dir(&dir, None)?;
     let config = rm.field_specs();
     let rm_vars = rm.vars;

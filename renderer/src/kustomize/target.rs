@@ -1,6 +1,7 @@
 //! Building one kustomization directory: resources, components, generators, transformers.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
@@ -8,6 +9,7 @@ use super::error::{ErrorKind, RenderError};
 use super::kfile::{self, KFile, is_remote, is_within, read_text, resolve};
 use super::resource::{ConfigDoc, ResMap, Resource, marks_from_positions, stringify_annotations};
 use super::{generate, patches, plugins, replacements, transform, vars};
+use crate::limits;
 use crate::provenance::SetBy;
 use crate::schema::Schema;
 use crate::source::{EntryKind, Source};
@@ -22,8 +24,11 @@ const PARALLEL_MIN: usize = 16;
 
 pub struct Builder<'a> {
     pub source: &'a dyn Source,
-    /// Directories being built, outermost first, to detect cycles.
+    /// Directories being built, outermost first, by canonical path (symlinks resolved), to
+    /// detect cycles: two symlinks to `.` are two names for one directory.
     stack: Vec<String>,
+    /// Kustomization and component builds so far, shared by every thread of one render.
+    builds: Arc<AtomicUsize>,
     /// Kustomization files being built, outermost first, for error messages.
     chain: Vec<String>,
     /// Schemas from `openapi:` fields; kustomize's setting is global and sticks once made,
@@ -38,7 +43,29 @@ impl<'a> Builder<'a> {
             stack: vec![],
             chain: vec![],
             schemas: vec![],
+            builds: Arc::default(),
         }
+    }
+
+    /// The directory's identity for cycle detection, and the one build it costs.
+    fn enter(&self, dir: &str) -> Result<String, String> {
+        if self.stack.len() >= limits::MAX_NESTING {
+            return Err(format!(
+                "kustomizations nested more than {} deep",
+                limits::MAX_NESTING
+            ));
+        }
+        let builds = self.builds.fetch_add(1, Ordering::Relaxed) + 1;
+        if builds > limits::MAX_BUILDS {
+            return Err(format!(
+                "more than {} kustomization builds in one render (bases included through many paths fan out)",
+                limits::MAX_BUILDS
+            ));
+        }
+        Ok(self
+            .source
+            .canonical(dir)
+            .unwrap_or_else(|| dir.to_string()))
     }
 
     fn err(&self, e: RenderError) -> RenderError {
@@ -55,7 +82,10 @@ impl<'a> Builder<'a> {
             Some((f, p)) => RenderError::new(kind, f, p.line, msg).at(p.line, p.col),
             None => RenderError::new(kind, dir, 0, msg),
         };
-        if let Some(i) = self.stack.iter().position(|d| d == dir) {
+        let canonical = self
+            .enter(dir)
+            .map_err(|m| self.err(at(ErrorKind::Invalid, m)))?;
+        if let Some(i) = self.stack.iter().position(|d| *d == canonical) {
             let mut cycle: Vec<String> = self.chain[i..].to_vec();
             cycle.push(self.chain[i].clone());
             return Err(self.err(at(
@@ -84,7 +114,7 @@ impl<'a> Builder<'a> {
                 format!("expected kind != 'Component' for path '{dir}'"),
             )));
         }
-        self.stack.push(dir.to_string());
+        self.stack.push(canonical);
         self.chain.push(k.path.to_string());
         let mut rm = ResMap::default();
         let r = self.accumulate(&k, &mut rm);
@@ -224,12 +254,15 @@ impl<'a> Builder<'a> {
             let handles: Vec<_> = entries
                 .chunks(chunk)
                 .map(|c| {
+                    let budget = limits::NodeBudget::current();
                     s.spawn(move || {
+                        let _budget = budget.as_ref().map(limits::NodeBudget::enter);
                         let mut b = Builder {
                             source: this.source,
                             stack: this.stack.clone(),
                             chain: this.chain.clone(),
                             schemas: this.schemas.clone(),
+                            builds: this.builds.clone(),
                         };
                         let out: Vec<_> =
                             c.iter().map(|(e, p)| b.resource_entry(k, e, *p)).collect();
@@ -451,7 +484,8 @@ impl<'a> Builder<'a> {
                 ));
             }
         }
-        if self.stack.contains(&dir) {
+        let canonical = self.enter(&dir).map_err(|m| here(ErrorKind::Invalid, m))?;
+        if self.stack.contains(&canonical) {
             return Err(here(
                 ErrorKind::Cycle,
                 format!("cycle detected at component {dir:?}"),
@@ -472,7 +506,7 @@ impl<'a> Builder<'a> {
                 format!("expected kind 'Component' for path '{dir}' but got 'Kustomization'"),
             ));
         }
-        self.stack.push(dir.clone());
+        self.stack.push(canonical);
         self.chain.push(c.path.to_string());
         let r = self.accumulate(&c, rm);
         self.stack.pop();

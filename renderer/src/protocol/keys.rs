@@ -34,6 +34,9 @@ pub const PRUNE_APPROVED_ANNOTATION: &str = "kubectl-gitops.dev/prune-approved";
 pub const AGENT_CONFIG_NAME: &str = "gitops-agent";
 /// Data key of [`AGENT_CONFIG_NAME`]: the branch, tag, commit or range to follow.
 pub const AGENT_CONFIG_REVISION_KEY: &str = "revision";
+/// The value of [`PRUNE_ANNOTATION`] that opts a PersistentVolumeClaim in to pruning: its
+/// data goes with it, so it is never pruned otherwise.
+pub const PRUNE_ENABLED: &str = "enabled";
 /// On a managed object (in Git or live): comma-separated JSON pointers the agent leaves alone.
 pub const IGNORE_FIELDS_ANNOTATION: &str = "kubectl-gitops.dev/ignore-fields";
 

@@ -96,4 +96,12 @@ impl Source for DecryptingSource<'_> {
     fn list(&self, path: &str) -> Result<Vec<String>, SourceError> {
         self.inner.list(path)
     }
+
+    fn size(&self, path: &str) -> Option<u64> {
+        self.inner.size(path)
+    }
+
+    fn canonical(&self, path: &str) -> Option<String> {
+        self.inner.canonical(path)
+    }
 }

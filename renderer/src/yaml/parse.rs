@@ -10,6 +10,7 @@ use saphyr_parser::{Event, Parser, ScalarStyle, ScanError, Span, Tag};
 use serde_json::{Map, Value};
 
 use super::scalar::resolve_plain;
+use crate::limits;
 
 /// A 1-based line and column in a source file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -119,6 +120,9 @@ pub fn parse_documents_with(
         depth: 0,
         decoded: 0,
         aliased: 0,
+        pointer_bytes: 0,
+        pointer_budget: limits::POINTER_BYTES_BASE
+            .saturating_add(text.len().saturating_mul(limits::POINTER_BYTES_PER_BYTE)),
     };
     let mut docs = Vec::new();
     loop {
@@ -141,6 +145,14 @@ pub fn parse_documents_with(
                 }
                 let mut ptr = String::new();
                 let value = b.node(ev, span, &mut ptr)?;
+                if let Err((total, limit)) = limits::charge_nodes(b.decoded) {
+                    return Err(err(
+                        &span,
+                        format!(
+                            "the render parsed {total} YAML nodes with this document, more than {limit}"
+                        ),
+                    ));
+                }
                 docs.push(Document {
                     value,
                     positions: Positions {
@@ -255,6 +267,9 @@ struct Builder<'a> {
     decoded: usize,
     /// Of those, nodes decoded through aliases.
     aliased: usize,
+    /// Bytes of node paths recorded (positions, raw scalars) for the whole input.
+    pointer_bytes: usize,
+    pointer_budget: usize,
 }
 
 impl<'a> Builder<'a> {
@@ -310,6 +325,7 @@ impl<'a> Builder<'a> {
             && tag.is_none()
             && (!v.is_string() || super::scalar::v2_needs_quotes(text))
         {
+            self.record(ptr, span)?;
             self.raw.insert(ptr.to_string(), text.to_string());
         }
         if anchor > 0 {
@@ -318,11 +334,34 @@ impl<'a> Builder<'a> {
         Ok(v)
     }
 
+    /// Counts the bytes of one recorded node path against the input's budget: without it a
+    /// long key over many leaves costs key length × leaves.
+    fn record(&mut self, ptr: &str, span: &Span) -> Result<(), YamlError> {
+        self.pointer_bytes += ptr.len();
+        if self.pointer_bytes > self.pointer_budget {
+            return Err(err(
+                span,
+                format!(
+                    "document too large: its node paths add up to more than {} bytes (long keys over many values)",
+                    self.pointer_budget
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn node(&mut self, ev: Event<'a>, span: Span, ptr: &mut String) -> Result<Value, YamlError> {
+        self.record(ptr, &span)?;
         self.positions.insert(ptr.clone(), pos(&span));
         let first = self.decoded;
         if !matches!(ev, Event::Alias(_)) {
             self.decoded += 1;
+        }
+        if self.decoded > limits::MAX_NODES {
+            return Err(err(
+                &span,
+                format!("document has more than {} nodes", limits::MAX_NODES),
+            ));
         }
         match ev {
             Event::Scalar(text, style, anchor, tag) => {
@@ -398,6 +437,16 @@ impl<'a> Builder<'a> {
                 Event::Alias(id) => (value_as_key(self.alias(*id, &kspan)?), false),
                 _ => return Err(err(&kspan, "complex mapping keys are not supported".into())),
             };
+            if key.len() > limits::MAX_KEY_BYTES {
+                return Err(err(
+                    &kspan,
+                    format!(
+                        "mapping key too long: {} bytes, the limit is {}",
+                        key.len(),
+                        limits::MAX_KEY_BYTES
+                    ),
+                ));
+            }
             let (vev, vspan) = self.next()?;
             let len = ptr.len();
             ptr.push('/');

@@ -12,6 +12,7 @@ mod agent_harness;
 mod agent_hook;
 mod agent_leader;
 mod agent_metrics;
+mod agent_privilege;
 mod agent_prune;
 mod agent_prune_guard;
 mod agent_prune_options;
