@@ -79,6 +79,16 @@ pub struct SyncStatus {
     pub recent_drift_corrections: Vec<Timestamp>,
     pub last_attempt_time: Option<Timestamp>,
     pub last_sync_time: Option<Timestamp>,
+    /// Failed reconciles in a row (0 after a success). Absent in older status: 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_failures: u32,
+    /// When the agent tries again after a failure (back-off with jitter). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_time: Option<Timestamp>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// An object named by kind and name (the namespace is the agent's).
