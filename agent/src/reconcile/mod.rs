@@ -476,6 +476,11 @@ impl Agent {
                 .await?
         };
 
+        // The previous revision's objects, to tell which ones this commit changes.
+        let previous_good = inner.last_good.clone().filter(|g| g.revision != commit);
+        let previous: Option<HashMap<&ObjectKey, &str>> = previous_good
+            .as_ref()
+            .map(|g| g.applies.iter().map(|d| (&d.key, d.json())).collect());
         let mut writes = Vec::new();
         let mut rejected = Vec::new();
         let mut held = BTreeMap::new();
@@ -508,6 +513,14 @@ impl Agent {
                     {
                         confirmed.push((d.key.clone(), rv));
                     }
+                    // Git changed it and live already matched (a break-glass backfilled into
+                    // Git): this commit is the one its live content comes from.
+                    if previous
+                        .as_ref()
+                        .is_some_and(|p| p.get(&d.key).is_some_and(|json| *json != d.json()))
+                    {
+                        inner.status.members.record(&d.key.to_string(), &commit);
+                    }
                     expired.extend(bg.map(|bg| (d.clone(), bg)))
                 }
                 Ok(Prepared::Apply {
@@ -524,6 +537,8 @@ impl Agent {
             }
         }
         drop(judged);
+        drop(previous);
+        drop(previous_good);
         if !rejected.is_empty() {
             return Err(SyncError::DryRun(rejected));
         }

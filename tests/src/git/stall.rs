@@ -54,7 +54,12 @@ impl StallingRelay {
     /// Relays again; the connections held while stalled are closed.
     pub fn resume(&self) {
         self.stalled.store(false, Ordering::SeqCst);
-        for s in self.held.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        for s in self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
             let _ = s.shutdown(Shutdown::Both);
         }
     }

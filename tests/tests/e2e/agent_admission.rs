@@ -25,10 +25,12 @@ async fn revision_of(env: &AgentEnv, name: &str) -> Result<Option<String>> {
 }
 
 async fn annotated(env: &AgentEnv, kind: &str, name: &str) -> Result<bool> {
-    Ok(env
-        .get("v1", kind, name)
-        .await?
-        .is_some_and(|o| o.metadata.annotations.unwrap_or_default().contains_key(REVISION_ANNOTATION)))
+    Ok(env.get("v1", kind, name).await?.is_some_and(|o| {
+        o.metadata
+            .annotations
+            .unwrap_or_default()
+            .contains_key(REVISION_ANNOTATION)
+    }))
 }
 
 async fn value_of(env: &AgentEnv, name: &str) -> Result<Option<String>> {
@@ -145,7 +147,11 @@ async fn agent_applies_nothing_of_a_revision_the_api_server_rejects() -> Result<
         env.member_commit("Service/broken").await?.as_deref(),
         Some(fixed.as_str())
     );
-    for (kind, name) in [("ConfigMap", "a"), ("ConfigMap", "b"), ("Service", "broken")] {
+    for (kind, name) in [
+        ("ConfigMap", "a"),
+        ("ConfigMap", "b"),
+        ("Service", "broken"),
+    ] {
         assert!(
             !annotated(&env, kind, name).await?,
             "{kind}/{name} carries the old per-object revision annotation"

@@ -60,9 +60,10 @@ async fn at_1000_objects_a_commit_writes_only_the_member_it_changes() -> Result<
     let before = member_versions(&env).await?;
     assert_eq!(before.len(), OBJECTS);
 
-    let one = env
-        .repo
-        .commit_files(&[("app/all.yaml", &many_configmaps(Some(500)))], "one change")?;
+    let one = env.repo.commit_files(
+        &[("app/all.yaml", &many_configmaps(Some(500)))],
+        "one change",
+    )?;
     env.wait_synced(&one).await?;
     let after = member_versions(&env).await?;
     assert_eq!(changed(&before, &after), ["ConfigMap/cm-0500"]);
@@ -153,9 +154,11 @@ async fn an_upgraded_agent_removes_the_old_revision_annotation_once() -> Result<
 
 async fn readyz(env: &AgentEnv) -> Result<u16> {
     let addr = env.listen_addr().await?;
-    Ok(tokio::task::spawn_blocking(move || http_request(addr, "GET", "/readyz", &[], b""))
-        .await??
-        .0)
+    Ok(
+        tokio::task::spawn_blocking(move || http_request(addr, "GET", "/readyz", &[], b""))
+            .await??
+            .0,
+    )
 }
 
 /// Deletes ConfigMap `settings` and returns how long the agent took to recreate it.
@@ -197,9 +200,11 @@ async fn a_stalled_git_server_never_delays_repairs_and_a_restart_without_git_kee
     .await?;
 
     relay.stall();
-    env.eventually("a fetch hanging on the stalled server", Duration::from_secs(10), || async {
-        Ok((relay.held() > 0).then_some(()))
-    })
+    env.eventually(
+        "a fetch hanging on the stalled server",
+        Duration::from_secs(10),
+        || async { Ok((relay.held() > 0).then_some(())) },
+    )
     .await?;
     // A fetch is hanging right now; the repair does not wait for it.
     let took = repair_time(&env).await?;
@@ -217,17 +222,21 @@ async fn a_stalled_git_server_never_delays_repairs_and_a_restart_without_git_kee
     );
     assert!(status.next_attempt_time.is_some(), "{status:#?}");
     assert!(status.message.contains(&first), "{}", status.message);
-    env.eventually("unready after the bound", Duration::from_secs(20), || async {
-        Ok((readyz(&env).await? == 503).then_some(()))
-    })
+    env.eventually(
+        "unready after the bound",
+        Duration::from_secs(20),
+        || async { Ok((readyz(&env).await? == 503).then_some(())) },
+    )
     .await?;
 
     // Restarted while Git is still stalled: the cached render guards the namespace.
     env.kill();
     env.start_with_url(&url, &args)?;
-    env.eventually("resumed from the cache", Duration::from_secs(20), || async {
-        Ok(env.logs().contains("resuming self-heal").then_some(()))
-    })
+    env.eventually(
+        "resumed from the cache",
+        Duration::from_secs(20),
+        || async { Ok(env.logs().contains("resuming self-heal").then_some(())) },
+    )
     .await?;
     let admin = env.admin().await?;
     env.api(&admin, "v1", "ConfigMap")
@@ -237,9 +246,11 @@ async fn a_stalled_git_server_never_delays_repairs_and_a_restart_without_git_kee
             &Patch::Merge(json!({"data": {"level": "tampered"}})),
         )
         .await?;
-    env.eventually("drift repaired after the restart", Duration::from_secs(10), || async {
-        Ok((live_level(&env).await?.as_deref() == Some("info")).then_some(()))
-    })
+    env.eventually(
+        "drift repaired after the restart",
+        Duration::from_secs(10),
+        || async { Ok((live_level(&env).await?.as_deref() == Some("info")).then_some(())) },
+    )
     .await?;
     let took = repair_time(&env).await?;
     assert!(took <= Duration::from_secs(1), "repair took {took:?}");

@@ -42,7 +42,9 @@ async fn agent_applies_the_prod_overlay() -> Result<()> {
             .contains_key(REVISION_ANNOTATION)
     );
     assert_eq!(
-        env.member_commit("Deployment.apps/catalog-api").await?.as_deref(),
+        env.member_commit("Deployment.apps/catalog-api")
+            .await?
+            .as_deref(),
         Some(commit.as_str())
     );
     assert!(env.get("v1", "Service", "catalog-api").await?.is_some());

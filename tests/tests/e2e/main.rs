@@ -4,8 +4,8 @@
 //! (see `scripts/dev-cluster`); set `GITOPS_TEST_KUBECONFIG` to reuse a running cluster.
 
 mod agent_admission;
-mod agent_core;
 mod agent_breakglass;
+mod agent_core;
 mod agent_fetch;
 mod agent_guardrails;
 mod agent_harness;

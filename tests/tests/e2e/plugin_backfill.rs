@@ -191,7 +191,9 @@ async fn backfill_commits_the_break_glass_and_the_agent_keeps_it() -> Result<()>
     // The agent applies the once-held Deployment at the backfill commit: same values.
     let d = deployment(&env).await?;
     assert_eq!(
-        env.member_commit("Deployment.apps/catalog-api").await?.as_deref(),
+        env.member_commit("Deployment.apps/catalog-api")
+            .await?
+            .as_deref(),
         Some(commit.as_str()),
         "{status:#?}"
     );
