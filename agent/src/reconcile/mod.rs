@@ -146,6 +146,15 @@ struct Judged {
     resource_version: Option<String>,
 }
 
+/// One write a sync decided: the object, the body to apply, break-glass fields to take over, and
+/// the commit of an old per-object annotation that is all the write removes.
+type Write<'a> = (
+    &'a Desired,
+    Box<str>,
+    Option<object::TakeOver>,
+    Option<String>,
+);
+
 /// A fetched, verified and rendered commit, ready to reconcile.
 struct Rendered {
     commit: String,
@@ -721,7 +730,7 @@ impl Agent {
     async fn write_all(
         &self,
         inner: &mut Inner,
-        writes: Vec<(&Desired, Box<str>, Option<object::TakeOver>, Option<String>)>,
+        writes: Vec<Write<'_>>,
         commit: &str,
         health: &mut BTreeMap<ObjectKey, HealthEntry>,
     ) -> Result<usize, SyncError> {
