@@ -86,6 +86,13 @@ impl Agent {
                     {
                         inner.own_versions.insert(d.key.clone(), rv);
                     }
+                    if inner.content_changed.remove(&d.key) {
+                        inner
+                            .status
+                            .members
+                            .record(&d.key.to_string(), &last_good.revision);
+                        changed = true;
+                    }
                     expired.extend(bg.map(|bg| (d.clone(), bg)));
                     changed |= inner.out_of_sync.remove(&d.key).is_some();
                 }
@@ -114,7 +121,9 @@ impl Agent {
                     // A repair restores content; the commit that last changed it stays, unless
                     // the parent has no record of it yet.
                     let member = d.key.to_string();
-                    if !inner.status.members.contains(&member) {
+                    if inner.content_changed.remove(&d.key) {
+                        inner.status.members.record(&member, &last_good.revision);
+                    } else if !inner.status.members.contains(&member) {
                         let from = legacy_revision.as_deref().unwrap_or(&last_good.revision);
                         inner.status.members.record(&member, from);
                     }

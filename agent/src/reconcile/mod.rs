@@ -120,6 +120,9 @@ pub struct Inner {
     pub next_expiry: Option<Timestamp>,
     /// Health of every object of the last good revision, as last judged.
     health: BTreeMap<ObjectKey, HealthEntry>,
+    /// Members a commit changed in Git while they were held (break-glass) or unreadable: the
+    /// commit is recorded for them once the agent confirms or writes them.
+    pub content_changed: BTreeSet<ObjectKey>,
     /// When every object was last dry-run (`--full-resync-interval`).
     last_full_sweep: Option<std::time::Instant>,
 }
@@ -245,6 +248,7 @@ impl Agent {
                 break_glass: BTreeMap::new(),
                 next_expiry: None,
                 health: BTreeMap::new(),
+                content_changed: BTreeSet::new(),
                 last_full_sweep: None,
             }),
             trigger: Arc::new(Notify::new()),
@@ -508,6 +512,14 @@ impl Agent {
             };
             judged_keys.insert(d.key.clone());
             health.insert(d.key.clone(), j.health);
+            let changed_now = previous
+                .as_ref()
+                .is_some_and(|p| p.get(&d.key).is_some_and(|json| *json != d.json()));
+            if changed_now && matches!(j.prepared, Ok(Prepared::Held(_)) | Ok(Prepared::Invalid(_)))
+            {
+                // Left as it is for now: recorded when the agent next confirms or writes it.
+                inner.content_changed.insert(d.key.clone());
+            }
             match j.prepared {
                 Err(e) => rejected.push(e.to_string()),
                 Ok(Prepared::Held(entry)) => {
@@ -524,10 +536,7 @@ impl Agent {
                     }
                     // Git changed it and live already matched (a break-glass backfilled into
                     // Git): this commit is the one its live content comes from.
-                    if previous
-                        .as_ref()
-                        .is_some_and(|p| p.get(&d.key).is_some_and(|json| *json != d.json()))
-                    {
+                    if changed_now || inner.content_changed.remove(&d.key) {
                         inner.status.members.record(&d.key.to_string(), &commit);
                     }
                     expired.extend(bg.map(|bg| (d.clone(), bg)))
@@ -759,6 +768,7 @@ impl Agent {
                 }
                 health.insert(d.key.clone(), crate::health::assess(&applied));
                 let member = d.key.to_string();
+                inner.content_changed.remove(&d.key);
                 match legacy {
                     // Only the old annotation went: the content is still that commit's.
                     Some(old) => {
