@@ -44,6 +44,29 @@ pub struct Config {
     #[arg(long, env = "GITOPS_INTERVAL", default_value = "1m", value_parser = parse_interval)]
     pub interval: Duration,
 
+    /// How often a resync of an unchanged commit dry-runs every object, not only those the
+    /// watches saw change since the agent last confirmed them: the safety net for changes a
+    /// watch could miss.
+    #[arg(long, env = "GITOPS_FULL_RESYNC_INTERVAL", default_value = "10m", value_parser = parse_duration)]
+    pub full_resync_interval: Duration,
+
+    /// Git server deadline: connecting, and each wait for data during a fetch.
+    #[arg(long, env = "GITOPS_GIT_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub git_timeout: Duration,
+
+    /// Wall-clock limit of one fetch, however slowly the server keeps sending.
+    #[arg(long, env = "GITOPS_FETCH_TIMEOUT", default_value = "2m", value_parser = parse_duration)]
+    pub fetch_timeout: Duration,
+
+    /// Deadline of each API request (watches excepted, which the server ends itself).
+    #[arg(long, env = "GITOPS_API_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub api_timeout: Duration,
+
+    /// `/readyz` fails when the last successful reconcile is older than this (default: three
+    /// intervals, at least 5m).
+    #[arg(long, env = "GITOPS_UNREADY_AFTER", value_parser = parse_duration)]
+    pub unready_after: Option<Duration>,
+
     /// Delete members of the set that Git no longer declares.
     #[arg(long, env = "GITOPS_PRUNE", default_value_t = true, overrides_with = "no_prune", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub prune: bool,
@@ -143,6 +166,12 @@ pub struct Config {
 impl Config {
     pub fn prune_enabled(&self) -> bool {
         self.prune && !self.no_prune
+    }
+
+    /// The readiness bound: `--unready-after`, else three intervals and at least five minutes.
+    pub fn unready_after(&self) -> Duration {
+        self.unready_after
+            .unwrap_or_else(|| (self.interval * 3).max(Duration::from_secs(300)))
     }
 
     pub fn self_heal_enabled(&self) -> bool {
@@ -300,6 +329,15 @@ mod tests {
         assert_eq!(c.interval, Duration::from_secs(60));
         assert_eq!(c.verify, VerifyMode::None);
         assert_eq!(c.source_path(), "");
+        assert_eq!(c.unready_after(), Duration::from_secs(300));
+        assert_eq!(c.full_resync_interval, Duration::from_secs(600));
+        assert_eq!(c.fetch_timeout, Duration::from_secs(120));
+        let c = parse(&["--interval", "10m", "--unready-after", "1m"]);
+        assert_eq!(c.unready_after(), Duration::from_secs(60));
+        assert_eq!(
+            parse(&["--interval", "10m"]).unready_after(),
+            Duration::from_secs(1800)
+        );
     }
 
     #[test]

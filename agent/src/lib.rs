@@ -4,21 +4,23 @@
 //! says lives in labels, annotations, the ApplySet parent ConfigMap, and Events.
 
 pub mod applyset;
+pub mod backoff;
 pub mod config;
 pub mod git;
 pub mod health;
 pub mod http;
+pub mod lastgood;
 pub mod leader;
 pub mod metrics;
 pub mod reconcile;
 pub mod render;
+pub mod seen;
 pub mod selfheal;
 pub mod status;
 pub mod verify;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::watch;
@@ -39,11 +41,10 @@ pub enum Error {
 /// The Lease used with `--leader-elect`.
 pub const LEASE_NAME: &str = "gitops-agent";
 
-/// Retries after a transient failure start here and double up to the interval.
-const FIRST_RETRY: Duration = Duration::from_secs(2);
-
-/// A client from `--kubeconfig`/KUBECONFIG, else the in-cluster service account.
-pub async fn kube_client(config: &Config) -> Result<kube::Client, Error> {
+/// Clients from `--kubeconfig`/KUBECONFIG, else the in-cluster service account: one for
+/// requests, each with the `--api-timeout` deadline, and one for watches, which the server ends
+/// itself (kube's watcher has its own idle timeout).
+pub async fn kube_clients(config: &Config) -> Result<Clients, Error> {
     let err = |e: &dyn std::fmt::Display| Error::Client(e.to_string());
     let kube_config = match &config.kubeconfig {
         Some(path) => {
@@ -55,7 +56,22 @@ pub async fn kube_client(config: &Config) -> Result<kube::Client, Error> {
         }
         None => kube::Config::incluster().map_err(|e| err(&e))?,
     };
-    kube::Client::try_from(kube_config).map_err(|e| err(&e))
+    let mut requests = kube_config.clone();
+    requests.connect_timeout = Some(config.api_timeout);
+    requests.read_timeout = Some(config.api_timeout);
+    requests.write_timeout = Some(config.api_timeout);
+    requests.reset_reader_on_write = true;
+    let mut watches = kube_config;
+    watches.connect_timeout = Some(config.api_timeout);
+    Ok(Clients {
+        requests: kube::Client::try_from(requests).map_err(|e| err(&e))?,
+        watches: kube::Client::try_from(watches).map_err(|e| err(&e))?,
+    })
+}
+
+pub struct Clients {
+    pub requests: kube::Client,
+    pub watches: kube::Client,
 }
 
 /// Runs the agent until `shutdown` resolves. Bad repository content never ends it: failures are
@@ -69,10 +85,11 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| Error::Config(format!("--listen {}: {e}", config.listen)))?;
-    let client = kube_client(&config).await?;
-    let interval = config.interval;
+    let clients = kube_clients(&config).await?;
+    let client = clients.requests.clone();
     let leader_elect = config.leader_elect;
-    let agent = Arc::new(Agent::new(config, client.clone(), namespace)?);
+    let unready_after = config.unready_after();
+    let agent = Arc::new(Agent::new(config, clients, namespace)?);
     tracing::info!(namespace = %agent.namespace, set = %agent.set.id, listen = ?listener.local_addr().ok(), "gitops-agent starting");
 
     // Every background task stops when this flips.
@@ -84,7 +101,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     };
 
-    let readiness = Arc::new(http::Readiness::new(leader_elect));
+    let readiness = Arc::new(http::Readiness::new(leader_elect, unready_after));
     let state = Arc::new(http::HttpState {
         metrics: agent.metrics.clone(),
         readiness: readiness.clone(),
@@ -108,16 +125,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     });
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let heal_tx = tx.clone();
     let mut watchers = selfheal::Watchers::new(tx);
     let healer = tokio::spawn(selfheal::heal_loop(agent.clone(), rx, leading.clone()));
 
     tokio::pin!(shutdown);
     let mut loaded = false;
-    let mut retry = FIRST_RETRY;
+    let mut resumed = false;
     loop {
         if !*leading.borrow_and_update() {
             readiness.set_leading(false);
-            watchers.stop();
+            watchers.stop(&agent.seen);
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = leading.changed() => continue,
@@ -131,7 +149,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
                 Err(e) => tracing::warn!(error = %e, "could not read the previous status"),
             }
         }
+        if !resumed {
+            resumed = true;
+            // Guard the namespace from the cached render before Git answers (or if it never
+            // does): watches start now and every object is checked once.
+            if agent.resume_from_cache().await.is_some() {
+                watchers.ensure(&agent).await;
+                let _ = heal_tx.send(reconcile::HealRequest::All);
+            }
+        }
         let started = std::time::Instant::now();
+        readiness.start_attempt();
         let outcome = agent.sync().await;
         let result = match &outcome {
             Ok(()) => renderer::protocol::SyncResult::Synced,
@@ -141,26 +169,20 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         readiness.set_api_reachable(
             !matches!(&outcome, Err(reconcile::SyncError::Api(e)) if e.code.is_none_or(|c| c >= 500)),
         );
-        readiness.mark_attempted();
-        let delay = match outcome {
-            Ok(()) => {
-                retry = FIRST_RETRY;
-                // Without self-heal the watches still run: drift is reported at once and
-                // corrected by the next periodic resync.
-                watchers.ensure(&agent).await;
-                interval
-            }
+        readiness.finish_attempt(outcome.is_ok());
+        // Without self-heal the watches still run: drift is reported at once and corrected by
+        // the next periodic resync. After a failure they follow the last good revision.
+        watchers.ensure(&agent).await;
+        let delay = agent.next_delay();
+        match &outcome {
+            Ok(()) => {}
             Err(e) if e.is_transient() => {
-                tracing::warn!(error = %e, retry_in = ?retry, "sync failed");
-                let delay = retry;
-                retry = (retry * 2).min(interval);
-                delay
+                tracing::warn!(error = %e, retry_in = ?delay, "sync failed")
             }
             Err(e) => {
-                tracing::warn!(error = %e, "sync failed; keeping the last good state");
-                interval
+                tracing::warn!(error = %e, retry_in = ?delay, "sync failed; keeping the last good state")
             }
-        };
+        }
         tokio::select! {
             _ = &mut shutdown => break,
             _ = tokio::time::sleep(delay) => {}
@@ -170,7 +192,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         }
     }
     tracing::info!("shutting down");
-    watchers.stop();
+    watchers.stop(&agent.seen);
     healer.abort();
     stop_tx.send_replace(true);
     if let Some(elector) = elector {

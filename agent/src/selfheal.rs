@@ -20,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::reconcile::plan::ObjectKey;
 use crate::reconcile::{Agent, HealRequest};
+use crate::seen::SeenVersions;
 
 /// How long to gather watch events before healing.
 const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -48,10 +49,12 @@ impl Watchers {
                 .collect(),
             None => return,
         };
+        let seen = &agent.seen;
         self.running.retain(|gk, handle| {
             let keep = wanted.contains_key(gk);
             if !keep {
                 handle.abort();
+                seen.restart(gk);
             }
             keep
         });
@@ -62,11 +65,12 @@ impl Watchers {
             match agent.cluster.resource(&api_version, &gk.kind).await {
                 Ok(Some((ar, true))) => {
                     let api = Api::<Meta>::namespaced_with(
-                        agent.cluster.client().clone(),
+                        agent.watch_client.clone(),
                         agent.cluster.namespace(),
                         &ar,
                     );
-                    let handle = tokio::spawn(watch(api, gk.clone(), self.tx.clone()));
+                    let handle =
+                        tokio::spawn(watch(api, gk.clone(), self.tx.clone(), agent.seen.clone()));
                     self.running.insert(gk, handle);
                 }
                 Ok(_) => {}
@@ -75,9 +79,10 @@ impl Watchers {
         }
     }
 
-    pub fn stop(&mut self) {
-        for (_, handle) in self.running.drain() {
+    pub fn stop(&mut self, seen: &SeenVersions) {
+        for (gk, handle) in self.running.drain() {
             handle.abort();
+            seen.restart(&gk);
         }
     }
 }
@@ -89,22 +94,49 @@ type Meta = PartialObjectMeta<DynamicObject>;
 /// Objects per page of the watch's initial list (it is read only for its resourceVersion).
 const WATCH_PAGE: u32 = 100;
 
-async fn watch(api: Api<Meta>, gk: GroupKind, tx: UnboundedSender<HealRequest>) {
+async fn watch(
+    api: Api<Meta>,
+    gk: GroupKind,
+    tx: UnboundedSender<HealRequest>,
+    seen: Arc<SeenVersions>,
+) {
     let config = watcher::Config::default().page_size(WATCH_PAGE);
     let mut stream = watcher::watcher(api, config).default_backoff().boxed();
     let mut initialised = false;
+    let record = |obj: &Meta| {
+        if let (Some(k), Some(rv)) = (key_of(&gk, obj), &obj.metadata.resource_version) {
+            seen.record(k, rv.clone());
+        }
+    };
     while let Some(event) = stream.next().await {
         let request = match event {
-            Ok(Event::Apply(obj)) => key_of(&gk, &obj)
-                .map(|k| HealRequest::Object(k, obj.metadata.resource_version.clone())),
-            Ok(Event::Delete(obj)) => key_of(&gk, &obj).map(|k| HealRequest::Object(k, None)),
+            Ok(Event::Apply(obj)) => {
+                record(&obj);
+                key_of(&gk, &obj)
+                    .map(|k| HealRequest::Object(k, obj.metadata.resource_version.clone()))
+            }
+            Ok(Event::Delete(obj)) => key_of(&gk, &obj).map(|k| {
+                seen.forget(&k);
+                HealRequest::Object(k, None)
+            }),
+            Ok(Event::Init) => {
+                seen.restart(&gk);
+                None
+            }
+            Ok(Event::InitApply(obj)) => {
+                record(&obj);
+                None
+            }
             // A re-list may have missed deletions while the watch was down.
-            Ok(Event::InitDone) if initialised => Some(HealRequest::All),
+            Ok(Event::InitDone) if initialised => {
+                seen.listed(&gk);
+                Some(HealRequest::All)
+            }
             Ok(Event::InitDone) => {
+                seen.listed(&gk);
                 initialised = true;
                 None
             }
-            Ok(_) => None,
             Err(e) => {
                 tracing::warn!(error = %e, kind = %gk, "watch error (retrying)");
                 None

@@ -10,7 +10,9 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use renderer::protocol::{GroupKind, PARENT_NAME, SyncResult, SyncStatus};
+use renderer::protocol::{
+    GroupKind, HealthEntry, MEMBERS_DATA_KEY, MemberRevisions, PARENT_NAME, SyncResult, SyncStatus,
+};
 use serde_json::Value;
 
 use crate::applyset::{self, ApplySet};
@@ -26,6 +28,10 @@ pub struct StatusWriter {
     pub status: SyncStatus,
     /// Kinds the set may have members of (kept a superset while applying, per KEP-3659).
     pub group_kinds: BTreeSet<GroupKind>,
+    /// Per member, the commit that last changed it (the parent's `members.json`).
+    pub members: MemberRevisions,
+    /// Result and health a previous run left, for a restart that resumes from the cache.
+    previous: Option<(SyncResult, Vec<HealthEntry>)>,
     written: Option<Value>,
     last_warning: Option<String>,
     metrics: Arc<Metrics>,
@@ -44,6 +50,8 @@ impl StatusWriter {
             recorder,
             status,
             group_kinds: BTreeSet::new(),
+            members: MemberRevisions::default(),
+            previous: None,
             written: None,
             last_warning: None,
             metrics,
@@ -56,7 +64,14 @@ impl StatusWriter {
             .expect("the parent has an identity");
         if let Some(live) = self.cluster.get(&parent).await? {
             self.group_kinds = applyset::group_kinds_of(&live);
+            if let Some(members) = live["data"][MEMBERS_DATA_KEY]
+                .as_str()
+                .and_then(|m| MemberRevisions::from_json(m).ok())
+            {
+                self.members = members;
+            }
             if let Some(old) = applyset::status_of(&live) {
+                self.previous = Some((old.result, old.health.clone()));
                 let s = &mut self.status;
                 s.last_applied_revision = old.last_applied_revision;
                 s.last_sync_time = old.last_sync_time;
@@ -69,6 +84,27 @@ impl StatusWriter {
         Ok(())
     }
 
+    /// After taking up the cached render of `revision`: the result and health the previous run
+    /// reported for it stand until the next sync, and the message says where they come from.
+    pub fn resume(&mut self, revision: &str) {
+        if self.status.last_applied_revision.as_deref() == Some(revision)
+            && let Some((result, health)) = self.previous.take()
+        {
+            self.status.result = result;
+            self.status.health = health;
+        }
+        self.status.message = format!(
+            "resumed from the last good render of {revision} in the cache directory; self-heal is on while Git is fetched"
+        );
+    }
+
+    /// The parent as written: the ApplySet's fields, the status and the member bookkeeping.
+    fn parent_body(&self, status: &SyncStatus) -> Value {
+        let mut body = self.set.parent(&self.group_kinds, status);
+        body["data"][MEMBERS_DATA_KEY] = Value::from(self.members.to_json());
+        body
+    }
+
     /// Applies the parent if anything but timestamps changed. Returns whether it wrote.
     /// The metrics follow every status reached, written or not.
     pub async fn flush(&mut self) -> Result<bool, ApiError> {
@@ -78,14 +114,15 @@ impl StatusWriter {
         untimed.last_sync_time = None;
         // A correction also bumps `drift_corrected`, so it is written; ageing out alone is not.
         untimed.recent_drift_corrections.clear();
-        let comparable = self.set.parent(&self.group_kinds, &untimed);
+        untimed.next_attempt_time = None;
+        let comparable = self.parent_body(&untimed);
         if self.written.as_ref() == Some(&comparable) {
             return Ok(false);
         }
         let now = Timestamp::now();
         self.status.forget_old_drift_corrections(now);
         self.status.last_attempt_time = Some(now);
-        let body = self.set.parent(&self.group_kinds, &self.status);
+        let body = self.parent_body(&self.status);
         let parent = Desired::from_object(body.clone(), None).expect("the parent has an identity");
         self.cluster.apply(&parent, &body, false).await?;
         self.written = Some(comparable);

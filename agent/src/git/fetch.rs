@@ -1,6 +1,7 @@
 //! Fetching into a bare cache repository with git2.
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use git2::{
     AutotagOption, CertificateCheckStatus, Cred, CredentialType, FetchOptions, FetchPrune,
@@ -33,18 +34,25 @@ pub struct Fetcher {
     url: String,
     repo_dir: PathBuf,
     credentials: Credentials,
+    /// Wall-clock limit of one fetch (`--fetch-timeout`).
+    limit: Duration,
 }
 
 impl Fetcher {
     /// The cache directory is keyed by the URL so changing `--repo` never mixes histories.
-    pub fn new(url: &str, cache_dir: &Path, credentials: Credentials) -> Self {
+    pub fn new(url: &str, cache_dir: &Path, credentials: Credentials, limit: Duration) -> Self {
         let key = Sha256::digest(url.as_bytes());
         let name: String = key.iter().take(8).map(|b| format!("{b:02x}")).collect();
         Self {
             url: url.to_string(),
             repo_dir: cache_dir.join(format!("{name}.git")),
             credentials,
+            limit,
         }
+    }
+
+    pub fn limit(&self) -> Duration {
+        self.limit
     }
 
     pub fn repo_dir(&self) -> &Path {
@@ -75,6 +83,9 @@ impl Fetcher {
             None => None,
         };
         let port = url_port(&self.url);
+        // libgit2's server timeout (see `set_server_timeouts`) ends a server that stops
+        // answering; this ends one that answers too slowly, at the next progress report.
+        let deadline = Instant::now() + self.limit;
 
         let mut callbacks = RemoteCallbacks::new();
         let mut attempts = 0;
@@ -117,6 +128,9 @@ impl Fetcher {
             }
         });
 
+        callbacks.transfer_progress(move |_| Instant::now() < deadline);
+        callbacks.sideband_progress(move |_| Instant::now() < deadline);
+
         let mut options = FetchOptions::new();
         options.remote_callbacks(callbacks);
         options.prune(FetchPrune::On);
@@ -130,7 +144,16 @@ impl Fetcher {
                 Some(&mut options),
                 None,
             )
-            .map_err(|e| err(e.message().to_string()))?;
+            .map_err(|e| {
+                if Instant::now() >= deadline {
+                    err(format!(
+                        "timed out after {}s (--fetch-timeout)",
+                        self.limit.as_secs()
+                    ))
+                } else {
+                    err(e.message().to_string())
+                }
+            })?;
         drop(remote);
         Ok(repo)
     }

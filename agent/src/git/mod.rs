@@ -23,6 +23,22 @@ pub enum GitError {
     Git(#[from] git2::Error),
 }
 
+/// Sets libgit2's process-wide server deadlines: connecting, and each wait for data (a server
+/// that accepts and then says nothing fails the fetch after `timeout` instead of hanging).
+/// Call before any other thread exists: libgit2 keeps them in unsynchronised globals.
+#[allow(unsafe_code)]
+pub fn set_server_timeouts(timeout: std::time::Duration) {
+    let ms = i32::try_from(timeout.as_millis())
+        .unwrap_or(i32::MAX)
+        .max(1);
+    // SAFETY: called once from `main` before the runtime (or any thread) starts, as git2
+    // requires for these setters; the values are plain integers.
+    unsafe {
+        let _ = git2::opts::set_server_connect_timeout_in_milliseconds(ms);
+        let _ = git2::opts::set_server_timeout_in_milliseconds(ms);
+    }
+}
+
 /// The URL as it may appear in status and logs: any `user:password@` part is dropped.
 pub fn redact_url(url: &str) -> String {
     match url.split_once("://") {

@@ -6,7 +6,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -29,21 +29,65 @@ const MAX_HOOK_BODY: usize = 1 << 20;
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `/readyz` reports: ready once a reconcile has been attempted, while the last one could
-/// reach the API server, and while this replica holds the lease (or no lease is needed).
+/// reach the API server, while this replica holds the lease (or no lease is needed), and while
+/// the last successful reconcile (or the start, before any) is at most `unready_after` old.
+/// `/healthz` fails when one reconcile attempt has run longer than `unready_after`: frozen.
 #[derive(Debug)]
 pub struct Readiness {
     attempted: AtomicBool,
     api_reachable: AtomicBool,
     leading: AtomicBool,
+    unready_after: Duration,
+    last_success: std::sync::Mutex<Instant>,
+    attempt_started: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Readiness {
-    pub fn new(lease_needed: bool) -> Self {
+    pub fn new(lease_needed: bool, unready_after: Duration) -> Self {
         Self {
             attempted: AtomicBool::new(false),
             api_reachable: AtomicBool::new(true),
             leading: AtomicBool::new(!lease_needed),
+            unready_after,
+            last_success: std::sync::Mutex::new(Instant::now()),
+            attempt_started: std::sync::Mutex::new(None),
         }
+    }
+
+    pub fn start_attempt(&self) {
+        *self
+            .attempt_started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    /// Called after each completed reconcile attempt.
+    pub fn finish_attempt(&self, succeeded: bool) {
+        *self
+            .attempt_started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        if succeeded {
+            *self.last_success.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        }
+        self.mark_attempted();
+    }
+
+    /// Whether the last success is older than the bound.
+    pub fn is_stale(&self) -> bool {
+        self.last_success
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+            > self.unready_after
+    }
+
+    /// False when an attempt has been running longer than the bound: the loop is stuck.
+    pub fn is_live(&self) -> bool {
+        self.attempt_started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none_or(|t| t.elapsed() <= self.unready_after)
     }
 
     /// Called after each completed reconcile attempt (whatever its result).
@@ -65,6 +109,7 @@ impl Readiness {
         self.attempted.load(Ordering::Acquire)
             && self.api_reachable.load(Ordering::Acquire)
             && self.leading.load(Ordering::Acquire)
+            && !self.is_stale()
     }
 }
 
@@ -117,8 +162,16 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let response = match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/healthz") if state.readiness.is_live() => text(StatusCode::OK, "ok\n"),
+        (&Method::GET, "/healthz") => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not live: a reconcile attempt has run longer than --unready-after\n",
+        ),
         (&Method::GET, "/readyz") if state.readiness.is_ready() => text(StatusCode::OK, "ready\n"),
+        (&Method::GET, "/readyz") if state.readiness.is_stale() => text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no successful reconcile within --unready-after (see the status on the parent ConfigMap kubectl-gitops)\n",
+        ),
         (&Method::GET, "/readyz") => text(
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: no reconcile attempted yet, the API server unreachable, or not the leader\n",

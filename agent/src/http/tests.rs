@@ -25,7 +25,7 @@ async fn start(secret: Option<&[u8]>, lease_needed: bool) -> Server {
     let addr = listener.local_addr().unwrap();
     let state = Arc::new(HttpState {
         metrics: Arc::new(Metrics::new()),
-        readiness: Arc::new(Readiness::new(lease_needed)),
+        readiness: Arc::new(Readiness::new(lease_needed, Duration::from_secs(300))),
         webhook_secret: secret.map(<[u8]>::to_vec),
         trigger: Arc::new(Notify::new()),
     });

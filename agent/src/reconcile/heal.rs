@@ -47,7 +47,11 @@ impl Agent {
             async move {
                 let live = self.cluster.get(d).await?;
                 let prepared = self.prepare(d, live.as_ref(), rules, now).await;
-                Ok::<_, SyncError>((d, live.is_some(), prepared))
+                let rv = live
+                    .as_ref()
+                    .and_then(|o| o["metadata"]["resourceVersion"].as_str())
+                    .map(str::to_string);
+                Ok::<_, SyncError>((d, live.is_some(), prepared, rv))
             }
         };
         let judged: Vec<_> = futures::stream::iter((0..targets.len()).map(one))
@@ -57,7 +61,7 @@ impl Agent {
         let mut expired = Vec::new();
         let mut changed = false;
         for j in judged {
-            let (d, existed, prepared) = j?;
+            let (d, existed, prepared, rv) = j?;
             let prepared = match prepared {
                 Ok(p) => p,
                 Err(e) => {
@@ -77,6 +81,18 @@ impl Agent {
             }
             match prepared {
                 Prepared::UpToDate { expired: bg } => {
+                    if bg.is_none()
+                        && let Some(rv) = rv
+                    {
+                        inner.own_versions.insert(d.key.clone(), rv);
+                    }
+                    if inner.content_changed.remove(&d.key) {
+                        inner
+                            .status
+                            .members
+                            .record(&d.key.to_string(), &last_good.revision);
+                        changed = true;
+                    }
                     expired.extend(bg.map(|bg| (d.clone(), bg)));
                     changed |= inner.out_of_sync.remove(&d.key).is_some();
                 }
@@ -88,6 +104,7 @@ impl Agent {
                     body,
                     expired: bg,
                     take_over,
+                    legacy_revision,
                 } => {
                     if !self.config.self_heal_enabled() && bg.is_none() {
                         let why = "differs from Git (self-heal is off)".to_string();
@@ -97,6 +114,15 @@ impl Agent {
                     let applied = self.write(d, &body, take_over).await?;
                     if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
                         inner.own_versions.insert(d.key.clone(), rv.to_string());
+                    }
+                    // A repair restores content; the commit that last changed it stays, unless
+                    // the parent has no record of it yet.
+                    let member = d.key.to_string();
+                    if inner.content_changed.remove(&d.key) {
+                        inner.status.members.record(&member, &last_good.revision);
+                    } else if !inner.status.members.contains(&member) {
+                        let from = legacy_revision.as_deref().unwrap_or(&last_good.revision);
+                        inner.status.members.record(&member, from);
                     }
                     inner.out_of_sync.remove(&d.key);
                     changed = true;

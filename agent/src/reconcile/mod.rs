@@ -13,20 +13,26 @@ mod self_config;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::runtime::events::EventType;
 use renderer::drift::IgnoreRules;
-use renderer::protocol::{BreakGlassEntry, GroupKind, SyncResult, event_reason};
+use renderer::protocol::{
+    BreakGlassEntry, GroupKind, HealthEntry, REVISION_ANNOTATION, SyncResult, event_reason,
+};
 use serde_json::Value;
 use tokio::sync::{Mutex, Notify};
 
 use crate::applyset::ApplySet;
+use crate::backoff::Backoff;
 use crate::config::{Config, VerifyMode};
 use crate::git::{self, Fetcher, GitError};
+use crate::lastgood;
 use crate::metrics::Metrics;
 use crate::render;
+use crate::seen::SeenVersions;
 use crate::status::StatusWriter;
 use crate::verify::{Format, Verifier};
 use cluster::{ApiError, Cluster};
@@ -93,9 +99,9 @@ fn verify_revision(
     }
 }
 
-/// How many objects are judged (GET and/or dry-run) at once. A resync of a thousand objects
-/// one request at a time took seconds while holding the lock self-heal waits for.
-const CONCURRENCY: usize = 8;
+/// How many objects are judged (GET and/or dry-run) or written at once. A resync of a thousand
+/// objects one request at a time took seconds while holding the lock self-heal waits for.
+const CONCURRENCY: usize = 16;
 
 /// The revision that last passed dry-run and was applied: what self-heal restores.
 #[derive(Debug, Clone)]
@@ -108,7 +114,9 @@ pub struct LastGood {
 pub struct Inner {
     pub status: StatusWriter,
     pub last_good: Option<LastGood>,
-    /// resourceVersion each object had right after the agent's own write (to ignore our echoes).
+    /// resourceVersion at which the agent last knew each object to match Git: right after its
+    /// own write, or when a dry-run found nothing to change. Watch events at that version are
+    /// echoes, and a resync of the same commit need not dry-run the object again.
     pub own_versions: HashMap<ObjectKey, String>,
     /// Objects whose live state differs from Git and is not being corrected, with why.
     pub out_of_sync: BTreeMap<ObjectKey, String>,
@@ -117,9 +125,13 @@ pub struct Inner {
     pub next_expiry: Option<Timestamp>,
     /// The commit of `--config-path` whose ConfigMap was last applied.
     config_commit: Option<String>,
-    /// The validated applies of the last rendered commit, so an unchanged commit is not
-    /// rendered again.
-    rendered: Option<(String, Arc<[Desired]>)>,
+    /// Health of every object of the last good revision, as last judged.
+    health: BTreeMap<ObjectKey, HealthEntry>,
+    /// Members a commit changed in Git while they were held (break-glass) or unreadable: the
+    /// commit is recorded for them once the agent confirms or writes them.
+    pub content_changed: BTreeSet<ObjectKey>,
+    /// When every object was last dry-run (`--full-resync-interval`).
+    last_full_sweep: Option<std::time::Instant>,
 }
 
 impl Inner {
@@ -139,7 +151,27 @@ impl Inner {
 /// What a sync decided about one object.
 struct Judged {
     prepared: Result<Prepared, ApiError>,
-    health: renderer::protocol::HealthEntry,
+    health: HealthEntry,
+    /// The live object's resourceVersion when it was judged.
+    resource_version: Option<String>,
+}
+
+/// One write a sync decided: the object, the body to apply, break-glass fields to take over, and
+/// the commit of an old per-object annotation that is all the write removes.
+type Write<'a> = (
+    &'a Desired,
+    Box<str>,
+    Option<object::TakeOver>,
+    Option<String>,
+);
+
+/// A fetched, verified and rendered commit, ready to reconcile.
+struct Rendered {
+    commit: String,
+    tag: Option<String>,
+    applies: Result<Arc<[Desired]>, SyncError>,
+    /// The agent's own settings from `--config-path`, when it has one.
+    settings: Option<self_config::AgentSettings>,
 }
 
 pub struct Agent {
@@ -153,15 +185,32 @@ pub struct Agent {
     /// Poked by the webhook to sync now instead of at the next interval.
     pub trigger: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// Members' resourceVersions as the watches see them.
+    pub seen: Arc<SeenVersions>,
+    /// For watches: no per-request deadline (the server ends a watch, kube's watcher notices
+    /// an idle one).
+    pub watch_client: kube::Client,
+    /// The validated applies of the last rendered commit, so an unchanged commit is not
+    /// rendered again. Its own lock: fetching and rendering never hold the one repairs take.
+    rendered: Mutex<Option<(String, Arc<[Desired]>)>>,
+    /// Set while a fetch runs on a blocking thread, which outlives a timed-out wait for it.
+    fetching: Arc<AtomicBool>,
+    backoff: std::sync::Mutex<Retry>,
+}
+
+#[derive(Default)]
+struct Retry {
+    backoff: Backoff,
+    delay: std::time::Duration,
 }
 
 impl Agent {
     pub fn new(
         config: Config,
-        client: kube::Client,
+        clients: crate::Clients,
         namespace: String,
     ) -> Result<Self, crate::Error> {
-        let cluster = Cluster::new(client, &namespace);
+        let cluster = Cluster::new(clients.requests, &namespace);
         let set = ApplySet::new(&namespace);
         let flags: Vec<String> = config
             .ignore_fields
@@ -177,7 +226,12 @@ impl Agent {
             ssh_key_file: config.ssh_key_file.clone(),
             known_hosts_file: config.known_hosts_file.clone(),
         };
-        let fetcher = Arc::new(Fetcher::new(&config.repo, &config.cache_dir, credentials));
+        let fetcher = Arc::new(Fetcher::new(
+            &config.repo,
+            &config.cache_dir,
+            credentials,
+            config.fetch_timeout,
+        ));
         let mut status = renderer::protocol::SyncStatus {
             repo: git::redact_url(&config.repo),
             path: config.path.clone(),
@@ -203,10 +257,17 @@ impl Agent {
                 break_glass: BTreeMap::new(),
                 next_expiry: None,
                 config_commit: None,
-                rendered: None,
+                health: BTreeMap::new(),
+                content_changed: BTreeSet::new(),
+                last_full_sweep: None,
             }),
             trigger: Arc::new(Notify::new()),
             metrics,
+            seen: Arc::default(),
+            watch_client: clients.watches,
+            rendered: Mutex::new(None),
+            fetching: Arc::default(),
+            backoff: Default::default(),
         })
     }
 
@@ -215,66 +276,190 @@ impl Agent {
         self.inner.lock().await.status.load().await
     }
 
-    /// One full cycle. Failures are recorded in status and returned; the cluster keeps the last
-    /// good state because nothing is applied unless the whole set passed dry-run.
-    pub async fn sync(&self) -> Result<(), SyncError> {
+    fn cache_identity(&self) -> lastgood::Identity {
+        lastgood::Identity {
+            repo: git::redact_url(&self.config.repo),
+            path: self.config.source_path(),
+            namespace: self.namespace.clone(),
+        }
+    }
+
+    /// Takes up the last good render a previous run left in the cache directory, so self-heal
+    /// guards the namespace even before (or without) a successful fetch. Returns the revision.
+    pub async fn resume_from_cache(&self) -> Option<String> {
+        let dir = self.config.cache_dir.clone();
+        let identity = self.cache_identity();
+        let (revision, applies) =
+            tokio::task::spawn_blocking(move || lastgood::load(&dir, &identity))
+                .await
+                .ok()??;
         let mut inner = self.inner.lock().await;
-        let result = self.sync_locked(&mut inner).await;
-        if let Err(e) = &result {
-            let result = e.result();
-            inner.status.fail(result, e.reason(), e.to_string()).await;
+        if inner.last_good.is_some() {
+            return None;
+        }
+        tracing::info!(revision = %revision, objects = applies.len(), "resuming self-heal from the last good render in the cache");
+        inner.last_good = Some(LastGood {
+            revision: revision.clone(),
+            applies: applies.into(),
+        });
+        inner.status.resume(&revision);
+        Some(revision)
+    }
+
+    /// How long to wait before the next attempt, as the last [`Agent::sync`] decided: the
+    /// interval after a success, a back-off with jitter after failures.
+    pub fn next_delay(&self) -> std::time::Duration {
+        self.backoff.lock().unwrap_or_else(|p| p.into_inner()).delay
+    }
+
+    /// Counts the outcome into the back-off; returns the delay and the failures in a row.
+    fn plan_delay(&self, outcome: &Result<(), SyncError>) -> (std::time::Duration, u32) {
+        let mut b = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        b.delay = match outcome {
+            Ok(()) => {
+                b.backoff.succeeded();
+                self.config.interval
+            }
+            Err(e) => b.backoff.failed(e.is_transient(), self.config.interval),
+        };
+        (b.delay, b.backoff.failures())
+    }
+
+    /// One full cycle. Failures are recorded in status and returned; the cluster keeps the last
+    /// good state because nothing is applied unless the whole set passed dry-run. Fetching and
+    /// rendering happen before the lock self-heal takes.
+    pub async fn sync(&self) -> Result<(), SyncError> {
+        let rendered = self.fetch_and_render().await;
+        let mut inner = self.inner.lock().await;
+        let result = match rendered {
+            Ok(r) => self.sync_locked(&mut inner, r).await,
+            Err(e) => Err(e),
+        };
+        let (delay, failures) = self.plan_delay(&result);
+        match &result {
+            Ok(()) => {
+                let s = &mut inner.status.status;
+                if s.consecutive_failures != 0 || s.next_attempt_time.is_some() {
+                    s.consecutive_failures = 0;
+                    s.next_attempt_time = None;
+                    if let Err(e) = inner.status.flush().await {
+                        tracing::warn!(error = %e, "could not write status");
+                    }
+                }
+            }
+            Err(e) => {
+                let has_good = inner.last_good.is_some();
+                let s = &mut inner.status.status;
+                s.consecutive_failures = failures;
+                s.next_attempt_time = Timestamp::now()
+                    .checked_add(jiff::SignedDuration::try_from(delay).unwrap_or_default())
+                    .ok();
+                let keep_result = matches!(e, SyncError::Git(_))
+                    && has_good
+                    && !matches!(s.result, SyncResult::Pending);
+                let result = if keep_result { s.result } else { e.result() };
+                let message = match (&inner.last_good, keep_result) {
+                    (Some(good), true) => format!(
+                        "{e}; self-heal continues from the last good revision {}",
+                        good.revision
+                    ),
+                    _ => e.to_string(),
+                };
+                inner.status.fail(result, e.reason(), message).await;
+            }
         }
         result
     }
 
-    async fn sync_locked(&self, inner: &mut Inner) -> Result<(), SyncError> {
-        let now = Timestamp::now();
+    /// Fetch, resolve, verify and render, outside the lock: a slow or stalled Git server never
+    /// delays a repair. The fetch has a wall-clock deadline.
+    async fn fetch_and_render(&self) -> Result<Rendered, SyncError> {
         let fetcher = self.fetcher.clone();
         let revision = self.config.revision.clone();
         let verifier = self.verifier()?;
         let config_source = self.config_source();
-        let (resolved, verified, settings) = tokio::task::spawn_blocking(move || {
-            let repo = fetcher.fetch()?;
-            let settings = config_source
-                .map(|c| c.read(&repo, verifier.as_ref()))
-                .transpose()?;
-            let revision = settings.as_ref().map_or(revision, |s| s.revision.clone());
-            let resolved = git::resolve(&repo, &revision)?;
-            let verified = verifier.map(|v| verify_revision(&v, &repo, &resolved));
-            Ok::<_, SyncError>((resolved, verified, settings))
+        if self.fetching.swap(true, Ordering::AcqRel) {
+            return Err(SyncError::Git(GitError::Fetch {
+                url: git::redact_url(&self.config.repo),
+                message: "the previous fetch has not ended yet (stalled server)".into(),
+            }));
+        }
+        let fetching = self.fetching.clone();
+        let limit = fetcher.limit();
+        let task = tokio::task::spawn_blocking(move || {
+            let out = (|| {
+                let repo = fetcher.fetch()?;
+                let settings = config_source
+                    .map(|c| c.read(&repo, verifier.as_ref()))
+                    .transpose()?;
+                let revision = settings.as_ref().map_or(revision, |s| s.revision.clone());
+                let resolved = git::resolve(&repo, &revision)?;
+                let verified = verifier.map(|v| verify_revision(&v, &repo, &resolved));
+                Ok::<_, SyncError>((resolved, verified, settings))
+            })();
+            fetching.store(false, Ordering::Release);
+            out
+        });
+        // A little beyond the fetch's own limit, which ends it cleanly at the next progress
+        // report; this ends the wait when no report comes.
+        let (resolved, verified, settings) =
+            match tokio::time::timeout(limit + std::time::Duration::from_secs(1), task).await {
+                Ok(joined) => joined.map_err(|e| SyncError::Internal(e.to_string()))??,
+                Err(_) => {
+                    return Err(SyncError::Git(GitError::Fetch {
+                        url: git::redact_url(&self.config.repo),
+                        message: format!("timed out after {}s (--fetch-timeout)", limit.as_secs()),
+                    }));
+                }
+            };
+        let commit = resolved.commit.to_string();
+        let applies = match verified {
+            Some(Err(e)) => Err(SyncError::Verify(format!(
+                "revision {commit} not applied: {e}"
+            ))),
+            _ => {
+                if let Some(Ok(signer)) = verified {
+                    tracing::debug!(commit = %commit, %signer, "signature verified");
+                }
+                let mut cache = self.rendered.lock().await;
+                match &*cache {
+                    Some((c, applies)) if *c == commit => Ok(applies.clone()),
+                    _ => {
+                        // The previous revision's objects are not needed to render the next one.
+                        *cache = None;
+                        match self.render(&resolved).await {
+                            Ok(applies) => {
+                                let applies: Arc<[Desired]> = applies.into();
+                                *cache = Some((commit.clone(), applies.clone()));
+                                Ok(applies)
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                }
+            }
+        };
+        Ok(Rendered {
+            commit,
+            tag: resolved.tag.clone(),
+            applies,
+            settings,
         })
-        .await
-        .map_err(|e| SyncError::Internal(e.to_string()))??;
-        if let Some(settings) = &settings {
+    }
+
+    async fn sync_locked(&self, inner: &mut Inner, rendered: Rendered) -> Result<(), SyncError> {
+        let now = Timestamp::now();
+        let commit = rendered.commit;
+        if let Some(settings) = &rendered.settings {
             self.adopt_settings(inner, settings).await?;
         }
-        let commit = resolved.commit.to_string();
         {
             let s = &mut inner.status.status;
             s.resolved_commit = Some(commit.clone());
-            s.resolved_tag = resolved.tag.clone();
+            s.resolved_tag = rendered.tag;
             s.last_attempted_revision = Some(commit.clone());
         }
-        match verified {
-            Some(Ok(signer)) => tracing::debug!(commit = %commit, %signer, "signature verified"),
-            Some(Err(e)) => {
-                return Err(SyncError::Verify(format!(
-                    "revision {commit} not applied: {e}"
-                )));
-            }
-            None => {}
-        }
-
-        let applies = match &inner.rendered {
-            Some((c, applies)) if *c == commit => applies.clone(),
-            _ => {
-                // The previous revision's objects are not needed to render the next one.
-                inner.rendered = None;
-                let applies: Arc<[Desired]> = self.render(&resolved, &commit).await?.into();
-                inner.rendered = Some((commit.clone(), applies.clone()));
-                applies
-            }
-        };
+        let applies = rendered.applies?;
         let desired_kinds: BTreeMap<GroupKind, String> = applies
             .iter()
             .map(|d| (d.key.group_kind.clone(), d.api_version.clone()))
@@ -283,15 +468,212 @@ impl Agent {
         let rules = self.rules(&applies).await?;
         let revision_changed =
             inner.status.status.last_applied_revision.as_deref() != Some(commit.as_str());
+        let same_good = inner
+            .last_good
+            .as_ref()
+            .is_some_and(|g| g.revision == commit && Arc::ptr_eq(&g.applies, &applies));
+        // A resync of the commit already applied looks only at what the watches saw change
+        // since the agent last confirmed it; every object is dry-run again now and then.
+        let light = !revision_changed
+            && same_good
+            && inner
+                .last_full_sweep
+                .is_some_and(|t| t.elapsed() < self.config.full_resync_interval)
+            && self.seen.covers(desired_kinds.keys());
 
-        // Live state, a page at a time: every object of the declared kinds (adopting is
-        // allowed) is judged by a dry-run while its page is in memory, then only what was
-        // decided is kept. Dry-run everything before writing anything: one bad object stops the
-        // whole revision.
-        let index: HashMap<&ObjectKey, &Desired> = applies.iter().map(|d| (&d.key, d)).collect();
         let mut judged: HashMap<ObjectKey, Judged> = HashMap::new();
+        let plan = if light {
+            let targets: Vec<&Desired> = applies
+                .iter()
+                .filter(|d| {
+                    let confirmed = inner.own_versions.get(&d.key);
+                    confirmed.is_none() || self.seen.version(&d.key).as_ref() != confirmed
+                })
+                .collect();
+            let lives = self.get_all(&targets).await?;
+            let work = targets
+                .iter()
+                .zip(&lives)
+                .map(|(d, live)| (*d, live.as_ref()))
+                .collect();
+            judged.extend(self.judge(work, &rules, now).await);
+            drop(lives);
+            plan::Prunes {
+                prunes: Vec::new(),
+                prune_skipped: inner.status.status.prune_skipped.clone(),
+                group_kinds: inner.status.group_kinds.clone(),
+            }
+        } else {
+            let (plan, inventory) = self
+                .judge_everything(inner, &applies, &desired_kinds, &rules, now, &mut judged)
+                .await?;
+            self.guard_prunes(inner, plan, inventory, &commit).await?
+        };
+
+        // The previous revision's objects, to tell which ones this commit changes.
+        let previous_good = inner.last_good.clone().filter(|g| g.revision != commit);
+        let previous: Option<HashMap<&ObjectKey, &str>> = previous_good
+            .as_ref()
+            .map(|g| g.applies.iter().map(|d| (&d.key, d.json())).collect());
+        let mut writes = Vec::new();
+        let mut rejected = Vec::new();
+        let mut held = BTreeMap::new();
+        let mut expired = Vec::new();
+        let mut health = if light {
+            inner.health.clone()
+        } else {
+            BTreeMap::new()
+        };
+        let mut confirmed = Vec::new();
+        let mut judged_keys = BTreeSet::new();
+        for d in applies.iter() {
+            let Some(j) = judged.remove(&d.key) else {
+                continue;
+            };
+            judged_keys.insert(d.key.clone());
+            health.insert(d.key.clone(), j.health);
+            let changed_now = previous
+                .as_ref()
+                .is_some_and(|p| p.get(&d.key).is_some_and(|json| *json != d.json()));
+            if changed_now && matches!(j.prepared, Ok(Prepared::Held(_))) {
+                // Left as it is for now: recorded when the agent next confirms or writes it.
+                inner.content_changed.insert(d.key.clone());
+            }
+            match j.prepared {
+                Err(e) => rejected.push(e.to_string()),
+                Ok(Prepared::Held(entry)) => {
+                    held.insert(d.key.clone(), entry);
+                }
+                Ok(Prepared::UpToDate { expired: bg }) => {
+                    if bg.is_none()
+                        && let Some(rv) = j.resource_version
+                    {
+                        confirmed.push((d.key.clone(), rv));
+                    }
+                    // Git changed it and live already matched (a break-glass backfilled into
+                    // Git): this commit is the one its live content comes from.
+                    if changed_now || inner.content_changed.remove(&d.key) {
+                        inner.status.members.record(&d.key.to_string(), &commit);
+                    }
+                    expired.extend(bg.map(|bg| (d.clone(), bg)))
+                }
+                Ok(Prepared::Apply {
+                    body,
+                    expired: bg,
+                    take_over,
+                    legacy_revision,
+                }) => {
+                    // The periodic resync puts Git back even with --no-self-heal, which only
+                    // stops the watch-driven repair between resyncs.
+                    expired.extend(bg.map(|bg| (d.clone(), bg)));
+                    writes.push((d, body, take_over, legacy_revision));
+                }
+            }
+        }
+        drop(judged);
+        drop(previous);
+        drop(previous_good);
+        if !rejected.is_empty() {
+            return Err(SyncError::DryRun(rejected));
+        }
+
+        // KEP-3659: the parent lists every kind before members of it exist.
+        let union: BTreeSet<GroupKind> = inner
+            .status
+            .group_kinds
+            .union(&plan.group_kinds)
+            .cloned()
+            .collect();
+        if union != inner.status.group_kinds {
+            inner.status.group_kinds = union;
+            inner.status.flush().await?;
+        }
+
+        for (key, rv) in confirmed {
+            inner.own_versions.insert(key, rv);
+        }
+        let written = writes.len() as u64;
+        let migrated = self.write_all(inner, writes, &commit, &mut health).await?;
+        if migrated > 0 {
+            tracing::info!(
+                objects = migrated,
+                "removed the {REVISION_ANNOTATION} annotation older agents wrote (one write each, once)"
+            );
+        }
+        self.metrics.add_applied(written);
+        self.finish_break_glass(inner, expired).await;
+
+        let mut pruned = 0;
+        for m in &plan.prunes {
+            self.cluster.delete(m).await?;
+            pruned += 1;
+            inner.own_versions.remove(&m.key);
+            let regarding = inner.status.object_ref(&m.key, &m.api_version);
+            let note = format!("{} is no longer declared in Git at {commit}", m.key);
+            inner
+                .status
+                .event(EventType::Normal, event_reason::PRUNED, &note, &regarding)
+                .await;
+            tracing::info!(object = %m.key, "pruned");
+        }
+        self.metrics.add_pruned(pruned);
+
+        if !same_good {
+            self.save_last_good(&commit, &applies).await;
+        }
+        inner.last_good = Some(LastGood {
+            revision: commit.clone(),
+            applies: applies.clone(),
+        });
+        if light {
+            inner
+                .break_glass
+                .retain(|k, e| !e.active || !judged_keys.contains(k));
+            for k in &judged_keys {
+                inner.out_of_sync.remove(k);
+            }
+        } else {
+            inner.break_glass.retain(|_, e| !e.active);
+            // A full sync reconciled or reported everything: nothing is left out of sync.
+            inner.out_of_sync.clear();
+            inner.last_full_sweep = Some(std::time::Instant::now());
+            let declared: BTreeSet<String> = applies.iter().map(|d| d.key.to_string()).collect();
+            inner.status.members.retain(|m| declared.contains(m));
+            inner.own_versions.retain(|k, _| health.contains_key(k));
+        }
+        inner.break_glass.extend(held);
+        inner.status.group_kinds = plan.group_kinds.clone();
+        let s = &mut inner.status.status;
+        s.last_applied_revision = Some(commit.clone());
+        s.applied = applies.len() as u64;
+        s.pruned += pruned;
+        s.prune_skipped = plan.prune_skipped.clone();
+        s.health = health.values().cloned().collect();
+        inner.health = health;
+        if revision_changed {
+            s.last_sync_time = Some(now);
+        }
+        inner.status.clear_warning();
+        self.summarise(inner);
+        inner.status.flush().await?;
+        Ok(())
+    }
+
+    /// Lists every object of the declared kinds (adopting is allowed) and judges each one by a
+    /// dry-run while its page is in memory, then lists the members of kinds Git dropped, to
+    /// prune. Dry-run everything before writing anything: one bad object stops the revision.
+    async fn judge_everything(
+        &self,
+        inner: &Inner,
+        applies: &[Desired],
+        desired_kinds: &BTreeMap<GroupKind, String>,
+        rules: &IgnoreRules,
+        now: Timestamp,
+        judged: &mut HashMap<ObjectKey, Judged>,
+    ) -> Result<(plan::Prunes, u64), SyncError> {
+        let index: HashMap<&ObjectKey, &Desired> = applies.iter().map(|d| (&d.key, d)).collect();
         let mut members = Vec::new();
-        for (gk, api_version) in &desired_kinds {
+        for (gk, api_version) in desired_kinds {
             let mut token = None;
             loop {
                 let (page, next) = self
@@ -308,7 +690,7 @@ impl Agent {
                     }
                     members.push(m);
                 }
-                judged.extend(self.judge(work, &rules, now).await);
+                judged.extend(self.judge(work, rules, now).await);
                 match next {
                     Some(t) => token = Some(t),
                     None => break,
@@ -320,7 +702,7 @@ impl Agent {
             .filter(|d| !judged.contains_key(&d.key))
             .map(|d| (d, None))
             .collect();
-        judged.extend(self.judge(absent, &rules, now).await);
+        judged.extend(self.judge(absent, rules, now).await);
 
         // Members of kinds the parent says the set had, so kinds dropped from Git are still
         // pruned.
@@ -350,113 +732,94 @@ impl Agent {
             }
         }
         let inventory = prune_guard::inventory(&members, &self.set.id);
-        let plan = plan::prunes(&applies, members, &self.set.id, self.config.prune_enabled());
-        let plan = self.guard_prunes(inner, plan, inventory, &commit).await?;
-
-        let mut writes = Vec::new();
-        let mut rejected = Vec::new();
-        let mut held = BTreeMap::new();
-        let mut expired = Vec::new();
-        let mut health = BTreeMap::new();
-        for d in applies.iter() {
-            let Some(j) = judged.remove(&d.key) else {
-                continue;
-            };
-            health.insert(d.key.clone(), j.health);
-            match j.prepared {
-                Err(e) => rejected.push(e.to_string()),
-                Ok(Prepared::Held(entry)) => {
-                    held.insert(d.key.clone(), entry);
-                }
-                Ok(Prepared::UpToDate { expired: bg }) => {
-                    expired.extend(bg.map(|bg| (d.clone(), bg)))
-                }
-                Ok(Prepared::Apply {
-                    body,
-                    expired: bg,
-                    take_over,
-                }) => {
-                    // The periodic resync puts Git back even with --no-self-heal, which only
-                    // stops the watch-driven repair between resyncs.
-                    expired.extend(bg.map(|bg| (d.clone(), bg)));
-                    writes.push((d, body, take_over));
-                }
-            }
-        }
-        drop(judged);
-        if !rejected.is_empty() {
-            return Err(SyncError::DryRun(rejected));
-        }
-
-        // KEP-3659: the parent lists every kind before members of it exist.
-        let union: BTreeSet<GroupKind> = inner
-            .status
-            .group_kinds
-            .union(&plan.group_kinds)
-            .cloned()
-            .collect();
-        if union != inner.status.group_kinds {
-            inner.status.group_kinds = union;
-            inner.status.flush().await?;
-        }
-
-        let written = writes.len() as u64;
-        for (d, body, take_over) in writes {
-            let applied = self.write(d, &body, take_over).await?;
-            if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
-                inner.own_versions.insert(d.key.clone(), rv.to_string());
-            }
-            health.insert(d.key.clone(), crate::health::assess(&applied));
-            tracing::info!(object = %d.key, revision = %commit, "applied");
-        }
-        self.metrics.add_applied(written);
-        self.finish_break_glass(inner, expired).await;
-
-        let mut pruned = 0;
-        for m in &plan.prunes {
-            self.cluster.delete(m).await?;
-            pruned += 1;
-            inner.own_versions.remove(&m.key);
-            let regarding = inner.status.object_ref(&m.key, &m.api_version);
-            let note = format!("{} is no longer declared in Git at {commit}", m.key);
-            inner
-                .status
-                .event(EventType::Normal, event_reason::PRUNED, &note, &regarding)
-                .await;
-            tracing::info!(object = %m.key, "pruned");
-        }
-        self.metrics.add_pruned(pruned);
-
-        inner.last_good = Some(LastGood {
-            revision: commit.clone(),
-            applies: applies.clone(),
-        });
-        inner.break_glass.retain(|_, e| !e.active);
-        inner.break_glass.extend(held);
-        // A full sync reconciled or reported everything: nothing is left out of sync.
-        inner.out_of_sync.clear();
-        inner.status.group_kinds = plan.group_kinds.clone();
-        let s = &mut inner.status.status;
-        s.last_applied_revision = Some(commit.clone());
-        s.applied = applies.len() as u64;
-        s.pruned += pruned;
-        s.prune_skipped = plan.prune_skipped.clone();
-        s.health = health.into_values().collect();
-        if revision_changed {
-            s.last_sync_time = Some(now);
-        }
-        inner.status.clear_warning();
-        self.summarise(inner);
-        inner.status.flush().await?;
-        Ok(())
+        let plan = plan::prunes(applies, members, &self.set.id, self.config.prune_enabled());
+        Ok((plan, inventory))
     }
 
-    /// Renders `commit` and validates the result into the applies.
-    async fn render(
+    /// GETs several objects at once, in order.
+    async fn get_all(&self, targets: &[&Desired]) -> Result<Vec<Option<Value>>, ApiError> {
+        futures::stream::iter(targets.iter().map(|d| self.cluster.get(d)))
+            .buffered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await
+            .into_iter()
+            .collect()
+    }
+
+    /// Applies the writes concurrently within each step of the apply order (config before the
+    /// workloads that use it), recording per member the commit that changed it. Returns how many
+    /// writes only removed the old per-object revision annotation.
+    async fn write_all(
         &self,
-        resolved: &git::Resolved,
+        inner: &mut Inner,
+        writes: Vec<Write<'_>>,
         commit: &str,
-    ) -> Result<Vec<Desired>, SyncError> {
+        health: &mut BTreeMap<ObjectKey, HealthEntry>,
+    ) -> Result<usize, SyncError> {
+        let mut steps: BTreeMap<usize, Vec<_>> = BTreeMap::new();
+        for w in writes {
+            steps
+                .entry(plan::apply_rank(&w.0.key.group_kind))
+                .or_default()
+                .push(w);
+        }
+        let mut migrated = 0;
+        for (_, step) in steps {
+            let results: Vec<_> = futures::stream::iter(step.into_iter().map(
+                |(d, body, take_over, legacy)| async move {
+                    let applied = self.write(d, &body, take_over).await;
+                    (d, legacy, applied)
+                },
+            ))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+            for (d, legacy, applied) in results {
+                let applied = applied?;
+                if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
+                    inner.own_versions.insert(d.key.clone(), rv.to_string());
+                }
+                health.insert(d.key.clone(), crate::health::assess(&applied));
+                let member = d.key.to_string();
+                inner.content_changed.remove(&d.key);
+                match legacy {
+                    // Only the old annotation went: the content is still that commit's.
+                    Some(old) => {
+                        migrated += 1;
+                        inner.status.members.record(&member, &old);
+                    }
+                    None => inner.status.members.record(&member, commit),
+                }
+                tracing::info!(object = %d.key, revision = %commit, "applied");
+            }
+        }
+        // Objects confirmed unchanged that the parent has no record of (a first sync adopting
+        // them, or a parent written by an older agent) came from this commit as far as is known.
+        for key in health.keys() {
+            let member = key.to_string();
+            if !inner.status.members.contains(&member) {
+                inner.status.members.record(&member, commit);
+            }
+        }
+        Ok(migrated)
+    }
+
+    /// Keeps the render on disk for a restart without Git; failing to is logged, not fatal.
+    async fn save_last_good(&self, commit: &str, applies: &Arc<[Desired]>) {
+        let dir = self.config.cache_dir.clone();
+        let identity = self.cache_identity();
+        let commit = commit.to_string();
+        let applies = applies.clone();
+        let saved =
+            tokio::task::spawn_blocking(move || lastgood::save(&dir, &identity, &commit, &applies))
+                .await;
+        if let Ok(Err(e)) | Err(e) = saved.map_err(std::io::Error::other) {
+            tracing::warn!(error = %e, "could not keep the last good render in the cache directory");
+        }
+    }
+
+    /// Renders the resolved commit and validates the result into the applies.
+    async fn render(&self, resolved: &git::Resolved) -> Result<Vec<Desired>, SyncError> {
         let fetcher = self.fetcher.clone();
         let path = self.config.source_path();
         let refuse = self.config.refuse.clone();
@@ -497,7 +860,6 @@ impl Agent {
             PlanInput {
                 namespace: &self.namespace,
                 set_id: &self.set.id,
-                revision: commit,
                 desired: objects,
                 allow_empty: self.config.allow_empty,
             },
@@ -526,7 +888,17 @@ impl Agent {
                     None => crate::health::missing(&d.key.group_kind.kind, &d.key.name),
                 };
                 let prepared = self.prepare(d, live, rules, now).await;
-                (d.key.clone(), Judged { prepared, health })
+                let resource_version = live
+                    .and_then(|o| o["metadata"]["resourceVersion"].as_str())
+                    .map(str::to_string);
+                (
+                    d.key.clone(),
+                    Judged {
+                        prepared,
+                        health,
+                        resource_version,
+                    },
+                )
             }
         };
         futures::stream::iter((0..work.len()).map(one))

@@ -4,7 +4,8 @@ use jiff::{SignedDuration, Timestamp};
 use kube::runtime::events::EventType;
 use renderer::drift::IgnoreRules;
 use renderer::protocol::{
-    BREAK_GLASS_REJECTED_MAX, BreakGlass, BreakGlassEntry, BreakGlassRejected, event_reason,
+    BREAK_GLASS_REJECTED_MAX, BreakGlass, BreakGlassEntry, BreakGlassRejected, REVISION_ANNOTATION,
+    event_reason,
 };
 use serde_json::Value;
 
@@ -27,6 +28,9 @@ pub enum Prepared {
         body: Box<str>,
         expired: Option<BreakGlassEnd>,
         take_over: Option<TakeOver>,
+        /// Only the per-object revision annotation of older agents differs (its value: the
+        /// commit the content came from); applying removes it.
+        legacy_revision: Option<String>,
     },
     /// Break-glass is active: left as the operator set it.
     Held(BreakGlassEntry),
@@ -37,6 +41,21 @@ pub enum BreakGlassEnd {
     Expired(Honoured),
     /// Not honoured: malformed, or starting in the future.
     Rejected(String),
+}
+
+/// The old per-object revision annotation, when it is all that sets `live` apart from the
+/// dry-run of Git's object.
+fn legacy_revision_only(live: &Value, dry_run: &Value) -> Option<String> {
+    let revision = live["metadata"]["annotations"][REVISION_ANNOTATION]
+        .as_str()?
+        .to_string();
+    let mut without = live.clone();
+    let annotations = without["metadata"]["annotations"].as_object_mut()?;
+    annotations.remove(REVISION_ANNOTATION);
+    if annotations.is_empty() {
+        without["metadata"].as_object_mut()?.remove("annotations");
+    }
+    (!would_change(Some(&without), dry_run)).then_some(revision)
 }
 
 /// A break-glass is over: its manager's fields become the agent's before the apply, so the
@@ -81,10 +100,15 @@ impl Agent {
             })
         });
         Ok(if take_over.is_some() || would_change(live, &dry_run) {
+            let legacy_revision = match live {
+                Some(live) if take_over.is_none() => legacy_revision_only(live, &dry_run),
+                _ => None,
+            };
             Prepared::Apply {
                 body: body.to_string().into_boxed_str(),
                 expired,
                 take_over,
+                legacy_revision,
             }
         } else {
             Prepared::UpToDate { expired }
@@ -173,5 +197,34 @@ impl Agent {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_old_revision_annotation_alone_is_a_migration() {
+        let dry_run = json!({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "v"}});
+        let live = json!({"metadata": {"name": "a", "labels": {"x": "1"},
+            "annotations": {REVISION_ANNOTATION: "c0ffee"}}, "data": {"k": "v"}});
+        assert_eq!(
+            legacy_revision_only(&live, &dry_run).as_deref(),
+            Some("c0ffee")
+        );
+        let changed = json!({"metadata": {"name": "a", "labels": {"x": "1"},
+            "annotations": {REVISION_ANNOTATION: "c0ffee"}}, "data": {"k": "old"}});
+        assert_eq!(legacy_revision_only(&changed, &dry_run), None);
+        let kept = json!({"metadata": {"name": "a", "labels": {"x": "1"},
+            "annotations": {REVISION_ANNOTATION: "c0ffee", "other": "y"}}, "data": {"k": "v"}});
+        let dry_kept = json!({"metadata": {"name": "a", "labels": {"x": "1"},
+            "annotations": {"other": "y"}}, "data": {"k": "v"}});
+        assert_eq!(
+            legacy_revision_only(&kept, &dry_kept).as_deref(),
+            Some("c0ffee")
+        );
+        assert_eq!(legacy_revision_only(&dry_run, &dry_run), None);
     }
 }

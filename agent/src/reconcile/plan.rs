@@ -68,6 +68,11 @@ impl Desired {
         serde_json::from_str(&self.json).expect("serialised from a Value by from_object")
     }
 
+    /// The object as the compact JSON it is kept in.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
     fn set_body(&mut self, body: &Value) {
         self.json = body.to_string().into_boxed_str();
     }
@@ -104,7 +109,6 @@ impl<F: Fn(&GroupKind) -> Option<bool>> ScopeLookup for F {
 pub struct PlanInput<'a> {
     pub namespace: &'a str,
     pub set_id: &'a str,
-    pub revision: &'a str,
     pub desired: Vec<Desired>,
     pub allow_empty: bool,
 }
@@ -134,12 +138,11 @@ pub enum PlanError {
 }
 
 /// Validates a render and turns it into the applies: in apply order, with namespace, part-of
-/// label and revision annotation set. Depends only on the revision, so it is done once per commit.
+/// label set. Depends only on the revision, so it is done once per commit.
 pub fn applies(input: PlanInput<'_>, scopes: &dyn ScopeLookup) -> Result<Vec<Desired>, PlanError> {
     let PlanInput {
         namespace,
         set_id,
-        revision,
         desired,
         allow_empty,
     } = input;
@@ -194,7 +197,7 @@ pub fn applies(input: PlanInput<'_>, scopes: &dyn ScopeLookup) -> Result<Vec<Des
         .into_iter()
         .map(|mut d| {
             let mut body = d.body();
-            decorate(&mut body, namespace, set_id, Some(revision));
+            decorate(&mut body, namespace, set_id);
             d.set_body(&body);
             d
         })
@@ -351,7 +354,6 @@ mod tests {
             PlanInput {
                 namespace: NS,
                 set_id: SET,
-                revision: "c0ffee",
                 desired: input.desired,
                 allow_empty: input.allow_empty,
             },
@@ -407,7 +409,8 @@ mod tests {
         let meta = &body["metadata"];
         assert_eq!(meta["namespace"], NS);
         assert_eq!(meta["labels"][APPLYSET_PART_OF_LABEL], SET);
-        assert_eq!(meta["annotations"][REVISION_ANNOTATION], "c0ffee");
+        // Nothing that changes with a commit: the parent records which commit changed what.
+        assert!(meta["annotations"].get(REVISION_ANNOTATION).is_none());
         assert!(p.prunes.is_empty());
     }
 

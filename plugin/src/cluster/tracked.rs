@@ -5,8 +5,8 @@ use anyhow::Context;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use renderer::protocol::{
-    APPLYSET_GROUP_KINDS_ANNOTATION, GroupKind, PARENT_NAME, STATUS_DATA_KEY, SyncStatus,
-    applyset_id, parse_group_kinds,
+    APPLYSET_GROUP_KINDS_ANNOTATION, GroupKind, MEMBERS_DATA_KEY, MemberRevisions, PARENT_NAME,
+    STATUS_DATA_KEY, SyncStatus, applyset_id, parse_group_kinds,
 };
 
 /// The ApplySet parent as the plugin reads it.
@@ -16,6 +16,17 @@ pub struct Parent {
     pub status: Option<SyncStatus>,
     pub status_error: Option<String>,
     pub group_kinds: Vec<GroupKind>,
+    /// Per member, the commit that last changed it (empty from agents before 0.2, which
+    /// annotated each member instead).
+    pub members: MemberRevisions,
+}
+
+impl Parent {
+    /// The commit that last changed a member, as the agent recorded it on the parent.
+    pub fn member_commit(&self, api_version: &str, kind: &str, name: &str) -> Option<&str> {
+        let gk = GroupKind::from_api_version(api_version, kind);
+        self.members.commit_of(&format!("{gk}/{name}"))
+    }
 }
 
 /// The ApplySet ID of the namespace's set: members carry it in their part-of label.
@@ -50,10 +61,17 @@ pub fn parent_from_configmap(cm: &ConfigMap) -> Parent {
         Some(Err(e)) => (None, Some(format!("data key {STATUS_DATA_KEY}: {e}"))),
         None => (None, Some(format!("data key {STATUS_DATA_KEY} is missing"))),
     };
+    let members = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(MEMBERS_DATA_KEY))
+        .and_then(|text| MemberRevisions::from_json(text).ok())
+        .unwrap_or_default();
     Parent {
         status,
         status_error,
         group_kinds,
+        members,
     }
 }
 

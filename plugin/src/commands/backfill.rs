@@ -288,7 +288,7 @@ fn backfill_leaves(
 ) -> anyhow::Result<Vec<Leaf>> {
     // A Secret from Git may say stringData; live, and in managedFields, it is data.
     let mut desired_obj = renderer::drift::normalise_secret(&object.value);
-    renderer::protocol::decorate(&mut desired_obj, ns, set_id, None);
+    renderer::protocol::decorate(&mut desired_obj, ns, set_id);
     rules.strip_ignored(&mut desired_obj);
     let managed = ManagedFields::from_object(live).context("reading managedFields")?;
     let owned = managed.applied_by(AGENT_FIELD_MANAGER);

@@ -474,7 +474,7 @@ async fn diff_object(
     let name = value["metadata"]["name"].as_str().unwrap_or_default();
     let live = live::get(&session.client, ns, &resource, name).await?;
     let mut body = value.clone();
-    decorate(&mut body, ns, set_id, None);
+    decorate(&mut body, ns, set_id);
     let git_body = body.clone();
     let ignored = rules.rules.strip_ignored(&mut body);
     let after = live::dry_run_apply(&session.client, ns, &resource, &body).await?;

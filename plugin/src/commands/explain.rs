@@ -284,7 +284,7 @@ async fn explain(
     let rules = &agent_rules.rules;
 
     let mut body = object.value.clone();
-    decorate(&mut body, ns, &tracked::set_id(ns), None);
+    decorate(&mut body, ns, &tracked::set_id(ns));
     let ignored = rules.ignored_pointers(&body);
     let mut stripped = body.clone();
     rules.strip_ignored(&mut stripped);
@@ -298,11 +298,28 @@ async fn explain(
         None => Vec::new(),
     };
     let live_annotations = live.as_ref().map(annotations).unwrap_or_default();
-    let live_revision = live_annotations.get(REVISION_ANNOTATION).cloned();
+    // The commit that last changed the live object: recorded on the parent by the agent (an
+    // agent before 0.2 annotated the object itself instead).
+    let live_revision = live.as_ref().and_then(|l| {
+        let recorded = parent.as_ref().and_then(|p| {
+            p.member_commit(
+                l["apiVersion"].as_str()?,
+                l["kind"].as_str()?,
+                l["metadata"]["name"].as_str()?,
+            )
+        });
+        recorded
+            .map(str::to_string)
+            .or_else(|| live_annotations.get(REVISION_ANNOTATION).cloned())
+    });
     let break_glass = BreakGlass::from_annotations(&live_annotations)
         .ok()
         .flatten();
-    let pending = live_revision.clone().filter(|r| *r != commit);
+    // Git's change is pending while the agent has not applied the commit explained yet.
+    let applied = status
+        .and_then(|s| s.last_applied_revision.clone())
+        .or_else(|| live_annotations.get(REVISION_ANNOTATION).cloned());
+    let pending = applied.filter(|r| *r != commit);
 
     let oid = Oid::from_str(&commit).context("tracked commit id")?;
     let mut blamer = Blamer::new(&local.repo, oid);

@@ -87,6 +87,18 @@ pub struct StatusReport {
     pub health: Vec<HealthEntry>,
     pub break_glass: Vec<BreakGlassView>,
     pub failing: Vec<Failing>,
+    /// Per live member, the commit that last changed it (from the parent; older agents
+    /// annotated the members instead, read as a fallback).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub revisions: Vec<MemberRevision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberRevision {
+    pub kind: String,
+    pub name: String,
+    pub commit: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -279,6 +291,27 @@ pub fn build(
     failing.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
     let mut health = status.health.clone();
     health.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
+    let mut revisions: Vec<MemberRevision> = members
+        .iter()
+        .filter_map(|m| {
+            let kind = m["kind"].as_str()?;
+            let name = m["metadata"]["name"].as_str()?;
+            let commit = parent
+                .member_commit(m["apiVersion"].as_str()?, kind, name)
+                .map(str::to_string)
+                .or_else(|| {
+                    m["metadata"]["annotations"][renderer::protocol::REVISION_ANNOTATION]
+                        .as_str()
+                        .map(str::to_string)
+                })?;
+            Some(MemberRevision {
+                kind: kind.to_string(),
+                name: name.to_string(),
+                commit,
+            })
+        })
+        .collect();
+    revisions.sort_by(|a, b| (&a.kind, &a.name).cmp(&(&b.kind, &b.name)));
     Ok(StatusReport {
         namespace: namespace.to_string(),
         repo: status.repo.clone(),
@@ -304,6 +337,7 @@ pub fn build(
         health,
         break_glass,
         failing,
+        revisions,
     })
 }
 
@@ -456,6 +490,13 @@ pub fn format_text(r: &StatusReport, now: Timestamp, color: bool) -> String {
             };
             let state = style.paint(&h.state, color);
             let _ = write!(out, "  {}/{}  {state}", h.kind, h.name);
+            if let Some(r) = r
+                .revisions
+                .iter()
+                .find(|r| r.kind == h.kind && r.name == h.name)
+            {
+                let _ = write!(out, "  from {}", short(&r.commit));
+            }
             if !h.message.is_empty() {
                 let _ = write!(out, "  {}", h.message);
             }
@@ -543,6 +584,7 @@ mod tests {
             status: Some(status),
             status_error: None,
             group_kinds: vec![],
+            members: Default::default(),
         }
     }
 
@@ -628,6 +670,7 @@ mod tests {
             status: None,
             status_error: Some("data key status.json is missing".into()),
             group_kinds: vec![],
+            members: Default::default(),
         };
         let err = build("shop", &p, &[], None, now()).unwrap_err().to_string();
         assert!(

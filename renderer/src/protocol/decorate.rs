@@ -3,24 +3,18 @@
 
 use serde_json::Value;
 
-use super::keys::{APPLYSET_PART_OF_LABEL, REVISION_ANNOTATION};
+use super::keys::APPLYSET_PART_OF_LABEL;
 
-/// Sets the namespace and the ApplySet membership label, and the revision annotation when
-/// `revision` is given. The plugin passes `None`: the revision changes with every commit and
-/// is never drift.
-pub fn decorate(body: &mut Value, namespace: &str, set_id: &str, revision: Option<&str>) {
+/// Sets the namespace and the ApplySet membership label. Nothing that changes with a commit is
+/// set here: the commit that last changed each member is recorded on the parent
+/// ([`super::MemberRevisions`]), so a commit writes only the objects whose content it changes.
+pub fn decorate(body: &mut Value, namespace: &str, set_id: &str) {
     let meta = &mut body["metadata"];
     meta["namespace"] = Value::from(namespace);
     if !meta["labels"].is_object() {
         meta["labels"] = Value::Object(Default::default());
     }
     meta["labels"][APPLYSET_PART_OF_LABEL] = Value::from(set_id);
-    if let Some(revision) = revision {
-        if !meta["annotations"].is_object() {
-            meta["annotations"] = Value::Object(Default::default());
-        }
-        meta["annotations"][REVISION_ANNOTATION] = Value::from(revision);
-    }
 }
 
 #[cfg(test)]
@@ -31,7 +25,7 @@ mod tests {
     #[test]
     fn sets_namespace_and_membership_and_keeps_other_labels() {
         let mut obj = json!({"kind": "ConfigMap", "metadata": {"name": "c", "namespace": "other", "labels": {"app": "a"}}});
-        decorate(&mut obj, "shop", "applyset-x-v1", None);
+        decorate(&mut obj, "shop", "applyset-x-v1");
         assert_eq!(obj["metadata"]["namespace"], "shop");
         assert_eq!(obj["metadata"]["labels"]["app"], "a");
         assert_eq!(
@@ -39,17 +33,5 @@ mod tests {
             "applyset-x-v1"
         );
         assert!(obj["metadata"].get("annotations").is_none());
-    }
-
-    #[test]
-    fn the_revision_is_annotated_only_when_given() {
-        let mut obj =
-            json!({"kind": "ConfigMap", "metadata": {"name": "c", "annotations": "not a map"}});
-        decorate(&mut obj, "shop", "set", Some("c0ffee"));
-        assert_eq!(
-            obj["metadata"]["annotations"][REVISION_ANNOTATION],
-            "c0ffee"
-        );
-        assert_eq!(obj["metadata"]["labels"][APPLYSET_PART_OF_LABEL], "set");
     }
 }

@@ -22,7 +22,12 @@ pub const STATUS_DATA_KEY: &str = "status.json";
 /// Mirror of the status result on the parent, for `kubectl get cm -L`.
 pub const RESULT_LABEL: &str = "kubectl-gitops.dev/result";
 
-/// On every managed object: the commit it was last applied from.
+/// Data key of the parent ConfigMap that holds the JSON-encoded [`super::MemberRevisions`]: per
+/// member, the commit that last changed it.
+pub const MEMBERS_DATA_KEY: &str = "members.json";
+/// Written on every managed object by agents before 0.2 (the commit it was last applied from).
+/// No longer written: an upgraded agent removes it once; `explain` still reads it from objects
+/// an older agent manages.
 pub const REVISION_ANNOTATION: &str = "kubectl-gitops.dev/revision";
 /// On a managed object: `disabled` keeps the agent from ever pruning it.
 pub const PRUNE_ANNOTATION: &str = "kubectl-gitops.dev/prune";

@@ -7,12 +7,14 @@ mod applyset;
 mod break_glass;
 mod decorate;
 mod keys;
+mod members;
 mod status;
 
 pub use applyset::{GroupKind, applyset_id, format_group_kinds, parse_group_kinds};
 pub use break_glass::{BreakGlass, BreakGlassError, DEFAULT_MAX_BREAK_GLASS_HOURS};
 pub use decorate::decorate;
 pub use keys::*;
+pub use members::MemberRevisions;
 pub use status::{
     BREAK_GLASS_REJECTED_MAX, BreakGlassEntry, BreakGlassRejected, HealthEntry, PruneCandidate,
     PruneHold, RECENT_DRIFT_CORRECTIONS_MAX, RECENT_DRIFT_CORRECTIONS_WINDOW_SECS, SyncResult,

@@ -92,6 +92,16 @@ pub struct SyncStatus {
     /// [`SyncStatus::tracked_ref`]; `promote` and `rollback` edit it. Absent without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_path: Option<String>,
+    /// Failed reconciles in a row (0 after a success). Absent in older status: 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub consecutive_failures: u32,
+    /// When the agent tries again after a failure (back-off with jitter). Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_time: Option<Timestamp>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Most entries [`SyncStatus::break_glass_rejected`] keeps.

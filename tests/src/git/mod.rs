@@ -22,12 +22,14 @@ mod http;
 mod repo;
 mod signing;
 mod ssh;
+mod stall;
 
 pub use daemon::GitDaemon;
 pub use http::{BasicAuth, HttpGitServer};
 pub use repo::{AUTHOR_EMAIL, AUTHOR_NAME, Repo};
 pub use signing::{GpgKey, Signer, SshKey};
 pub use ssh::SshGitServer;
+pub use stall::StallingRelay;
 
 use std::ffi::OsStr;
 use std::path::Path;

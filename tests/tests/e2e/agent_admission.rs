@@ -1,6 +1,7 @@
 //! An object the API server rejects at dry-run stops its whole revision: nothing of the set is
-//! applied, status names the object and the reason, and a Warning Event is recorded. Every
-//! managed object carries the revision it was last applied from.
+//! applied, status names the object and the reason, and a Warning Event is recorded. Members
+//! carry nothing that changes with a commit: the parent records, per member, the commit that
+//! last changed it, and a commit rewrites only the objects whose content it changes.
 
 use std::time::Duration;
 
@@ -18,13 +19,17 @@ fn configmap(name: &str, value: &str) -> String {
 /// A Service whose port is out of range: valid YAML the API server refuses.
 const BAD_SERVICE: &str = "apiVersion: v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n  selector:\n    app: x\n  ports:\n  - port: 70000\n";
 
+/// The commit the parent records as the last to change ConfigMap `name`.
 async fn revision_of(env: &AgentEnv, name: &str) -> Result<Option<String>> {
-    Ok(env.get("v1", "ConfigMap", name).await?.and_then(|cm| {
-        cm.metadata
+    env.member_commit(&format!("ConfigMap/{name}")).await
+}
+
+async fn annotated(env: &AgentEnv, kind: &str, name: &str) -> Result<bool> {
+    Ok(env.get("v1", kind, name).await?.is_some_and(|o| {
+        o.metadata
             .annotations
             .unwrap_or_default()
-            .get(REVISION_ANNOTATION)
-            .cloned()
+            .contains_key(REVISION_ANNOTATION)
     }))
 }
 
@@ -108,8 +113,10 @@ async fn agent_applies_nothing_of_a_revision_the_api_server_rejects() -> Result<
     let note = warning.note.unwrap_or_default();
     assert!(note.contains("Service/broken"), "{note}");
 
-    // Fixed: the whole set lands, and every member records the new revision, b included
-    // although its content did not change.
+    // Fixed: the whole set lands, but only what the commit changed is written: b's content
+    // did not change, so neither does b (same resourceVersion), and the parent still says it
+    // came from the first commit.
+    let b_before = env.versions(&[("v1", "ConfigMap")]).await?["ConfigMap/b"].clone();
     let fixed = env.repo.commit_files(
         &[(
             "app/svc.yaml",
@@ -119,17 +126,36 @@ async fn agent_applies_nothing_of_a_revision_the_api_server_rejects() -> Result<
     )?;
     env.wait_synced(&fixed).await?;
     assert_eq!(value_of(&env, "a").await?.as_deref(), Some("two"));
-    for name in ["a", "b", "c"] {
+    for name in ["a", "c"] {
         assert_eq!(
             revision_of(&env, name).await?.as_deref(),
             Some(fixed.as_str()),
             "ConfigMap {name}"
         );
     }
-    let svc = env.get("v1", "Service", "broken").await?.expect("service");
     assert_eq!(
-        svc.metadata.annotations.unwrap_or_default()[REVISION_ANNOTATION],
-        fixed
+        revision_of(&env, "b").await?.as_deref(),
+        Some(good.as_str()),
+        "b was not changed by the later commits"
     );
+    assert_eq!(
+        env.versions(&[("v1", "ConfigMap")]).await?["ConfigMap/b"],
+        b_before,
+        "an unchanged member was rewritten"
+    );
+    assert_eq!(
+        env.member_commit("Service/broken").await?.as_deref(),
+        Some(fixed.as_str())
+    );
+    for (kind, name) in [
+        ("ConfigMap", "a"),
+        ("ConfigMap", "b"),
+        ("Service", "broken"),
+    ] {
+        assert!(
+            !annotated(&env, kind, name).await?,
+            "{kind}/{name} carries the old per-object revision annotation"
+        );
+    }
     Ok(())
 }

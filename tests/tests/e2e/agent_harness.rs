@@ -14,7 +14,9 @@ use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::{Client, ResourceExt};
-use renderer::protocol::{PARENT_NAME, STATUS_DATA_KEY, SyncResult, SyncStatus};
+use renderer::protocol::{
+    MEMBERS_DATA_KEY, MemberRevisions, PARENT_NAME, STATUS_DATA_KEY, SyncResult, SyncStatus,
+};
 use serde_json::Value;
 use tests::cluster::{TestNamespace, admin_client, service_account_kubeconfig};
 use tests::git::Repo;
@@ -223,6 +225,21 @@ impl AgentEnv {
             return Ok(None);
         };
         Ok(Some(SyncStatus::from_json(json)?))
+    }
+
+    /// The commit the agent recorded on its parent as the last to change `member`
+    /// (`Kind.group/name`, `Kind/name` for the core group).
+    pub async fn member_commit(&self, member: &str) -> Result<Option<String>> {
+        let cms: Api<ConfigMap> = Api::namespaced(self.admin().await?, self.ns.name());
+        let Some(cm) = cms.get_opt(PARENT_NAME).await? else {
+            return Ok(None);
+        };
+        let Some(json) = cm.data.as_ref().and_then(|d| d.get(MEMBERS_DATA_KEY)) else {
+            return Ok(None);
+        };
+        Ok(MemberRevisions::from_json(json)?
+            .commit_of(member)
+            .map(str::to_string))
     }
 
     /// Waits for a status matching `pred`, failing with the last status and the agent's log.

@@ -32,9 +32,20 @@ async fn agent_applies_the_prod_overlay() -> Result<()> {
     assert_eq!(container["image"], "registry.example.com/catalog-api:1.4.2");
     let labels = deploy.metadata.labels.clone().unwrap_or_default();
     assert!(labels.contains_key(APPLYSET_PART_OF_LABEL), "{labels:?}");
+    // Nothing per commit on the member: the parent records the commit that changed it.
+    assert!(
+        !deploy
+            .metadata
+            .annotations
+            .clone()
+            .unwrap_or_default()
+            .contains_key(REVISION_ANNOTATION)
+    );
     assert_eq!(
-        deploy.metadata.annotations.clone().unwrap_or_default()[REVISION_ANNOTATION],
-        commit
+        env.member_commit("Deployment.apps/catalog-api")
+            .await?
+            .as_deref(),
+        Some(commit.as_str())
     );
     assert!(env.get("v1", "Service", "catalog-api").await?.is_some());
     assert!(

@@ -6,6 +6,7 @@
 mod agent_admission;
 mod agent_breakglass;
 mod agent_breakglass_limits;
+mod agent_core;
 mod agent_fetch;
 mod agent_guardrails;
 mod agent_harness;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PostParams};
-use renderer::protocol::{REVISION_ANNOTATION, SyncResult};
+use renderer::protocol::SyncResult;
 use serde_json::Value;
 use tests::git::{AUTHOR_EMAIL, AUTHOR_NAME, SshKey};
 
@@ -191,8 +191,10 @@ async fn backfill_commits_the_break_glass_and_the_agent_keeps_it() -> Result<()>
     // The agent applies the once-held Deployment at the backfill commit: same values.
     let d = deployment(&env).await?;
     assert_eq!(
-        d.metadata.annotations.clone().unwrap_or_default()[REVISION_ANNOTATION],
-        commit,
+        env.member_commit("Deployment.apps/catalog-api")
+            .await?
+            .as_deref(),
+        Some(commit.as_str()),
         "{status:#?}"
     );
     assert_eq!(replicas(&d), Some(5), "reverted\n{}", env.logs());

@@ -1,0 +1,119 @@
+//! A TCP relay in front of a real Git server that can be switched to stall: it then accepts
+//! connections and never answers, as a hung server or a black-holed network path does.
+
+use std::io;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+
+/// Relays `127.0.0.1:<port>` to `upstream` until [`StallingRelay::stall`]; stopped on drop.
+pub struct StallingRelay {
+    port: u16,
+    stalled: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    /// Connections accepted while stalled: held open, never read or written.
+    held: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl StallingRelay {
+    pub fn start(upstream_port: u16) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("binding the relay")?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        let stalled = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(Mutex::new(Vec::new()));
+        let (s, st, h) = (stalled.clone(), stop.clone(), held.clone());
+        thread::spawn(move || accept_loop(listener, upstream_port, s, st, h));
+        Ok(Self {
+            port,
+            stalled,
+            stop,
+            held,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `git://127.0.0.1:<relay port>/<path>`.
+    pub fn git_url(&self, path: &str) -> String {
+        format!("git://127.0.0.1:{}/{path}", self.port)
+    }
+
+    /// From now on, connections are accepted and left unanswered.
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::SeqCst);
+    }
+
+    /// Relays again; the connections held while stalled are closed.
+    pub fn resume(&self) {
+        self.stalled.store(false, Ordering::SeqCst);
+        for s in self
+            .held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// Connections accepted and held while stalled (to show the client did reach the server).
+    pub fn held(&self) -> usize {
+        self.held.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+impl Drop for StallingRelay {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.resume();
+    }
+}
+
+fn accept_loop(
+    listener: TcpListener,
+    upstream_port: u16,
+    stalled: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    held: Arc<Mutex<Vec<TcpStream>>>,
+) {
+    while !stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Ok((client, _)) => {
+                let _ = client.set_nonblocking(false);
+                if stalled.load(Ordering::SeqCst) {
+                    held.lock().unwrap_or_else(|p| p.into_inner()).push(client);
+                } else {
+                    thread::spawn(move || {
+                        let _ = relay(client, upstream_port);
+                    });
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                thread::sleep(Duration::from_millis(10))
+            }
+            Err(_) => thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn relay(client: TcpStream, upstream_port: u16) -> io::Result<()> {
+    let server = TcpStream::connect(("127.0.0.1", upstream_port))?;
+    let (mut c_read, mut s_write) = (client.try_clone()?, server.try_clone()?);
+    let up = thread::spawn(move || {
+        let _ = io::copy(&mut c_read, &mut s_write);
+        let _ = s_write.shutdown(Shutdown::Write);
+    });
+    let (mut s_read, mut c_write) = (server, client);
+    let _ = io::copy(&mut s_read, &mut c_write);
+    let _ = c_write.shutdown(Shutdown::Write);
+    let _ = up.join();
+    Ok(())
+}
