@@ -5,6 +5,7 @@
 
 pub mod applyset;
 pub mod config;
+pub mod drift_history;
 pub mod git;
 pub mod health;
 pub mod http;

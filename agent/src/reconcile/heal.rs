@@ -11,6 +11,7 @@ use renderer::protocol::{SyncResult, event_reason};
 use super::object::Prepared;
 use super::plan::{Desired, ObjectKey};
 use super::{Agent, CONCURRENCY, SyncError};
+use crate::drift_history::DriftAction;
 
 /// What woke self-heal up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,11 +77,27 @@ impl Agent {
                 changed = true;
             }
             match prepared {
-                Prepared::UpToDate { expired: bg } => {
+                Prepared::UpToDate {
+                    expired: bg,
+                    ignored,
+                } => {
                     expired.extend(bg.map(|bg| (d.clone(), bg)));
+                    if keys.is_some() && !ignored.is_empty() {
+                        inner
+                            .drift_history
+                            .push_new(d, ignored, None, DriftAction::Ignored);
+                    }
                     changed |= inner.out_of_sync.remove(&d.key).is_some();
                 }
                 Prepared::Held(entry) => {
+                    if keys.is_some() {
+                        inner.drift_history.push_new(
+                            d,
+                            Vec::new(),
+                            None,
+                            DriftAction::HeldByBreakGlass,
+                        );
+                    }
                     changed |=
                         inner.break_glass.insert(d.key.clone(), entry.clone()) != Some(entry);
                 }
@@ -91,6 +108,7 @@ impl Agent {
                     body,
                     expired: bg,
                     take_over,
+                    drift,
                 } => {
                     if !self.config.self_heal_enabled() && bg.is_none() {
                         let why = "differs from Git (self-heal is off)".to_string();
@@ -106,6 +124,12 @@ impl Agent {
                     if bg.is_some() {
                         expired.extend(bg.map(|bg| (d.clone(), bg)));
                     } else {
+                        inner.drift_history.push_new(
+                            d,
+                            drift.paths,
+                            drift.manager,
+                            DriftAction::Repaired,
+                        );
                         inner.status.status.drift_corrected += 1;
                         inner
                             .status
@@ -143,6 +167,9 @@ impl Agent {
             inner.publish_break_glass();
         }
         inner.status.flush().await?;
+        if let Err(e) = inner.drift_history.flush(&self.cluster).await {
+            tracing::warn!(error = %e, "drift history not written");
+        }
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! [`plan`] and [`policy`] are pure; this module and [`cluster`] talk to the API server.
 
 pub mod cluster;
+mod foreign;
 mod heal;
 pub use heal::HealRequest;
 mod object;
@@ -22,6 +23,7 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::applyset::ApplySet;
 use crate::config::{Config, VerifyMode};
+use crate::drift_history::DriftAction;
 use crate::git::{self, Fetcher, GitError};
 use crate::metrics::Metrics;
 use crate::render;
@@ -113,6 +115,9 @@ pub struct Inner {
     /// The validated applies of the last rendered commit, so an unchanged commit is not
     /// rendered again.
     rendered: Option<(String, Arc<[Desired]>)>,
+    /// [`renderer::protocol::render_digest`] of the rendered commit, published once applied.
+    rendered_digest: Option<String>,
+    pub drift_history: crate::drift_history::DriftLog,
 }
 
 impl Inner {
@@ -133,6 +138,8 @@ impl Inner {
 struct Judged {
     prepared: Result<Prepared, ApiError>,
     health: renderer::protocol::HealthEntry,
+    /// Someone else may have added fields Git never sets (checked after the sync).
+    foreign: bool,
 }
 
 pub struct Agent {
@@ -196,6 +203,8 @@ impl Agent {
                 break_glass: BTreeMap::new(),
                 next_expiry: None,
                 rendered: None,
+                rendered_digest: None,
+                drift_history: Default::default(),
             }),
             trigger: Arc::new(Notify::new()),
             metrics,
@@ -204,7 +213,9 @@ impl Agent {
 
     /// Reads what a previous run left on the parent.
     pub async fn load(&self) -> Result<(), ApiError> {
-        self.inner.lock().await.status.load().await
+        let mut inner = self.inner.lock().await;
+        inner.status.load().await?;
+        inner.drift_history.load(&self.cluster).await
     }
 
     /// One full cycle. Failures are recorded in status and returned; the cluster keeps the last
@@ -254,7 +265,9 @@ impl Agent {
             _ => {
                 // The previous revision's objects are not needed to render the next one.
                 inner.rendered = None;
-                let applies: Arc<[Desired]> = self.render(&resolved, &commit).await?.into();
+                let (applies, digest) = self.render(&resolved, &commit).await?;
+                let applies: Arc<[Desired]> = applies.into();
+                inner.rendered_digest = Some(digest);
                 inner.rendered = Some((commit.clone(), applies.clone()));
                 applies
             }
@@ -341,11 +354,15 @@ impl Agent {
         let mut expired = Vec::new();
         let mut out_of_sync = BTreeMap::new();
         let mut health = BTreeMap::new();
+        let mut foreign_candidates = Vec::new();
         for d in applies.iter() {
             let Some(j) = judged.remove(&d.key) else {
                 continue;
             };
             health.insert(d.key.clone(), j.health);
+            if j.foreign {
+                foreign_candidates.push(d);
+            }
             match j.prepared {
                 Err(e) => rejected.push(e.to_string()),
                 Ok(Prepared::Held(entry)) => {
@@ -354,14 +371,23 @@ impl Agent {
                 Ok(Prepared::Invalid(why)) => {
                     out_of_sync.insert(d.key.clone(), why);
                 }
-                Ok(Prepared::UpToDate { expired: bg }) => {
+                Ok(Prepared::UpToDate { expired: bg, .. }) => {
                     expired.extend(bg.map(|bg| (d.clone(), bg)))
                 }
                 Ok(Prepared::Apply {
                     body,
                     expired: bg,
                     take_over,
+                    drift,
                 }) => {
+                    if !revision_changed && !drift.paths.is_empty() {
+                        inner.drift_history.push_new(
+                            d,
+                            drift.paths,
+                            drift.manager,
+                            DriftAction::Repaired,
+                        );
+                    }
                     // The periodic resync puts Git back even with --no-self-heal, which only
                     // stops the watch-driven repair between resyncs.
                     expired.extend(bg.map(|bg| (d.clone(), bg)));
@@ -412,6 +438,7 @@ impl Agent {
             tracing::info!(object = %m.key, "pruned");
         }
         self.metrics.add_pruned(pruned);
+        self.foreign_pass(inner, &foreign_candidates, &rules).await;
 
         inner.last_good = Some(LastGood {
             revision: commit.clone(),
@@ -427,12 +454,16 @@ impl Agent {
         s.pruned += pruned;
         s.prune_skipped = plan.prune_skipped.clone();
         s.health = health.into_values().collect();
+        s.applied_digest = inner.rendered_digest.clone();
         if revision_changed {
             s.last_sync_time = Some(now);
         }
         inner.status.clear_warning();
         self.summarise(inner);
         inner.status.flush().await?;
+        if let Err(e) = inner.drift_history.flush(&self.cluster).await {
+            tracing::warn!(error = %e, "drift history not written");
+        }
         Ok(())
     }
 
@@ -441,7 +472,7 @@ impl Agent {
         &self,
         resolved: &git::Resolved,
         commit: &str,
-    ) -> Result<Vec<Desired>, SyncError> {
+    ) -> Result<(Vec<Desired>, String), SyncError> {
         let fetcher = self.fetcher.clone();
         let path = self.config.source_path();
         let refuse = self.config.refuse.clone();
@@ -464,6 +495,9 @@ impl Agent {
             refused => SyncError::Refused(refused.to_string()),
         })?;
 
+        let digest = renderer::protocol::render_digest(
+            &objects.iter().map(Desired::body).collect::<Vec<_>>(),
+        );
         // Discovery tells namespaced from cluster-scoped kinds, and which kinds exist at all.
         let mut scopes: HashMap<GroupKind, Option<bool>> = HashMap::new();
         for d in &objects {
@@ -478,7 +512,7 @@ impl Agent {
                 .map(|(_, namespaced)| namespaced);
             scopes.insert(gk.clone(), scope);
         }
-        plan::applies(
+        let applies = plan::applies(
             PlanInput {
                 namespace: &self.namespace,
                 set_id: &self.set.id,
@@ -491,7 +525,8 @@ impl Agent {
         .map_err(|e| match e {
             PlanError::Refused(_) => SyncError::Refused(e.to_string()),
             other => SyncError::Invalid(other.to_string()),
-        })
+        })?;
+        Ok((applies, digest))
     }
 
     /// Judges objects (each with its live state, if listed) several at a time.
@@ -511,7 +546,15 @@ impl Agent {
                     None => crate::health::missing(&d.key.group_kind.kind, &d.key.name),
                 };
                 let prepared = self.prepare(d, live, rules, now).await;
-                (d.key.clone(), Judged { prepared, health })
+                let foreign = foreign::may_have_foreign(d, live);
+                (
+                    d.key.clone(),
+                    Judged {
+                        prepared,
+                        health,
+                        foreign,
+                    },
+                )
             }
         };
         futures::stream::iter((0..work.len()).map(one))

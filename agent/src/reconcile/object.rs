@@ -12,16 +12,23 @@ use super::policy::{
     BreakGlassState, break_glass_state, mask_ignored, take_over_break_glass_fields, would_change,
 };
 use super::{Agent, Inner};
+use crate::drift_history::DriftSeen;
 
 pub enum Prepared {
-    /// Applying would change nothing.
-    UpToDate { expired: Option<BreakGlass> },
+    /// Applying would change nothing. `ignored`: fields left to someone else by an ignore rule
+    /// whose live value differs from Git's (for the drift history).
+    UpToDate {
+        expired: Option<BreakGlass>,
+        ignored: Vec<String>,
+    },
     /// Applying `body` (compact JSON: a first sync holds one for every object) changes the live
     /// object.
     Apply {
         body: Box<str>,
         expired: Option<BreakGlass>,
         take_over: Option<TakeOver>,
+        /// What the apply changes and who wrote it (for the drift history).
+        drift: DriftSeen,
     },
     /// Break-glass is active: left as the operator set it.
     Held(BreakGlassEntry),
@@ -63,7 +70,8 @@ impl Agent {
             BreakGlassState::None => None,
         };
         let mut body = d.body();
-        mask_ignored(rules, &mut body, live);
+        let git = body.clone();
+        let masked = mask_ignored(rules, &mut body, live);
         let dry_run = self.cluster.apply(d, &body, true).await?;
         let take_over = live.and_then(|live| {
             Some(TakeOver {
@@ -76,9 +84,16 @@ impl Agent {
                 body: body.to_string().into_boxed_str(),
                 expired,
                 take_over,
+                drift: live.map(|l| DriftSeen::of(l, &dry_run)).unwrap_or_default(),
             }
         } else {
-            Prepared::UpToDate { expired }
+            let ignored = live.map_or_else(Vec::new, |l| {
+                masked
+                    .into_iter()
+                    .filter(|p| git.pointer(p) != l.pointer(p))
+                    .collect()
+            });
+            Prepared::UpToDate { expired, ignored }
         })
     }
 

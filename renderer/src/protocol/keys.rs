@@ -28,6 +28,11 @@ pub const REVISION_ANNOTATION: &str = "kubectl-gitops.dev/revision";
 pub const PRUNE_ANNOTATION: &str = "kubectl-gitops.dev/prune";
 /// The value of [`PRUNE_ANNOTATION`] that opts an object out of pruning.
 pub const PRUNE_DISABLED: &str = "disabled";
+/// On a managed object (in Git or live): `"true"` makes the agent remove foreign additions
+/// (fields Git never sets, added by someone else), as `--remove-foreign` does for all.
+pub const REMOVE_FOREIGN_ANNOTATION: &str = "kubectl-gitops.dev/remove-foreign";
+/// Data key of the parent holding the drift history ring (JSON), apart from the status.
+pub const DRIFT_HISTORY_DATA_KEY: &str = "drift-history.json";
 /// On a managed object (in Git or live): comma-separated JSON pointers the agent leaves alone.
 pub const IGNORE_FIELDS_ANNOTATION: &str = "kubectl-gitops.dev/ignore-fields";
 

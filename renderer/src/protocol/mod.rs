@@ -6,12 +6,18 @@
 mod applyset;
 mod break_glass;
 mod decorate;
+mod digest;
+mod drift_history;
+mod drift_report;
 mod keys;
 mod status;
 
 pub use applyset::{GroupKind, applyset_id, format_group_kinds, parse_group_kinds};
 pub use break_glass::{BreakGlass, BreakGlassError};
 pub use decorate::decorate;
+pub use digest::render_digest;
+pub use drift_history::{DRIFT_HISTORY_MAX_BYTES, DriftAction, DriftEvent, DriftHistory};
+pub use drift_report::ForeignEntry;
 pub use keys::*;
 pub use status::{
     BreakGlassEntry, HealthEntry, PruneCandidate, RECENT_DRIFT_CORRECTIONS_MAX,
