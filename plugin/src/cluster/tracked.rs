@@ -5,8 +5,8 @@ use anyhow::Context;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use renderer::protocol::{
-    APPLYSET_GROUP_KINDS_ANNOTATION, GroupKind, PARENT_NAME, STATUS_DATA_KEY, SyncStatus,
-    applyset_id, parse_group_kinds,
+    APPLYSET_GROUP_KINDS_ANNOTATION, DRIFT_HISTORY_DATA_KEY, DriftHistory, GroupKind, PARENT_NAME,
+    STATUS_DATA_KEY, SyncStatus, applyset_id, parse_group_kinds,
 };
 
 /// The ApplySet parent as the plugin reads it.
@@ -16,6 +16,8 @@ pub struct Parent {
     pub status: Option<SyncStatus>,
     pub status_error: Option<String>,
     pub group_kinds: Vec<GroupKind>,
+    /// The agent's drift history ring (its own data key; empty when absent).
+    pub drift_history: DriftHistory,
 }
 
 /// The ApplySet ID of the namespace's set: members carry it in their part-of label.
@@ -50,10 +52,17 @@ pub fn parent_from_configmap(cm: &ConfigMap) -> Parent {
         Some(Err(e)) => (None, Some(format!("data key {STATUS_DATA_KEY}: {e}"))),
         None => (None, Some(format!("data key {STATUS_DATA_KEY} is missing"))),
     };
+    let drift_history = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(DRIFT_HISTORY_DATA_KEY))
+        .map(|text| DriftHistory::from_json(text))
+        .unwrap_or_default();
     Parent {
         status,
         status_error,
         group_kinds,
+        drift_history,
     }
 }
 

@@ -168,6 +168,10 @@ pub struct DiffReport {
     pub path: String,
     /// Whether an agent status was found; without one nothing is pruned or pending.
     pub agent: bool,
+    /// Digest of this render, and whether it equals the one the agent applied (`None`:
+    /// the agent published none).
+    pub render_digest: String,
+    pub matches_applied: Option<bool>,
     pub objects: Vec<ObjectDiff>,
     pub summary: Summary,
 }
@@ -396,6 +400,11 @@ pub async fn compare_with_live(
         revision,
         path: path.to_string(),
         agent: parent.and_then(|p| p.status.as_ref()).is_some(),
+        render_digest: desired::digest(rendered),
+        matches_applied: parent
+            .and_then(|p| p.status.as_ref())
+            .and_then(|s| s.applied_digest.as_deref())
+            .map(|applied| applied == desired::digest(rendered)),
         objects,
         summary,
     })
@@ -897,6 +906,23 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
     if !r.agent {
         out.push_str("         (no agent status in the namespace: nothing is pruned)\n");
     }
+    match r.matches_applied {
+        Some(true) => {
+            let _ = writeln!(
+                out,
+                "Render {} is the one the agent applied.",
+                &r.render_digest[..12]
+            );
+        }
+        Some(false) => {
+            let _ = writeln!(
+                out,
+                "Render {} differs from the one the agent applied.",
+                &r.render_digest[..12]
+            );
+        }
+        None => {}
+    }
     out
 }
 
@@ -994,6 +1020,9 @@ mod tests {
             managers: vec!["gitops-agent".into(), "kubectl-set".into()],
             class: Class::HarmfulDrift,
             ignored_by: None,
+            removed: false,
+            since: None,
+            sensitive: Vec::new(),
         }];
         changed.class = Some(Class::HarmfulDrift);
         changed.diff = crate::output::unified_diff::unified_diff(
@@ -1019,6 +1048,8 @@ mod tests {
             revision: None,
             path: "overlays/prod".into(),
             agent: true,
+            render_digest: String::new(),
+            matches_applied: None,
             summary: summarise(&objects),
             objects,
         }
@@ -1065,6 +1096,8 @@ mod tests {
                 "revision",
                 "path",
                 "agent",
+                "renderDigest",
+                "matchesApplied",
                 "objects",
                 "summary"
             ]
@@ -1129,6 +1162,8 @@ mod tests {
             revision: None,
             path: "overlays/prod".into(),
             agent: true,
+            render_digest: String::new(),
+            matches_applied: None,
             summary: summarise(&objects),
             objects,
         };
