@@ -663,7 +663,7 @@ fn removals(
 
 /// The foreign additions on `live`: defaults are told apart by a dry-run create of Git's
 /// object under a generated name (only when there is a candidate, so usually no request).
-async fn foreign_fields(
+pub(crate) async fn foreign_fields(
     session: &Session,
     resource: &(ApiResource, ApiCapabilities),
     body: &Value,
@@ -827,25 +827,7 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
                 None => f.class.label().to_string(),
             };
             if f.class == Class::Foreign {
-                let mut what = f.class.label().to_string();
-                if !f.sensitive.is_empty() {
-                    what = format!(
-                        "{what}, {}: {}",
-                        Style::Red.paint("security-sensitive", color),
-                        f.sensitive.join(", ")
-                    );
-                }
-                let since = f
-                    .since
-                    .as_deref()
-                    .map(|t| format!(" at {t}"))
-                    .unwrap_or_default();
-                let _ = writeln!(
-                    out,
-                    "#   {}: added live by {}{since} ({what}), Git never sets it",
-                    f.pointer,
-                    f.managers.join(", ")
-                );
+                let _ = writeln!(out, "#   {}", foreign_line(f, color));
                 continue;
             }
             if f.removed {
@@ -924,6 +906,28 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
         None => {}
     }
     out
+}
+
+/// A foreign addition in one line: where, who, when, and why it matters for security.
+pub fn foreign_line(f: &FieldChange, color: bool) -> String {
+    let mut what = f.class.label().to_string();
+    if !f.sensitive.is_empty() {
+        what = format!(
+            "{what}, {}: {}",
+            Style::Red.paint("security-sensitive", color),
+            f.sensitive.join(", ")
+        );
+    }
+    let since = f
+        .since
+        .as_deref()
+        .map(|t| format!(" at {t}"))
+        .unwrap_or_default();
+    format!(
+        "{}: added live by {}{since} ({what}), Git never sets it",
+        f.pointer,
+        f.managers.join(", ")
+    )
 }
 
 /// `unified_diff` colors when asked; the stored diff is plain so JSON stays clean.
