@@ -22,6 +22,7 @@ mod agent_sops;
 mod agent_sync;
 mod agent_verify;
 mod cluster;
+mod drift_predict;
 mod git;
 mod monitoring;
 mod packaging;
