@@ -141,6 +141,10 @@ pub struct ObjectDiff {
     pub note: Option<String>,
     pub diff: Option<String>,
     pub error: Option<String>,
+    /// What the agent's apply changes, field by field (live against the dry-run as the
+    /// agent): the prediction the property test holds the agent to. A create is one `add`
+    /// of the whole object at `""`, its value left out.
+    pub changes: Vec<predict::Change>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -439,6 +443,7 @@ fn skeleton(obj: &Value, action: Action) -> ObjectDiff {
         note: None,
         diff: None,
         error: None,
+        changes: Vec::new(),
     }
 }
 
@@ -522,6 +527,15 @@ async fn diff_object(
         },
     );
     out.ignored = ignored;
+    out.changes = match &live {
+        Some(l) => predict::changes(Some(l), &after),
+        None => vec![predict::Change {
+            pointer: String::new(),
+            op: ChangeOp::Add,
+            before: None,
+            after: None,
+        }],
+    };
     let Some(live) = live else {
         out.class = Some(Class::Pending);
         out.diff = text_diff(None, &after, &key);

@@ -7,7 +7,7 @@
 //! dry-run runs as the agent's own field manager, fields the agent owns but Git no longer sets
 //! are removed in the answer, and show up as [`ChangeOp::Remove`].
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ignore::IgnoreRules;
@@ -106,7 +106,7 @@ fn set_pointer(target: &mut Value, ptr: &str, value: Value) {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum ChangeOp {
     Add,
@@ -115,7 +115,7 @@ pub enum ChangeOp {
 }
 
 /// One field the apply changes. Secret values are redacted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Change {
     /// JSON pointer: into the live object for removals and replacements, into the result for

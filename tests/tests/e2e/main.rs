@@ -23,6 +23,7 @@ mod agent_sync;
 mod agent_verify;
 mod cluster;
 mod drift_predict;
+mod drift_property;
 mod git;
 mod monitoring;
 mod packaging;
