@@ -22,6 +22,7 @@ mod agent_sops;
 mod agent_sync;
 mod agent_verify;
 mod cluster;
+mod drift_backfill;
 mod drift_predict;
 mod drift_property;
 mod git;
