@@ -161,10 +161,11 @@ pub fn sensitive(kind: &str, pointer: &str, value: &Value) -> Vec<String> {
             value["name"].as_str().unwrap_or_default()
         ));
     }
-    if kind == "Service" && pointer == "/spec/type" {
-        if let Some(t @ ("NodePort" | "LoadBalancer")) = value.as_str() {
-            why.push(format!("service type {t}"));
-        }
+    if kind == "Service"
+        && pointer == "/spec/type"
+        && let Some(t @ ("NodePort" | "LoadBalancer")) = value.as_str()
+    {
+        why.push(format!("service type {t}"));
     }
     let last = segments.last().copied().unwrap_or_default();
     scan(last, value, &mut why);

@@ -189,7 +189,7 @@ impl World {
 
     fn add_object(&mut self, n: usize) -> String {
         let name = format!("new-{n}");
-        let obj = if n % 2 == 0 {
+        let obj = if n.is_multiple_of(2) {
             config_map(&name)
         } else {
             deployment(&name)
