@@ -1136,7 +1136,8 @@ mod tests {
                 "breakGlass",
                 "note",
                 "diff",
-                "error"
+                "error",
+                "changes"
             ]
         );
         assert_eq!(o["class"], "harmfulDrift");
