@@ -59,13 +59,14 @@ impl DriftLog {
     }
 
     /// Records drift on `d`, unless the same object's latest recent event says the same.
+    /// Returns whether it was recorded.
     pub fn push_new(
         &mut self,
         d: &Desired,
         paths: Vec<String>,
         manager: Option<String>,
         action: DriftAction,
-    ) {
+    ) -> bool {
         let kind = &d.key.group_kind.kind;
         let repeat = self
             .ring
@@ -77,6 +78,7 @@ impl DriftLog {
         if !repeat {
             self.push(DriftEvent::new(kind, &d.key.name, paths, manager, action));
         }
+        !repeat
     }
 
     /// Reads what a previous run left (absent or unreadable: empty).

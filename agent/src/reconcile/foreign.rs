@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::cluster::ApiError;
 use super::plan::Desired;
 use super::{Agent, Inner};
-use crate::drift_history::{DriftAction, DriftEvent};
+use crate::drift_history::DriftAction;
 
 /// Whether `live` may hold foreign additions: a cheap check on the live object already in
 /// memory, so only those objects are read again and dry-run after the sync.
@@ -101,18 +101,20 @@ impl Agent {
                 .or_default()
                 .push(f.pointer.clone());
         }
+        // Seen again at every resync until removed: recorded and announced once.
+        let mut new = false;
         for (manager, paths) in by_manager {
-            inner.drift_history.push(DriftEvent::new(
-                &d.key.group_kind.kind,
-                &d.key.name,
-                paths,
-                Some(manager.to_string()),
-                if removed {
-                    DriftAction::ForeignRemoved
-                } else {
-                    DriftAction::Foreign
-                },
-            ));
+            let action = if removed {
+                DriftAction::ForeignRemoved
+            } else {
+                DriftAction::Foreign
+            };
+            new |= inner
+                .drift_history
+                .push_new(d, paths, Some(manager.to_string()), action);
+        }
+        if !new {
+            return;
         }
         let sensitive: Vec<String> = found.iter().flat_map(|f| f.sensitive.clone()).collect();
         let note = format!(
