@@ -145,6 +145,13 @@ pub struct Config {
     #[arg(long = "ignore-field", env = "GITOPS_IGNORE_FIELDS", value_delimiter = ',', value_parser = parse_ignore_field)]
     pub ignore_fields: Vec<IgnoreField>,
 
+    /// Remove foreign additions (fields Git never sets, added live by someone other than the
+    /// agent and the API server's controllers) with a JSON patch naming exactly those fields.
+    /// Without it they are only reported; the `kubectl-gitops.dev/remove-foreign: "true"`
+    /// annotation asks for it per object.
+    #[arg(long, env = "GITOPS_REMOVE_FOREIGN")]
+    pub remove_foreign: bool,
+
     /// Guardrails: refuse a revision that breaks any of these `kubectl gitops lint` rules, e.g.
     /// plaintext-secrets,mutable-images,credentials,cluster-scoped,privileged (off by default).
     #[arg(long, env = "GITOPS_REFUSE", value_delimiter = ',', value_name = "RULES", value_parser = parse_refuse_rule)]

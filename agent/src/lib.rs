@@ -6,6 +6,7 @@
 pub mod applyset;
 pub mod backoff;
 pub mod config;
+pub mod drift_history;
 pub mod git;
 pub mod health;
 pub mod http;

@@ -50,6 +50,8 @@ struct Observed {
     health: BTreeMap<&'static str, u64>,
     break_glass_active: u64,
     break_glass_expiry: Option<Timestamp>,
+    /// Foreign additions still live (not removed), and how many of them are security-sensitive.
+    foreign: (u64, u64),
 }
 
 /// Shared by the reconcile loop (writes) and `/metrics` (reads).
@@ -135,6 +137,14 @@ impl Metrics {
             health,
             break_glass_active: active.len() as u64,
             break_glass_expiry: active.into_iter().min(),
+            foreign: (
+                status.foreign.iter().filter(|f| !f.removed).count() as u64,
+                status
+                    .foreign
+                    .iter()
+                    .filter(|f| !f.removed && !f.sensitive.is_empty())
+                    .count() as u64,
+            ),
         };
         self.with(|c| c.observed = observed);
     }
@@ -288,6 +298,22 @@ fn render_observed(w: &mut String, o: &Observed) {
     );
     let expiry = o.break_glass_expiry.map_or(0, |t| t.as_second());
     let _ = writeln!(w, "gitops_break_glass_expiry_timestamp_seconds {expiry}");
+    header(
+        w,
+        "gitops_foreign_additions",
+        "gauge",
+        "Fields on managed objects that Git never sets, added by someone else, by whether they are security-sensitive.",
+    );
+    let (all, sensitive) = o.foreign;
+    let _ = writeln!(
+        w,
+        "gitops_foreign_additions{{sensitive=\"true\"}} {sensitive}"
+    );
+    let _ = writeln!(
+        w,
+        "gitops_foreign_additions{{sensitive=\"false\"}} {}",
+        all - sensitive
+    );
 }
 
 /// A label value as the exposition format needs it.

@@ -11,6 +11,7 @@ use renderer::protocol::{SyncResult, event_reason};
 use super::object::Prepared;
 use super::plan::{Desired, ObjectKey};
 use super::{Agent, CONCURRENCY, SyncError};
+use crate::drift_history::DriftAction;
 
 /// What woke self-heal up.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +81,10 @@ impl Agent {
                 changed = true;
             }
             match prepared {
-                Prepared::UpToDate { expired: bg } => {
+                Prepared::UpToDate {
+                    expired: bg,
+                    ignored,
+                } => {
                     if bg.is_none()
                         && let Some(rv) = rv
                     {
@@ -94,9 +98,22 @@ impl Agent {
                         changed = true;
                     }
                     expired.extend(bg.map(|bg| (d.clone(), bg)));
+                    if keys.is_some() && !ignored.is_empty() {
+                        inner
+                            .drift_history
+                            .push_new(d, ignored, None, DriftAction::Ignored);
+                    }
                     changed |= inner.out_of_sync.remove(&d.key).is_some();
                 }
                 Prepared::Held(entry) => {
+                    if keys.is_some() {
+                        inner.drift_history.push_new(
+                            d,
+                            Vec::new(),
+                            None,
+                            DriftAction::HeldByBreakGlass,
+                        );
+                    }
                     changed |=
                         inner.break_glass.insert(d.key.clone(), entry.clone()) != Some(entry);
                 }
@@ -105,6 +122,7 @@ impl Agent {
                     expired: bg,
                     take_over,
                     legacy_revision,
+                    drift,
                 } => {
                     if !self.config.self_heal_enabled() && bg.is_none() {
                         let why = "differs from Git (self-heal is off)".to_string();
@@ -129,6 +147,12 @@ impl Agent {
                     if bg.is_some() {
                         expired.extend(bg.map(|bg| (d.clone(), bg)));
                     } else {
+                        inner.drift_history.push_new(
+                            d,
+                            drift.paths,
+                            drift.manager,
+                            DriftAction::Repaired,
+                        );
                         inner.status.status.drift_corrected += 1;
                         inner
                             .status
@@ -166,6 +190,9 @@ impl Agent {
             inner.publish_break_glass();
         }
         inner.status.flush().await?;
+        if let Err(e) = inner.drift_history.flush(&self.cluster).await {
+            tracing::warn!(error = %e, "drift history not written");
+        }
         Ok(())
     }
 

@@ -3,6 +3,7 @@
 //! [`plan`] and [`policy`] are pure; this module and [`cluster`] talk to the API server.
 
 pub mod cluster;
+mod foreign;
 mod heal;
 pub use heal::HealRequest;
 mod object;
@@ -28,6 +29,7 @@ use tokio::sync::{Mutex, Notify};
 use crate::applyset::ApplySet;
 use crate::backoff::Backoff;
 use crate::config::{Config, VerifyMode};
+use crate::drift_history::DriftAction;
 use crate::git::{self, Fetcher, GitError};
 use crate::lastgood;
 use crate::metrics::Metrics;
@@ -132,6 +134,7 @@ pub struct Inner {
     pub content_changed: BTreeSet<ObjectKey>,
     /// When every object was last dry-run (`--full-resync-interval`).
     last_full_sweep: Option<std::time::Instant>,
+    pub drift_history: crate::drift_history::DriftLog,
 }
 
 impl Inner {
@@ -154,6 +157,8 @@ struct Judged {
     health: HealthEntry,
     /// The live object's resourceVersion when it was judged.
     resource_version: Option<String>,
+    /// Someone else may have added fields Git never sets (checked after the sync).
+    foreign: bool,
 }
 
 /// One write a sync decided: the object, the body to apply, break-glass fields to take over, and
@@ -169,7 +174,8 @@ type Write<'a> = (
 struct Rendered {
     commit: String,
     tag: Option<String>,
-    applies: Result<Arc<[Desired]>, SyncError>,
+    /// The applies and [`renderer::protocol::render_digest`] of the rendered set.
+    applies: Result<(Arc<[Desired]>, String), SyncError>,
     /// The agent's own settings from `--config-path`, when it has one.
     settings: Option<self_config::AgentSettings>,
 }
@@ -192,7 +198,7 @@ pub struct Agent {
     pub watch_client: kube::Client,
     /// The validated applies of the last rendered commit, so an unchanged commit is not
     /// rendered again. Its own lock: fetching and rendering never hold the one repairs take.
-    rendered: Mutex<Option<(String, Arc<[Desired]>)>>,
+    rendered: Mutex<Option<(String, Arc<[Desired]>, String)>>,
     /// Set while a fetch runs on a blocking thread, which outlives a timed-out wait for it.
     fetching: Arc<AtomicBool>,
     backoff: std::sync::Mutex<Retry>,
@@ -260,6 +266,7 @@ impl Agent {
                 health: BTreeMap::new(),
                 content_changed: BTreeSet::new(),
                 last_full_sweep: None,
+                drift_history: Default::default(),
             }),
             trigger: Arc::new(Notify::new()),
             metrics,
@@ -273,7 +280,9 @@ impl Agent {
 
     /// Reads what a previous run left on the parent.
     pub async fn load(&self) -> Result<(), ApiError> {
-        self.inner.lock().await.status.load().await
+        let mut inner = self.inner.lock().await;
+        inner.status.load().await?;
+        inner.drift_history.load(&self.cluster).await
     }
 
     fn cache_identity(&self) -> lastgood::Identity {
@@ -423,15 +432,17 @@ impl Agent {
                 }
                 let mut cache = self.rendered.lock().await;
                 match &*cache {
-                    Some((c, applies)) if *c == commit => Ok(applies.clone()),
+                    Some((c, applies, digest)) if *c == commit => {
+                        Ok((applies.clone(), digest.clone()))
+                    }
                     _ => {
                         // The previous revision's objects are not needed to render the next one.
                         *cache = None;
                         match self.render(&resolved).await {
-                            Ok(applies) => {
+                            Ok((applies, digest)) => {
                                 let applies: Arc<[Desired]> = applies.into();
-                                *cache = Some((commit.clone(), applies.clone()));
-                                Ok(applies)
+                                *cache = Some((commit.clone(), applies.clone(), digest.clone()));
+                                Ok((applies, digest))
                             }
                             Err(e) => Err(e),
                         }
@@ -459,7 +470,7 @@ impl Agent {
             s.resolved_tag = rendered.tag;
             s.last_attempted_revision = Some(commit.clone());
         }
-        let applies = rendered.applies?;
+        let (applies, digest) = rendered.applies?;
         let desired_kinds: BTreeMap<GroupKind, String> = applies
             .iter()
             .map(|d| (d.key.group_kind.clone(), d.api_version.clone()))
@@ -525,6 +536,7 @@ impl Agent {
             BTreeMap::new()
         };
         let mut confirmed = Vec::new();
+        let mut foreign_candidates = Vec::new();
         let mut judged_keys = BTreeSet::new();
         for d in applies.iter() {
             let Some(j) = judged.remove(&d.key) else {
@@ -532,6 +544,9 @@ impl Agent {
             };
             judged_keys.insert(d.key.clone());
             health.insert(d.key.clone(), j.health);
+            if j.foreign {
+                foreign_candidates.push(d);
+            }
             let changed_now = previous
                 .as_ref()
                 .is_some_and(|p| p.get(&d.key).is_some_and(|json| *json != d.json()));
@@ -544,7 +559,7 @@ impl Agent {
                 Ok(Prepared::Held(entry)) => {
                     held.insert(d.key.clone(), entry);
                 }
-                Ok(Prepared::UpToDate { expired: bg }) => {
+                Ok(Prepared::UpToDate { expired: bg, .. }) => {
                     if bg.is_none()
                         && let Some(rv) = j.resource_version
                     {
@@ -562,7 +577,16 @@ impl Agent {
                     expired: bg,
                     take_over,
                     legacy_revision,
+                    drift,
                 }) => {
+                    if !revision_changed && !drift.paths.is_empty() {
+                        inner.drift_history.push_new(
+                            d,
+                            drift.paths,
+                            drift.manager,
+                            DriftAction::Repaired,
+                        );
+                    }
                     // The periodic resync puts Git back even with --no-self-heal, which only
                     // stops the watch-driven repair between resyncs.
                     expired.extend(bg.map(|bg| (d.clone(), bg)));
@@ -617,6 +641,7 @@ impl Agent {
             tracing::info!(object = %m.key, "pruned");
         }
         self.metrics.add_pruned(pruned);
+        self.foreign_pass(inner, &foreign_candidates, &rules).await;
 
         if !same_good {
             self.save_last_good(&commit, &applies).await;
@@ -649,6 +674,7 @@ impl Agent {
         s.pruned += pruned;
         s.prune_skipped = plan.prune_skipped.clone();
         s.health = health.values().cloned().collect();
+        s.applied_digest = Some(digest);
         inner.health = health;
         if revision_changed {
             s.last_sync_time = Some(now);
@@ -656,6 +682,9 @@ impl Agent {
         inner.status.clear_warning();
         self.summarise(inner);
         inner.status.flush().await?;
+        if let Err(e) = inner.drift_history.flush(&self.cluster).await {
+            tracing::warn!(error = %e, "drift history not written");
+        }
         Ok(())
     }
 
@@ -819,7 +848,7 @@ impl Agent {
     }
 
     /// Renders the resolved commit and validates the result into the applies.
-    async fn render(&self, resolved: &git::Resolved) -> Result<Vec<Desired>, SyncError> {
+    async fn render(&self, resolved: &git::Resolved) -> Result<(Vec<Desired>, String), SyncError> {
         let fetcher = self.fetcher.clone();
         let path = self.config.source_path();
         let refuse = self.config.refuse.clone();
@@ -842,6 +871,9 @@ impl Agent {
             refused => SyncError::Refused(refused.to_string()),
         })?;
 
+        let digest = renderer::protocol::render_digest(
+            &objects.iter().map(Desired::body).collect::<Vec<_>>(),
+        );
         // Discovery tells namespaced from cluster-scoped kinds, and which kinds exist at all.
         let mut scopes: HashMap<GroupKind, Option<bool>> = HashMap::new();
         for d in &objects {
@@ -856,7 +888,7 @@ impl Agent {
                 .map(|(_, namespaced)| namespaced);
             scopes.insert(gk.clone(), scope);
         }
-        plan::applies(
+        let applies = plan::applies(
             PlanInput {
                 namespace: &self.namespace,
                 set_id: &self.set.id,
@@ -868,7 +900,8 @@ impl Agent {
         .map_err(|e| match e {
             PlanError::Refused(_) => SyncError::Refused(e.to_string()),
             other => SyncError::Invalid(other.to_string()),
-        })
+        })?;
+        Ok((applies, digest))
     }
 
     /// Judges objects (each with its live state, if listed) several at a time.
@@ -891,12 +924,14 @@ impl Agent {
                 let resource_version = live
                     .and_then(|o| o["metadata"]["resourceVersion"].as_str())
                     .map(str::to_string);
+                let foreign = foreign::may_have_foreign(d, live);
                 (
                     d.key.clone(),
                     Judged {
                         prepared,
                         health,
                         resource_version,
+                        foreign,
                     },
                 )
             }

@@ -16,12 +16,17 @@ use super::policy::{
     would_change,
 };
 use super::{Agent, Inner};
+use crate::drift_history::DriftSeen;
 
 /// `expired`: a break-glass that is over (or was not honoured), to be finished once the object
 /// is back to Git.
 pub enum Prepared {
-    /// Applying would change nothing.
-    UpToDate { expired: Option<BreakGlassEnd> },
+    /// Applying would change nothing. `ignored`: fields left to someone else by an ignore rule
+    /// whose live value differs from Git's (for the drift history).
+    UpToDate {
+        expired: Option<BreakGlassEnd>,
+        ignored: Vec<String>,
+    },
     /// Applying `body` (compact JSON: a first sync holds one for every object) changes the live
     /// object.
     Apply {
@@ -31,6 +36,8 @@ pub enum Prepared {
         /// Only the per-object revision annotation of older agents differs (its value: the
         /// commit the content came from); applying removes it.
         legacy_revision: Option<String>,
+        /// What the apply changes and who wrote it (for the drift history).
+        drift: DriftSeen,
     },
     /// Break-glass is active: left as the operator set it.
     Held(BreakGlassEntry),
@@ -91,7 +98,8 @@ impl Agent {
             BreakGlassState::None => None,
         };
         let mut body = d.body();
-        mask_ignored(rules, &mut body, live);
+        let git = body.clone();
+        let masked = mask_ignored(rules, &mut body, live);
         let dry_run = self.cluster.apply(d, &body, true).await?;
         let take_over = live.and_then(|live| {
             Some(TakeOver {
@@ -109,9 +117,16 @@ impl Agent {
                 expired,
                 take_over,
                 legacy_revision,
+                drift: live.map(|l| DriftSeen::of(l, &dry_run)).unwrap_or_default(),
             }
         } else {
-            Prepared::UpToDate { expired }
+            let ignored = live.map_or_else(Vec::new, |l| {
+                masked
+                    .into_iter()
+                    .filter(|p| git.pointer(p) != l.pointer(p))
+                    .collect()
+            });
+            Prepared::UpToDate { expired, ignored }
         })
     }
 

@@ -1,59 +1,13 @@
 //! Pure per-object decisions: ignored fields, break-glass, and whether an apply changes anything.
 
 use jiff::{SignedDuration, Timestamp};
-use renderer::drift::IgnoreRules;
-use renderer::drift::pointer;
 use renderer::protocol::{
     AGENT_FIELD_MANAGER, BREAK_GLASS_FIELD_MANAGER, BREAK_GLASS_SINCE_ANNOTATION, BreakGlass,
 };
 use serde_json::Value;
 
-/// Applies the shared ignore rules to an apply body. The stripped fields are put back with their
-/// live value (or Git's, on create): dropping a field the agent solely owns would make the API
-/// server reset it — e.g. a Deployment scaled by an HPA would fall back to one replica.
-pub fn mask_ignored(rules: &IgnoreRules, desired: &mut Value, live: Option<&Value>) -> Vec<String> {
-    let original = desired.clone();
-    let removed = rules.strip_ignored(desired);
-    for p in &removed {
-        let keep = match live {
-            Some(live) => live.pointer(p),
-            None => original.pointer(p),
-        };
-        if let Some(value) = keep {
-            set_pointer(desired, p, value.clone());
-        }
-    }
-    removed
-}
-
-/// Sets `value` at a concrete JSON pointer, creating objects on the way.
-fn set_pointer(target: &mut Value, ptr: &str, value: Value) {
-    let Some(segments) = pointer::segments(ptr) else {
-        return;
-    };
-    let mut current = target;
-    for (i, segment) in segments.iter().enumerate() {
-        let last = i + 1 == segments.len();
-        current = match current {
-            Value::Array(items) => match segment.parse::<usize>().ok().filter(|n| *n < items.len())
-            {
-                Some(n) => &mut items[n],
-                None => return,
-            },
-            other => {
-                if !other.is_object() {
-                    *other = Value::Object(Default::default());
-                }
-                let map = other.as_object_mut().expect("just made an object");
-                map.entry(segment.clone()).or_insert(Value::Null)
-            }
-        };
-        if last {
-            *current = value;
-            return;
-        }
-    }
-}
+// One implementation with the plugin's preview: what `diff` predicts is what the agent does.
+pub use renderer::drift::predict::{mask_ignored, would_change};
 
 /// A break-glass the agent honours: the annotations, with `until` clamped to the maximum.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,22 +68,6 @@ pub fn break_glass_state(
     } else {
         BreakGlassState::Expired(honoured)
     }
-}
-
-/// Whether applying would change the live object: the dry-run result differs from it in
-/// anything but bookkeeping the API server rewrites on every request.
-pub fn would_change(live: Option<&Value>, dry_run: &Value) -> bool {
-    let Some(live) = live else { return true };
-    normalise(live) != normalise(dry_run)
-}
-
-fn normalise(obj: &Value) -> Value {
-    let mut obj = obj.clone();
-    if let Some(meta) = obj["metadata"].as_object_mut() {
-        meta.remove("managedFields");
-        meta.remove("resourceVersion");
-    }
-    obj
 }
 
 /// The managedFields that hand the break-glass manager's fields to the agent, or `None` when there
@@ -194,6 +132,7 @@ fn union_fields(target: &mut Value, other: &Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use renderer::drift::IgnoreRules;
     use serde_json::json;
 
     fn deployment(replicas: i64) -> Value {

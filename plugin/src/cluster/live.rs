@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use k8s_openapi::api::core::v1::Event;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::{ApiCapabilities, ApiResource, Discovery, Scope};
+use renderer::drift::predict;
 use renderer::protocol::{APPLYSET_PART_OF_LABEL, GroupKind, PLUGIN_FIELD_MANAGER};
 use serde_json::Value;
 
@@ -225,6 +226,57 @@ pub async fn dry_run_apply(
         .await
         .map(|o| to_value(&o))
         .with_context(|| format!("server-side dry-run apply of {}/{name}", ar.kind))
+}
+
+/// What the agent's next apply of `body` would make of the live object: the same forced,
+/// strictly validated server-side apply under the agent's field manager, with `dryRun=All`.
+/// Running as the agent is what makes fields it owns but Git no longer sets disappear.
+pub async fn dry_run_as_agent(
+    client: &kube::Client,
+    namespace: &str,
+    resource: &(ApiResource, ApiCapabilities),
+    body: &Value,
+) -> anyhow::Result<Value> {
+    let (ar, caps) = resource;
+    let name = body["metadata"]["name"].as_str().unwrap_or_default();
+    let mut params = PatchParams::apply(predict::FIELD_MANAGER)
+        .validation_strict()
+        .dry_run();
+    params.force = predict::FORCE;
+    api(client, namespace, ar, caps)
+        .patch(name, &params, &Patch::Apply(body))
+        .await
+        .map(|o| to_value(&o))
+        .with_context(|| format!("server-side dry-run apply of {}/{name}", ar.kind))
+}
+
+/// What the API server makes of Git's object created afresh (dry-run, under a generated name,
+/// so it never collides with the live one): the values it fills in by itself.
+pub async fn dry_run_create(
+    client: &kube::Client,
+    namespace: &str,
+    resource: &(ApiResource, ApiCapabilities),
+    body: &Value,
+) -> anyhow::Result<Value> {
+    let (ar, caps) = resource;
+    let name = body["metadata"]["name"].as_str().unwrap_or_default();
+    let mut fresh = body.clone();
+    if let Some(meta) = fresh["metadata"].as_object_mut() {
+        meta.shift_remove("name");
+        meta.shift_remove("resourceVersion");
+        meta.insert("generateName".into(), Value::from("gitops-defaults-"));
+    }
+    let object: DynamicObject = serde_json::from_value(fresh)
+        .with_context(|| format!("{}/{name} is not a Kubernetes object", ar.kind))?;
+    let params = PostParams {
+        dry_run: true,
+        field_manager: Some(predict::FIELD_MANAGER.to_string()),
+    };
+    api(client, namespace, ar, caps)
+        .create(&params, &object)
+        .await
+        .map(|o| to_value(&o))
+        .with_context(|| format!("server-side dry-run create of {}/{name}", ar.kind))
 }
 
 /// The namespace's Events, oldest first.

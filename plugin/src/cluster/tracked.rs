@@ -5,8 +5,9 @@ use anyhow::Context;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
 use renderer::protocol::{
-    APPLYSET_GROUP_KINDS_ANNOTATION, GroupKind, MEMBERS_DATA_KEY, MemberRevisions, PARENT_NAME,
-    STATUS_DATA_KEY, SyncStatus, applyset_id, parse_group_kinds,
+    APPLYSET_GROUP_KINDS_ANNOTATION, DRIFT_HISTORY_DATA_KEY, DriftHistory, GroupKind,
+    MEMBERS_DATA_KEY, MemberRevisions, PARENT_NAME, STATUS_DATA_KEY, SyncStatus, applyset_id,
+    parse_group_kinds,
 };
 
 /// The ApplySet parent as the plugin reads it.
@@ -16,6 +17,8 @@ pub struct Parent {
     pub status: Option<SyncStatus>,
     pub status_error: Option<String>,
     pub group_kinds: Vec<GroupKind>,
+    /// The agent's drift history ring (its own data key; empty when absent).
+    pub drift_history: DriftHistory,
     /// Per member, the commit that last changed it (empty from agents before 0.2, which
     /// annotated each member instead).
     pub members: MemberRevisions,
@@ -67,11 +70,18 @@ pub fn parent_from_configmap(cm: &ConfigMap) -> Parent {
         .and_then(|d| d.get(MEMBERS_DATA_KEY))
         .and_then(|text| MemberRevisions::from_json(text).ok())
         .unwrap_or_default();
+    let drift_history = cm
+        .data
+        .as_ref()
+        .and_then(|d| d.get(DRIFT_HISTORY_DATA_KEY))
+        .map(|text| DriftHistory::from_json(text))
+        .unwrap_or_default();
     Parent {
         status,
         status_error,
         group_kinds,
         members,
+        drift_history,
     }
 }
 

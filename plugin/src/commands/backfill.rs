@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use renderer::drift::{ManagedFields, compare};
 use renderer::protocol::{AGENT_FIELD_MANAGER, BREAK_GLASS_FIELD_MANAGER, BreakGlass, PREFIX};
 use renderer::provenance::{FieldOrigin, FieldPath, SetBy};
-use renderer::{FsSource, RenderedObject};
+use renderer::{FsSource, RenderedObject, Source};
 use serde_json::Value;
 
 use crate::ExitStatus;
@@ -21,7 +21,7 @@ use crate::cluster::session::{Session, block_on};
 use crate::cluster::tracked;
 use crate::commands::break_glass::{confirm, live_target};
 use crate::constants::KUSTOMIZATION_FILES;
-use crate::git::local_repo::LocalRepo;
+use crate::git::local_repo::{LocalRepo, short};
 use crate::output::printer::Printer;
 use crate::output::unified_diff::{DiffOptions, unified_diff};
 use crate::plan::backfill_edit::{
@@ -80,6 +80,11 @@ pub struct BackfillArgs {
     /// Show the change and leave the working tree as it was
     #[arg(long)]
     pub dry_run: bool,
+    /// Edit the working tree even when its overlay renders differently from the revision the
+    /// agent applied (pending Git changes); the live changes are still found against the
+    /// applied revision, so pending changes are kept, not reverted
+    #[arg(long)]
+    pub from_worktree: bool,
 }
 
 /// One file's content before and after.
@@ -118,7 +123,9 @@ async fn run_async(
     let live = &target.live;
     let set_id = tracked::set_id(ns);
 
-    let rendered = render_object(&local.root, &overlay, &target.key, &hpas);
+    let worktree =
+        FsSource::new(&local.root).with_context(|| format!("opening {}", local.root.display()))?;
+    let rendered = render_object(&worktree, &overlay, &target.key, &hpas);
     if target.live["kind"] == "Secret" && rendered.is_err() {
         bail!(
             "{}: Secret values are never written to Git, and {overlay} has no SOPS-encrypted \
@@ -130,10 +137,41 @@ async fn run_async(
         );
     }
     let (object, rules) = rendered?;
-    let leaves = backfill_leaves(&object, live, ns, &set_id, &rules)?;
-    if leaves.is_empty() {
+    if backfill_leaves(&object, live, ns, &set_id, &rules)?.is_empty() {
         printer.info(&format!(
             "{} already matches {overlay}: nothing to backfill",
+            target.key
+        ));
+        return Ok(ExitStatus::Success);
+    }
+    // What runs is what the agent applied: the live changes are found against that revision,
+    // so a Git change the agent has not applied yet is never taken for drift and reverted.
+    let applied = parent
+        .as_ref()
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.last_applied_revision.clone());
+    let leaves = match &applied {
+        Some(rev) => {
+            let source = local.source_at(rev).with_context(|| {
+                format!("the agent applied {rev}, which this clone does not have: fetch it")
+            })?;
+            let (applied_object, applied_rules) =
+                render_object(&source, &overlay, &target.key, &hpas)?;
+            if !args.from_worktree && overlay_differs(&worktree, &source, &overlay)? {
+                bail!(
+                    "the working tree's {overlay} renders differently from {}, the revision \
+                     the agent applied (Git changes not applied yet): commit and let the agent \
+                     apply them, or pass --from-worktree to edit the working tree anyway",
+                    short(rev)
+                );
+            }
+            backfill_leaves(&applied_object, live, ns, &set_id, &applied_rules)?
+        }
+        None => backfill_leaves(&object, live, ns, &set_id, &rules)?,
+    };
+    if leaves.is_empty() {
+        printer.info(&format!(
+            "{} matches what the agent applied: nothing to backfill",
             target.key
         ));
         return Ok(ExitStatus::Success);
@@ -169,8 +207,14 @@ async fn run_async(
 
     // Write, render again, and keep the change only if Git now says what the cluster says.
     write_edits(&local.root, &edits, false)?;
-    let verified = render_object(&local.root, &overlay, &target.key, &hpas)
-        .and_then(|(o, r)| backfill_leaves(&o, live, ns, &set_id, &r));
+    let verified = render_object(&worktree, &overlay, &target.key, &hpas)
+        .and_then(|(o, r)| backfill_leaves(&o, live, ns, &set_id, &r))
+        // Pending Git changes may still differ from live; only the backfilled fields count.
+        .map(|rest| {
+            rest.into_iter()
+                .filter(|r| leaves.iter().any(|l| l.pointer == r.pointer))
+                .collect::<Vec<_>>()
+        });
     match verified {
         Ok(rest) if rest.is_empty() => {}
         Ok(rest) => {
@@ -254,14 +298,23 @@ async fn run_async(
     Ok(ExitStatus::Success)
 }
 
+/// Whether the overlay renders differently in the two sources.
+fn overlay_differs(a: &dyn Source, b: &dyn Source, overlay: &str) -> anyhow::Result<bool> {
+    let render = |s: &dyn Source| {
+        desired::render(s, overlay)
+            .map(|r| desired::digest(&r))
+            .map_err(|e| anyhow!("rendering {overlay}: {e}"))
+    };
+    Ok(render(a)? != render(b)?)
+}
+
 fn render_object(
-    root: &Path,
+    source: &dyn Source,
     overlay: &str,
     key: &str,
     hpas: &[Value],
 ) -> anyhow::Result<(RenderedObject, renderer::drift::IgnoreRules)> {
-    let source = FsSource::new(root).with_context(|| format!("opening {}", root.display()))?;
-    let (rendered, undecrypted) = desired::render_decrypting(&source, overlay, &Default::default())
+    let (rendered, undecrypted) = desired::render_decrypting(source, overlay, &Default::default())
         .map_err(|e| anyhow!("rendering {overlay}: {e}"))?;
     if let Some(failure) = undecrypted.first() {
         // Comparing ciphertext with live values would "backfill" every encrypted field.
@@ -522,11 +575,20 @@ fn commit(
         .with_context(|| format!("switching to {branch}"))?;
     let mut index = repo.index().context("reading the index")?;
     let paths: Vec<&str> = edits.iter().map(|e| e.rel.as_str()).collect();
+    // The commit is HEAD plus the backfill's files only, never whatever else the user staged.
+    index
+        .read_tree(&head.tree().context("reading HEAD's tree")?)
+        .context("reading HEAD's tree")?;
+    index
+        .add_all(paths.iter(), IndexAddOption::DEFAULT, None)
+        .context("staging the backfill")?;
+    let tree = repo.find_tree(index.write_tree()?)?;
+    // The user's staged changes stay staged, with the backfill's files on top.
+    index.read(true).context("reading the index")?;
     index
         .add_all(paths.iter(), IndexAddOption::DEFAULT, None)
         .context("staging the backfill")?;
     index.write().context("writing the index")?;
-    let tree = repo.find_tree(index.write_tree()?)?;
     let sig = repo
         .signature()
         .or_else(|_| Signature::now("kubectl-gitops", "kubectl-gitops@localhost"))?;

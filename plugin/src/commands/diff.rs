@@ -12,7 +12,8 @@ use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use jiff::Timestamp;
 use kube::discovery::{ApiCapabilities, ApiResource};
-use renderer::drift::{ManagedFields, compare};
+use renderer::drift::predict::{self, ApplyBody, ChangeOp};
+use renderer::drift::{ManagedFields, compare, foreign};
 use renderer::protocol::{
     AGENT_FIELD_MANAGER, APPLYSET_PART_OF_LABEL, BreakGlass, GroupKind, PLUGIN_FIELD_MANAGER,
     PRUNE_ANNOTATION, PRUNE_DISABLED, REVISION_ANNOTATION, SyncStatus, decorate,
@@ -78,6 +79,9 @@ pub enum Class {
     BreakGlass,
     /// Someone other than the agent changed a field Git sets.
     HarmfulDrift,
+    /// Someone other than the agent added a field Git never sets; the agent leaves it unless
+    /// told to remove foreign additions.
+    Foreign,
     /// Git differs from what the agent applied: the next sync changes it.
     Pending,
     /// Differences Git does not own: defaults, webhooks, other controllers, ignored fields.
@@ -89,6 +93,7 @@ impl Class {
         match self {
             Class::BreakGlass => "break-glass",
             Class::HarmfulDrift => "harmful drift",
+            Class::Foreign => "foreign addition",
             Class::Pending => "pending change",
             Class::Expected => "expected",
         }
@@ -107,6 +112,15 @@ pub struct FieldChange {
     pub class: Class,
     /// Who the field is left to, when an ignore rule covers it (class `expected`).
     pub ignored_by: Option<String>,
+    /// The agent removes the field: it owns it and Git no longer sets it (`git` is null).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
+    /// For a foreign addition: when its manager wrote it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// For a foreign addition: why it matters for security (empty when it does not).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -127,6 +141,10 @@ pub struct ObjectDiff {
     pub note: Option<String>,
     pub diff: Option<String>,
     pub error: Option<String>,
+    /// What the agent's apply changes, field by field (live against the dry-run as the
+    /// agent): the prediction the property test holds the agent to. A create is one `add`
+    /// of the whole object at `""`, its value left out.
+    pub changes: Vec<predict::Change>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -138,6 +156,7 @@ pub struct Summary {
     pub unchanged: usize,
     pub unmanaged: usize,
     pub harmful_drift: usize,
+    pub foreign: usize,
     pub pending: usize,
     pub expected: usize,
     pub break_glass: usize,
@@ -153,6 +172,10 @@ pub struct DiffReport {
     pub path: String,
     /// Whether an agent status was found; without one nothing is pruned or pending.
     pub agent: bool,
+    /// Digest of this render, and whether it equals the one the agent applied (`None`:
+    /// the agent published none).
+    pub render_digest: String,
+    pub matches_applied: Option<bool>,
     pub objects: Vec<ObjectDiff>,
     pub summary: Summary,
 }
@@ -381,6 +404,11 @@ pub async fn compare_with_live(
         revision,
         path: path.to_string(),
         agent: parent.and_then(|p| p.status.as_ref()).is_some(),
+        render_digest: desired::digest(rendered),
+        matches_applied: parent
+            .and_then(|p| p.status.as_ref())
+            .and_then(|s| s.applied_digest.as_deref())
+            .map(|applied| applied == desired::digest(rendered)),
         objects,
         summary,
     })
@@ -415,6 +443,7 @@ fn skeleton(obj: &Value, action: Action) -> ObjectDiff {
         note: None,
         diff: None,
         error: None,
+        changes: Vec::new(),
     }
 }
 
@@ -473,11 +502,11 @@ async fn diff_object(
     })?;
     let name = value["metadata"]["name"].as_str().unwrap_or_default();
     let live = live::get(&session.client, ns, &resource, name).await?;
-    let mut body = value.clone();
-    decorate(&mut body, ns, set_id);
-    let git_body = body.clone();
-    let ignored = rules.rules.strip_ignored(&mut body);
-    let after = live::dry_run_apply(&session.client, ns, &resource, &body).await?;
+    let mut git_body = value.clone();
+    decorate(&mut git_body, ns, set_id);
+    let ApplyBody { body, ignored } =
+        predict::apply_body(value, ns, set_id, &rules.rules, live.as_ref());
+    let after = live::dry_run_as_agent(&session.client, ns, &resource, &body).await?;
     let mut out = skeleton(
         value,
         if live.is_some() {
@@ -487,6 +516,15 @@ async fn diff_object(
         },
     );
     out.ignored = ignored;
+    out.changes = match &live {
+        Some(l) => predict::changes(Some(l), &after),
+        None => vec![predict::Change {
+            pointer: String::new(),
+            op: ChangeOp::Add,
+            before: None,
+            after: None,
+        }],
+    };
     let Some(live) = live else {
         out.class = Some(Class::Pending);
         out.diff = text_diff(None, &after, &key);
@@ -512,10 +550,16 @@ async fn diff_object(
             .unwrap_or_default()
     };
     let expected = ignored_differences(rules, &git_body, &live, &out.ignored, &owners);
+    let foreign = foreign_fields(session, &resource, &body, &live, &out.ignored).await?;
     if out.diff.is_none() {
-        out.action = Action::Unchanged;
-        out.class = (!expected.is_empty()).then_some(Class::Expected);
-        out.fields = expected;
+        out.action = if foreign.is_empty() {
+            Action::Unchanged
+        } else {
+            Action::Change
+        };
+        out.fields = foreign;
+        out.fields.extend(expected);
+        out.class = (!out.fields.is_empty()).then(|| object_class(&out.fields));
         return Ok(out);
     }
     let mut git_side = body.clone();
@@ -539,8 +583,14 @@ async fn diff_object(
             managers,
             class,
             ignored_by: None,
+            removed: false,
+            since: None,
+            sensitive: Vec::new(),
         });
     }
+    out.fields
+        .extend(removals(&live, &after, &managed, out.break_glass.is_some()));
+    out.fields.extend(foreign);
     out.fields.extend(expected);
     out.class = Some(object_class(&out.fields));
     Ok(out)
@@ -573,10 +623,86 @@ fn ignored_differences(
                     managers: owners(p),
                     class: Class::Expected,
                     ignored_by: Some(rules.reason(p, git)),
+                    removed: false,
+                    since: None,
+                    sensitive: Vec::new(),
                 }
             })
         })
         .collect()
+}
+
+/// Fields the agent's apply removes: it owns them and Git no longer sets them.
+fn removals(
+    live: &Value,
+    after: &Value,
+    managed: &ManagedFields,
+    break_glass: bool,
+) -> Vec<FieldChange> {
+    predict::changes(Some(live), after)
+        .into_iter()
+        .filter(|c| c.op == ChangeOp::Remove)
+        .map(|c| FieldChange {
+            managers: managed
+                .owners(live, &c.pointer)
+                .into_iter()
+                .map(|m| m.manager.clone())
+                .collect(),
+            pointer: c.pointer,
+            git: Value::Null,
+            live: c.before,
+            class: if break_glass {
+                Class::BreakGlass
+            } else {
+                Class::Pending
+            },
+            ignored_by: None,
+            removed: true,
+            since: None,
+            sensitive: Vec::new(),
+        })
+        .collect()
+}
+
+/// The foreign additions on `live`: defaults are told apart by a dry-run create of Git's
+/// object under a generated name (only when there is a candidate, so usually no request).
+pub(crate) async fn foreign_fields(
+    session: &Session,
+    resource: &(ApiResource, ApiCapabilities),
+    body: &Value,
+    live: &Value,
+    ignored: &[String],
+) -> anyhow::Result<Vec<FieldChange>> {
+    let key = object_key(live);
+    let candidates = foreign::foreign_additions(body, live, None, ignored)
+        .with_context(|| format!("{key}: reading managedFields"))?;
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let defaults =
+        live::dry_run_create(&session.client, &session.namespace, resource, body).await?;
+    let found = foreign::foreign_additions(body, live, Some(&defaults), ignored)
+        .with_context(|| format!("{key}: reading managedFields"))?;
+    Ok(found
+        .into_iter()
+        .map(|f| {
+            let mut value = live.pointer(&f.pointer).cloned();
+            if renderer::drift::is_secret(live) {
+                value = value.map(|_| Value::from(renderer::drift::REDACTED));
+            }
+            FieldChange {
+                git: Value::Null,
+                live: value,
+                managers: vec![f.manager],
+                class: Class::Foreign,
+                ignored_by: None,
+                removed: false,
+                since: f.time,
+                sensitive: f.sensitive,
+                pointer: f.pointer,
+            }
+        })
+        .collect())
 }
 
 /// Why one field differs, from who owns it live.
@@ -628,6 +754,7 @@ pub fn summarise(objects: &[ObjectDiff]) -> Summary {
         s.unmanaged += usize::from(o.unmanaged);
         match o.class {
             Some(Class::HarmfulDrift) => s.harmful_drift += 1,
+            Some(Class::Foreign) => s.foreign += 1,
             Some(Class::Pending) => s.pending += 1,
             Some(Class::Expected) => s.expected += 1,
             Some(Class::BreakGlass) => s.break_glass += 1,
@@ -671,7 +798,7 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
         let mut header = format!("# {key}: {action}");
         if let Some(class) = o.class {
             let style = match class {
-                Class::HarmfulDrift => Style::Red,
+                Class::HarmfulDrift | Class::Foreign => Style::Red,
                 Class::BreakGlass | Class::Pending => Style::Yellow,
                 Class::Expected => Style::Dim,
             };
@@ -702,6 +829,18 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
                 Some(why) => format!("{}: ignored, {why}", f.class.label()),
                 None => f.class.label().to_string(),
             };
+            if f.class == Class::Foreign {
+                let _ = writeln!(out, "#   {}", foreign_line(f, color));
+                continue;
+            }
+            if f.removed {
+                let _ = writeln!(
+                    out,
+                    "#   {}: removed (Git no longer sets it) ({class}){by}",
+                    f.pointer
+                );
+                continue;
+            }
             if f.git == renderer::drift::REDACTED {
                 // A Secret value (decrypted from SOPS or not): compared, never shown.
                 let _ = writeln!(out, "#   {}: changed (redacted) ({class}){by}", f.pointer);
@@ -735,6 +874,7 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
     let mut why = Vec::new();
     for (n, label) in [
         (s.harmful_drift, "harmful drift"),
+        (s.foreign, "foreign addition"),
         (s.pending, "pending change"),
         (s.break_glass, "break-glass"),
         (s.expected, "expected"),
@@ -751,7 +891,46 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
     if !r.agent {
         out.push_str("         (no agent status in the namespace: nothing is pruned)\n");
     }
+    match r.matches_applied {
+        Some(true) => {
+            let _ = writeln!(
+                out,
+                "Render {} is the one the agent applied.",
+                &r.render_digest[..12]
+            );
+        }
+        Some(false) => {
+            let _ = writeln!(
+                out,
+                "Render {} differs from the one the agent applied.",
+                &r.render_digest[..12]
+            );
+        }
+        None => {}
+    }
     out
+}
+
+/// A foreign addition in one line: where, who, when, and why it matters for security.
+pub fn foreign_line(f: &FieldChange, color: bool) -> String {
+    let mut what = f.class.label().to_string();
+    if !f.sensitive.is_empty() {
+        what = format!(
+            "{what}, {}: {}",
+            Style::Red.paint("security-sensitive", color),
+            f.sensitive.join(", ")
+        );
+    }
+    let since = f
+        .since
+        .as_deref()
+        .map(|t| format!(" at {t}"))
+        .unwrap_or_default();
+    format!(
+        "{}: added live by {}{since} ({what}), Git never sets it",
+        f.pointer,
+        f.managers.join(", ")
+    )
 }
 
 /// `unified_diff` colors when asked; the stored diff is plain so JSON stays clean.
@@ -806,6 +985,9 @@ mod tests {
             managers: vec![],
             class,
             ignored_by: None,
+            removed: false,
+            since: None,
+            sensitive: Vec::new(),
         }
     }
 
@@ -845,6 +1027,9 @@ mod tests {
             managers: vec!["gitops-agent".into(), "kubectl-set".into()],
             class: Class::HarmfulDrift,
             ignored_by: None,
+            removed: false,
+            since: None,
+            sensitive: Vec::new(),
         }];
         changed.class = Some(Class::HarmfulDrift);
         changed.diff = crate::output::unified_diff::unified_diff(
@@ -870,6 +1055,8 @@ mod tests {
             revision: None,
             path: "overlays/prod".into(),
             agent: true,
+            render_digest: String::new(),
+            matches_applied: None,
             summary: summarise(&objects),
             objects,
         }
@@ -916,6 +1103,8 @@ mod tests {
                 "revision",
                 "path",
                 "agent",
+                "renderDigest",
+                "matchesApplied",
                 "objects",
                 "summary"
             ]
@@ -936,7 +1125,8 @@ mod tests {
                 "breakGlass",
                 "note",
                 "diff",
-                "error"
+                "error",
+                "changes"
             ]
         );
         assert_eq!(o["class"], "harmfulDrift");
@@ -980,6 +1170,8 @@ mod tests {
             revision: None,
             path: "overlays/prod".into(),
             agent: true,
+            render_digest: String::new(),
+            matches_applied: None,
             summary: summarise(&objects),
             objects,
         };

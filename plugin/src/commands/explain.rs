@@ -10,6 +10,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::Args;
 use git2::Oid;
 use jiff::Timestamp;
+use renderer::drift::predict;
 use renderer::drift::{ManagedFields, ManagerInfo, REDACTED, compare, is_secret_value};
 use renderer::protocol::{
     AGENT_FIELD_MANAGER, BreakGlass, GroupKind, REVISION_ANNOTATION, decorate,
@@ -81,6 +82,8 @@ pub struct Explanation {
     pub live_revision: Option<String>,
     pub break_glass: Option<BreakGlassInfo>,
     pub fields: Vec<FieldReport>,
+    /// Fields Git never sets, added live by someone else (as `diff` reports them).
+    pub foreign: Vec<crate::commands::diff::FieldChange>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -390,6 +393,21 @@ async fn explain(
     if let (Some(field), true) = (&args.field, fields.is_empty()) {
         fields.push(not_in_git(field, live.as_ref(), &managed, now)?);
     }
+    let foreign = match &live {
+        Some(l) => {
+            let prepared =
+                predict::apply_body(&object.value, ns, &tracked::set_id(ns), rules, Some(l));
+            crate::commands::diff::foreign_fields(
+                session,
+                &resource,
+                &prepared.body,
+                l,
+                &prepared.ignored,
+            )
+            .await?
+        }
+        None => Vec::new(),
+    };
     Ok(Explanation {
         api_version: object.value["apiVersion"]
             .as_str()
@@ -410,6 +428,7 @@ async fn explain(
             break_glass: bg,
         }),
         fields,
+        foreign,
     })
 }
 
@@ -580,6 +599,12 @@ pub fn format_text(e: &Explanation, detailed: bool, color: bool) -> String {
             bg.break_glass.until, bg.break_glass.by, bg.break_glass.reason
         );
     }
+    if !e.foreign.is_empty() {
+        out.push_str("Foreign additions:\n");
+        for f in &e.foreign {
+            let _ = writeln!(out, "  {}", crate::commands::diff::foreign_line(f, color));
+        }
+    }
     let verdict = |f: &FieldReport| {
         f.verdict
             .style()
@@ -734,6 +759,7 @@ mod tests {
             live_exists: true,
             live_revision: Some("1a2b3c4d5e6f7a8b9c0d1a2b3c4d5e6f7a8b9c0d".into()),
             break_glass: None,
+            foreign: vec![],
             fields: vec![
                 FieldReport {
                     path: "spec.replicas".into(),
@@ -797,7 +823,8 @@ mod tests {
                 "liveExists",
                 "liveRevision",
                 "breakGlass",
-                "fields"
+                "fields",
+                "foreign"
             ]
         );
         let field = &json["fields"][0];

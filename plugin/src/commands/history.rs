@@ -27,7 +27,10 @@ Examples:
   kubectl gitops history -n prod
 
   # The same for scripts
-  kubectl gitops history -n prod -o json";
+  kubectl gitops history -n prod -o json
+
+  # The drift the agent saw and what it did about it, newest first
+  kubectl gitops history --drift -n prod";
 
 #[derive(Debug, Clone, Args)]
 pub struct HistoryArgs {
@@ -37,6 +40,10 @@ pub struct HistoryArgs {
     /// A clone of the repository (default: the current directory)
     #[arg(long, value_name = "DIR")]
     pub repo: Option<PathBuf>,
+    /// The drift the agent saw and what it did (repaired, ignored, held by break-glass,
+    /// foreign), from its history ring, instead of the revision history
+    #[arg(long)]
+    pub drift: bool,
     /// Output format
     #[arg(short, long, value_enum, default_value_t = DataFormat::Text)]
     pub output: DataFormat,
@@ -81,6 +88,9 @@ pub struct HistoryEntry {
 }
 
 pub fn run(args: &HistoryArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
+    if args.drift {
+        return crate::commands::history_drift::run(args.output, kube, printer);
+    }
     let local = LocalRepo::open(args.repo.as_deref())?;
     let prod = block_on(Environment::connect(kube, None, None))??;
     let status = prod.status()?;

@@ -7,6 +7,7 @@ pub mod diff;
 pub mod doctor;
 pub mod explain;
 pub mod history;
+pub mod history_drift;
 pub mod install;
 pub mod lint;
 pub mod promote;

@@ -45,6 +45,10 @@ pub struct RenderArgs {
     /// Print Secret values instead of `*** (N bytes)`
     #[arg(long)]
     pub show_secrets: bool,
+    /// Print only the digest of the rendered set: the agent publishes the same one
+    /// (`appliedDigest` in `status -o json`) for the revision it applied
+    #[arg(long, conflicts_with_all = ["show_origins", "show_secrets"])]
+    pub digest: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -93,9 +97,12 @@ pub fn run(args: &RenderArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
         crate::plan::desired::render_decrypting(located.source.as_ref(), &located.dir, &options)
             .map_err(|err| locate_error(err, &located.root))?;
     printer.verbose(&format!("rendered {} objects", rendered.objects.len()));
-    printer
-        .result(&format(&rendered, args))
-        .context("writing to stdout")?;
+    let text = if args.digest {
+        format!("{}\n", crate::plan::desired::digest(&rendered))
+    } else {
+        format(&rendered, args)
+    };
+    printer.result(&text).context("writing to stdout")?;
     // The objects above kept these files' encrypted values.
     for failure in &undecrypted {
         printer.warn(&format!(

@@ -123,6 +123,7 @@ async fn rollback(
     } else {
         print_diff(printer, &changes)?;
     }
+    printer.info(&predicted_summary(&prod.session, local, &status.path, &target, printer).await?);
     printer.info(&format!(
         "will point {} at {}: {}{}",
         prod.label,
@@ -175,6 +176,42 @@ async fn rollback(
         printer.info(&format!("pushed {branch} to origin"));
     }
     Ok(ExitStatus::Success)
+}
+
+/// What the agent will do to the live namespace at `target`, predicted as `diff` predicts it
+/// (a dry-run of its own apply), so drift and removals since the last sync are counted too.
+async fn predicted_summary(
+    session: &crate::cluster::session::Session,
+    local: &LocalRepo,
+    overlay: &str,
+    target: &str,
+    printer: &Printer,
+) -> anyhow::Result<String> {
+    let source = local.source_at(target)?;
+    let rendered = desired::render(&source, overlay)
+        .map_err(|e| anyhow!("rendering {overlay} at {}: {e}", short(target)))?;
+    let kinds = crate::cluster::live::Kinds::discover(&session.client).await?;
+    let parent = crate::cluster::tracked::read_parent(&session.client, &session.namespace).await?;
+    let report = crate::commands::diff::compare_with_live(
+        session,
+        &kinds,
+        parent.as_ref(),
+        &rendered,
+        overlay,
+        Some(target.to_string()),
+        printer,
+    )
+    .await?;
+    let s = &report.summary;
+    Ok(format!(
+        "live, the agent will then create {}, change {}, prune {} and leave {} unchanged \
+         (`kubectl gitops diff --revision {}` shows each field)",
+        s.create,
+        s.change,
+        s.prune,
+        s.unchanged,
+        short(target)
+    ))
 }
 
 /// The rendered overlay at `from` against `to`, object by object, Secrets redacted.

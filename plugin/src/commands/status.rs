@@ -13,7 +13,9 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use jiff::Timestamp;
-use renderer::protocol::{BreakGlass, HealthEntry, SyncResult, SyncStatus};
+use renderer::protocol::{
+    BreakGlass, DriftEvent, ForeignEntry, HealthEntry, SyncResult, SyncStatus,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -87,6 +89,13 @@ pub struct StatusReport {
     pub health: Vec<HealthEntry>,
     pub break_glass: Vec<BreakGlassView>,
     pub failing: Vec<Failing>,
+    /// Hex digest of the rendered set the agent last applied (`render --digest` prints the
+    /// same for a revision).
+    pub applied_digest: Option<String>,
+    /// Fields Git never sets, added live by someone else, as the agent last saw them.
+    pub foreign: Vec<ForeignEntry>,
+    /// The newest entries of the agent's drift history, newest first.
+    pub recent_drift: Vec<DriftEvent>,
     /// Per live member, the commit that last changed it (from the parent; older agents
     /// annotated the members instead, read as a fallback).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -338,8 +347,20 @@ pub fn build(
         break_glass,
         failing,
         revisions,
+        applied_digest: status.applied_digest.clone(),
+        foreign: status.foreign.clone(),
+        recent_drift: parent
+            .drift_history
+            .events()
+            .rev()
+            .take(RECENT_DRIFT_SHOWN)
+            .cloned()
+            .collect(),
     })
 }
+
+/// Drift history entries `status` shows (all of them: `history --drift`).
+const RECENT_DRIFT_SHOWN: usize = 10;
 
 /// Break-glass as the members' annotations say now (the agent's list may be a cycle old),
 /// plus the agent's entries for objects not found live; unreadable annotations are failures.
@@ -523,6 +544,35 @@ pub fn format_text(r: &StatusReport, now: Timestamp, color: bool) -> String {
             );
         }
     }
+    if !r.foreign.is_empty() {
+        out.push_str("\nForeign additions (not in Git, added live):\n");
+        for f in &r.foreign {
+            let mut line = format!("  {}/{}  {}  by {}", f.kind, f.name, f.pointer, f.manager);
+            if let Some(t) = &f.time {
+                let _ = write!(line, " at {t}");
+            }
+            if !f.sensitive.is_empty() {
+                let _ = write!(
+                    line,
+                    "  {}: {}",
+                    Style::Red.paint("security-sensitive", color),
+                    f.sensitive.join(", ")
+                );
+            }
+            if f.removed {
+                line.push_str("  (removed)");
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+    }
+    if !r.recent_drift.is_empty() {
+        out.push_str("\nRecent drift (newest first; all: kubectl gitops history --drift):\n");
+        for e in &r.recent_drift {
+            out.push_str(&crate::commands::history_drift::event_line(e));
+            out.push('\n');
+        }
+    }
     if !r.failing.is_empty() {
         out.push_str("\nFailing:\n");
         for f in &r.failing {
@@ -585,6 +635,7 @@ mod tests {
             status_error: None,
             group_kinds: vec![],
             members: Default::default(),
+            drift_history: Default::default(),
         }
     }
 
@@ -671,6 +722,7 @@ mod tests {
             status_error: Some("data key status.json is missing".into()),
             group_kinds: vec![],
             members: Default::default(),
+            drift_history: Default::default(),
         };
         let err = build("shop", &p, &[], None, now()).unwrap_err().to_string();
         assert!(
@@ -707,7 +759,10 @@ mod tests {
                 "counts",
                 "health",
                 "breakGlass",
-                "failing"
+                "failing",
+                "appliedDigest",
+                "foreign",
+                "recentDrift"
             ]
         );
         assert_eq!(json["result"], "Synced");

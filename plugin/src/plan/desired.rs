@@ -33,6 +33,11 @@ pub fn render_decrypting(
     Ok((rendered, decrypting.failures()))
 }
 
+/// The digest of the rendered set, as the agent computes it for what it applied.
+pub fn digest(rendered: &Rendered) -> String {
+    renderer::protocol::render_digest(rendered.objects.iter().map(|o| &o.value))
+}
+
 /// HPA and annotation rules only, for callers without the agent's status at hand.
 pub fn ignore_rules(rendered: &Rendered, live_hpas: &[Value]) -> IgnoreRules {
     AgentRules::new(rendered, live_hpas, None).rules

@@ -152,6 +152,12 @@ impl IgnoreRules {
     /// The concrete pointers of `obj` that are ignored (wildcards expanded, absent ones dropped).
     /// Invalid annotation entries are skipped here; [`parse_ignore_annotation`] reports them.
     pub fn ignored_pointers(&self, obj: &Value) -> Vec<String> {
+        self.ignored_pointers_with(obj, "")
+    }
+
+    /// [`Self::ignored_pointers`] plus the pointers of an `ignore-fields` annotation found
+    /// elsewhere (the live object's), in the same comma-separated form.
+    pub fn ignored_pointers_with(&self, obj: &Value, extra_annotation: &str) -> Vec<String> {
         let (kind, group) = kind_and_group(obj);
         let name = obj["metadata"]["name"].as_str().unwrap_or_default();
 
@@ -175,6 +181,7 @@ impl IgnoreRules {
         patterns.extend(
             annotated
                 .split(',')
+                .chain(extra_annotation.split(','))
                 .map(str::trim)
                 .filter(|p| !p.is_empty()),
         );
@@ -192,7 +199,12 @@ impl IgnoreRules {
     /// Removes the ignored fields from `desired` so the apply does not take them over from the
     /// controller that owns them. Returns the pointers removed.
     pub fn strip_ignored(&self, desired: &mut Value) -> Vec<String> {
-        let mut pointers = self.ignored_pointers(desired);
+        self.strip_ignored_with(desired, "")
+    }
+
+    /// [`Self::strip_ignored`] with the pointers of another `ignore-fields` annotation too.
+    pub fn strip_ignored_with(&self, desired: &mut Value, extra_annotation: &str) -> Vec<String> {
+        let mut pointers = self.ignored_pointers_with(desired, extra_annotation);
         // Deepest and highest-index first, so earlier removals do not shift later pointers.
         pointers.sort_by_key(|p| std::cmp::Reverse(order_for_removal(p)));
         pointers.retain(|p| pointer::remove(desired, p).is_some());

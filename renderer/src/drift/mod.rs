@@ -3,8 +3,10 @@
 
 mod compare;
 mod fields;
+pub mod foreign;
 mod ignore;
 pub mod pointer;
+pub mod predict;
 
 pub use crate::redact::{REDACTED, is_secret, is_secret_value};
 pub use compare::{FieldDrift, compare, normalise_secret};

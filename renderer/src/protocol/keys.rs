@@ -42,6 +42,11 @@ pub const AGENT_CONFIG_REVISION_KEY: &str = "revision";
 /// The value of [`PRUNE_ANNOTATION`] that opts a PersistentVolumeClaim in to pruning: its
 /// data goes with it, so it is never pruned otherwise.
 pub const PRUNE_ENABLED: &str = "enabled";
+/// On a managed object (in Git or live): `"true"` makes the agent remove foreign additions
+/// (fields Git never sets, added by someone else), as `--remove-foreign` does for all.
+pub const REMOVE_FOREIGN_ANNOTATION: &str = "kubectl-gitops.dev/remove-foreign";
+/// Data key of the parent holding the drift history ring (JSON), apart from the status.
+pub const DRIFT_HISTORY_DATA_KEY: &str = "drift-history.json";
 /// On a managed object (in Git or live): comma-separated JSON pointers the agent leaves alone.
 pub const IGNORE_FIELDS_ANNOTATION: &str = "kubectl-gitops.dev/ignore-fields";
 

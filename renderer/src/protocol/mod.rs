@@ -6,6 +6,9 @@
 mod applyset;
 mod break_glass;
 mod decorate;
+mod digest;
+mod drift_history;
+mod drift_report;
 mod keys;
 mod members;
 mod status;
@@ -13,6 +16,9 @@ mod status;
 pub use applyset::{GroupKind, applyset_id, format_group_kinds, parse_group_kinds};
 pub use break_glass::{BreakGlass, BreakGlassError, DEFAULT_MAX_BREAK_GLASS_HOURS};
 pub use decorate::decorate;
+pub use digest::render_digest;
+pub use drift_history::{DRIFT_HISTORY_MAX_BYTES, DriftAction, DriftEvent, DriftHistory};
+pub use drift_report::ForeignEntry;
 pub use keys::*;
 pub use members::MemberRevisions;
 pub use status::{

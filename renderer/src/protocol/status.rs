@@ -77,6 +77,14 @@ pub struct SyncStatus {
     /// `status -A` can show drift repaired in the last hour. Absent in older status: empty.
     #[serde(default)]
     pub recent_drift_corrections: Vec<Timestamp>,
+    /// Foreign additions on managed objects at the last sync (fields Git never sets, written
+    /// by someone else). Absent in older status: empty.
+    #[serde(default)]
+    pub foreign: Vec<super::ForeignEntry>,
+    /// Hex SHA-256 of the rendered set last applied ([`crate::protocol::render_digest`]), so
+    /// `render --digest` can be compared with it. Absent in older status.
+    #[serde(default)]
+    pub applied_digest: Option<String>,
     pub last_attempt_time: Option<Timestamp>,
     pub last_sync_time: Option<Timestamp>,
     /// A prune of more than `--prune-limit` of the set, held until approved for its revision.

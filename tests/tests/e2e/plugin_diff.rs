@@ -304,6 +304,8 @@ async fn plugin_diff_reports_every_class_and_action() -> Result<()> {
             "revision",
             "path",
             "agent",
+            "renderDigest",
+            "matchesApplied",
             "objects",
             "summary"
         ]
@@ -318,6 +320,7 @@ async fn plugin_diff_reports_every_class_and_action() -> Result<()> {
             "unchanged",
             "unmanaged",
             "harmfulDrift",
+            "foreign",
             "pending",
             "expected",
             "breakGlass",
@@ -339,7 +342,8 @@ async fn plugin_diff_reports_every_class_and_action() -> Result<()> {
                 "breakGlass",
                 "note",
                 "diff",
-                "error"
+                "error",
+                "changes"
             ],
             "{o:#}"
         );
