@@ -11,13 +11,16 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/pflag"
 	v1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	controllermanager "k8s.io/kubernetes/cmd/kube-controller-manager/app"
+	kcmoptions "k8s.io/kubernetes/cmd/kube-controller-manager/app/options"
 	scheduler "k8s.io/kubernetes/cmd/kube-scheduler/app"
+	scheduleroptions "k8s.io/kubernetes/cmd/kube-scheduler/app/options"
 )
 
 // kwokStages are KWOK's default node and pod stages plus two that make chosen images fail:
@@ -41,6 +44,9 @@ var workloadControllers = []string{
 	"pod-garbage-collector-controller",
 	"disruption-controller",
 	"horizontal-pod-autoscaler-controller",
+	// Lifts the not-ready taint the API server puts on every new node once KWOK reports it
+	// Ready, as on a real cluster.
+	"node-lifecycle-controller",
 }
 
 // kwokNodes is how many simulated nodes are registered; two lets a spread or a DaemonSet show
@@ -55,22 +61,12 @@ func startWorkloads(ctx context.Context, dir, server, kwokBinary string, creds *
 	if err := writeKubeconfig(adminKubeconfig, server, creds); err != nil {
 		return nil, err
 	}
-	go runComponent("kube-controller-manager", controllermanager.NewControllerManagerCommand(), []string{
-		"--kubeconfig=" + adminKubeconfig,
-		"--controllers=" + strings.Join(workloadControllers, ","),
-		"--leader-elect=false",
-		"--secure-port=0",
-		"--use-service-account-credentials=false",
-		// Short enough that a test sees a rollout, long enough for a loaded 2-core machine.
-		"--concurrent-deployment-syncs=5",
-		"--v=0",
-	})
-	go runComponent("kube-scheduler", scheduler.NewSchedulerCommand(), []string{
-		"--kubeconfig=" + adminKubeconfig,
-		"--leader-elect=false",
-		"--secure-port=0",
-		"--v=0",
-	})
+	if err := startControllerManager(ctx, adminKubeconfig); err != nil {
+		return nil, err
+	}
+	if err := startScheduler(ctx, adminKubeconfig); err != nil {
+		return nil, err
+	}
 
 	stagesFile := filepath.Join(dir, "kwok-stages.yaml")
 	if err := os.WriteFile(stagesFile, kwokStages, 0o600); err != nil {
@@ -107,14 +103,77 @@ func startWorkloads(ctx context.Context, dir, server, kwokBinary string, creds *
 	return stop, nil
 }
 
-func runComponent(name string, cmd interface {
-	SetArgs([]string)
-	Execute() error
-}, args []string) {
-	cmd.SetArgs(args)
-	if err := cmd.Execute(); err != nil {
-		fatalf("%s: %v", name, err)
+// startControllerManager runs kube-controller-manager's own Run with the workload loops.
+// Not through its cobra command: that installs a second signal handler (a panic in one
+// process) and applies logging options the API server already applied.
+func startControllerManager(ctx context.Context, kubeconfig string) error {
+	s, err := kcmoptions.NewKubeControllerManagerOptions()
+	if err != nil {
+		return fmt.Errorf("kube-controller-manager options: %w", err)
 	}
+	known := controllermanager.KnownControllers()
+	disabled := controllermanager.ControllersDisabledByDefault()
+	aliases := controllermanager.ControllerAliases()
+	if err := parseFlags("kube-controller-manager", s.Flags(known, disabled, aliases).FlagSets, []string{
+		"--kubeconfig=" + kubeconfig,
+		"--controllers=" + strings.Join(workloadControllers, ","),
+		"--leader-elect=false",
+		"--secure-port=0",
+		"--use-service-account-credentials=false",
+		// KWOK's heartbeat stage reports every 20-45 s; the default 50 s grace is too close.
+		"--node-monitor-grace-period=2m",
+	}); err != nil {
+		return err
+	}
+	if err := s.ComponentGlobalsRegistry.Set(); err != nil {
+		return fmt.Errorf("kube-controller-manager feature gates: %w", err)
+	}
+	c, err := s.Config(ctx, known, disabled, aliases)
+	if err != nil {
+		return fmt.Errorf("kube-controller-manager config: %w", err)
+	}
+	go func() {
+		if err := controllermanager.Run(ctx, c.Complete()); err != nil && ctx.Err() == nil {
+			fatalf("kube-controller-manager: %v", err)
+		}
+	}()
+	return nil
+}
+
+// startScheduler runs kube-scheduler's Setup and Run, for the same reasons as above.
+func startScheduler(ctx context.Context, kubeconfig string) error {
+	opts := scheduleroptions.NewOptions()
+	if err := parseFlags("kube-scheduler", opts.Flags.FlagSets, []string{
+		"--kubeconfig=" + kubeconfig,
+		"--leader-elect=false",
+		"--secure-port=0",
+	}); err != nil {
+		return err
+	}
+	if err := opts.ComponentGlobalsRegistry.Set(); err != nil {
+		return fmt.Errorf("kube-scheduler feature gates: %w", err)
+	}
+	cc, sched, err := scheduler.Setup(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("kube-scheduler setup: %w", err)
+	}
+	go func() {
+		if err := scheduler.Run(ctx, cc, sched); err != nil && ctx.Err() == nil {
+			fatalf("kube-scheduler: %v", err)
+		}
+	}()
+	return nil
+}
+
+func parseFlags(component string, sets map[string]*pflag.FlagSet, args []string) error {
+	fs := pflag.NewFlagSet(component, pflag.ContinueOnError)
+	for _, set := range sets {
+		fs.AddFlagSet(set)
+	}
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%s flags: %w", component, err)
+	}
+	return nil
 }
 
 func registerNodes(ctx context.Context, server string, creds *credentials) error {

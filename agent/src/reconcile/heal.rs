@@ -46,8 +46,13 @@ impl Agent {
             let d: &Desired = targets[i];
             async move {
                 let live = self.cluster.get(d).await?;
+                // The watches refresh health too: a controller's status update lands here.
+                let health = match &live {
+                    Some(obj) => self.health.assess(obj).await,
+                    None => crate::health::missing(&d.key.group_kind.kind, &d.key.name),
+                };
                 let prepared = self.prepare(d, live.as_ref(), rules, now).await;
-                Ok::<_, SyncError>((d, live.is_some(), prepared))
+                Ok::<_, SyncError>((d, live.is_some(), prepared, health))
             }
         };
         let judged: Vec<_> = futures::stream::iter((0..targets.len()).map(one))
@@ -57,7 +62,8 @@ impl Agent {
         let mut expired = Vec::new();
         let mut changed = false;
         for j in judged {
-            let (d, existed, prepared) = j?;
+            let (d, existed, prepared, health) = j?;
+            changed |= crate::health::replace(&mut inner.status.status.health, health);
             let prepared = match prepared {
                 Ok(p) => p,
                 Err(e) => {

@@ -146,6 +146,7 @@ pub struct Agent {
     /// Poked by the webhook to sync now instead of at the next interval.
     pub trigger: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    pub health: crate::health::LiveHealth,
 }
 
 impl Agent {
@@ -154,6 +155,8 @@ impl Agent {
         client: kube::Client,
         namespace: String,
     ) -> Result<Self, crate::Error> {
+        let health =
+            crate::health::LiveHealth::new(client.clone(), &namespace, &config.health_rules_configmap);
         let cluster = Cluster::new(client, &namespace);
         let set = ApplySet::new(&namespace);
         let flags: Vec<String> = config
@@ -199,6 +202,7 @@ impl Agent {
             }),
             trigger: Arc::new(Notify::new()),
             metrics,
+            health,
         })
     }
 
@@ -392,7 +396,7 @@ impl Agent {
             if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
                 inner.own_versions.insert(d.key.clone(), rv.to_string());
             }
-            health.insert(d.key.clone(), crate::health::assess(&applied));
+            health.insert(d.key.clone(), self.health.assess(&applied).await);
             tracing::info!(object = %d.key, revision = %commit, "applied");
         }
         self.metrics.add_applied(written);
@@ -507,7 +511,7 @@ impl Agent {
             let (d, live) = work[i];
             async move {
                 let health = match live {
-                    Some(obj) => crate::health::assess(obj),
+                    Some(obj) => self.health.assess(obj).await,
                     None => crate::health::missing(&d.key.group_kind.kind, &d.key.name),
                 };
                 let prepared = self.prepare(d, live, rules, now).await;
