@@ -3,3 +3,4 @@
 pub mod plan;
 pub mod repo;
 pub mod rules;
+pub mod wait;

@@ -37,3 +37,4 @@ mod plugin_promote;
 mod plugin_push;
 mod plugin_sops;
 mod plugin_status;
+mod rollout;
