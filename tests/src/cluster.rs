@@ -291,7 +291,7 @@ fn built_tool(script: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-pub(crate) fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     // CARGO_MANIFEST_DIR is tests/; the workspace root is its parent.
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

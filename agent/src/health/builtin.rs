@@ -194,7 +194,6 @@ pub(super) fn pvc(p: &Value) -> (HealthState, String) {
     }
 }
 
-
 pub(super) fn replica_set(r: &Value) -> (HealthState, String) {
     use HealthState::*;
     if let Some(u) = unobserved(r) {
@@ -214,7 +213,10 @@ pub(super) fn replica_set(r: &Value) -> (HealthState, String) {
             format!("{available} of {desired} replicas available"),
         );
     }
-    (Healthy, format!("{available} of {desired} replicas available"))
+    (
+        Healthy,
+        format!("{available} of {desired} replicas available"),
+    )
 }
 
 /// Only a Service of type LoadBalancer has something to wait for: its address.

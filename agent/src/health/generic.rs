@@ -121,7 +121,10 @@ mod tests {
         let stalled = assess(&cond("Stalled", "True"), &f);
         assert_eq!(stalled.state, "Degraded");
         assert_eq!(stalled.message, "Stalled: Because: it said so");
-        assert_eq!(assess(&cond("Reconciling", "True"), &f).state, "Progressing");
+        assert_eq!(
+            assess(&cond("Reconciling", "True"), &f).state,
+            "Progressing"
+        );
         assert_eq!(assess(&cond("Ready", "False"), &f).state, "Progressing");
         assert_eq!(assess(&cond("Ready", "Unknown"), &f).state, "Progressing");
         assert_eq!(assess(&cond("Ready", "True"), &f).state, "Healthy");

@@ -89,7 +89,10 @@ impl LiveHealth {
                     .and_then(|d| d.get(RULES_KEY))
                     .map(String::as_str)
                     .unwrap_or_default();
-                let origin = format!("ConfigMap {}/{} {RULES_KEY}", self.namespace, self.configmap);
+                let origin = format!(
+                    "ConfigMap {}/{} {RULES_KEY}",
+                    self.namespace, self.configmap
+                );
                 HealthRules::parse(text, &origin).map_err(|e| e.to_string())
             }
             Err(e) => Err(format!("reading ConfigMap {}: {e}", self.configmap)),
@@ -132,7 +135,10 @@ impl LiveHealth {
         let (group, version) = key.0.rsplit_once('/').unwrap_or(("", &key.0));
         let gvk = GroupVersionKind::gvk(group, version, &key.1);
         let found = match discovery::pinned_kind(&self.client, &gvk).await {
-            Ok((_, caps)) => caps.subresources.iter().any(|(ar, _)| ar.plural == "status"),
+            Ok((_, caps)) => caps
+                .subresources
+                .iter()
+                .any(|(ar, _)| ar.plural == "status"),
             // Unknown now; asked again next time.
             Err(_) => return false,
         };

@@ -31,7 +31,10 @@ pub fn pod_problem(pod: &Value) -> Option<String> {
             ));
         }
         let terminated = &c["state"]["terminated"];
-        if terminated["exitCode"].as_i64().is_some_and(|code| code != 0) {
+        if terminated["exitCode"]
+            .as_i64()
+            .is_some_and(|code| code != 0)
+        {
             let reason = terminated["reason"].as_str().unwrap_or("Error");
             let code = terminated["exitCode"].as_i64().unwrap_or_default();
             return Some(format!(
@@ -150,38 +153,65 @@ mod tests {
             pod_problem(&p).unwrap(),
             "ImagePullBackOff on catalog-api-7c9d8-x2k4j (api: Back-off pulling image \"x:broken\")"
         );
-        let crash = pod("c", json!({"phase": "Running", "containerStatuses": [
+        let crash = pod(
+            "c",
+            json!({"phase": "Running", "containerStatuses": [
             {"name": "api", "restartCount": 4,
-             "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}));
+             "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}),
+        );
         assert_eq!(pod_problem(&crash).unwrap(), "CrashLoopBackOff on c (api)");
-        let exited = pod("e", json!({"phase": "Running", "containerStatuses": [
-            {"name": "api", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}));
+        let exited = pod(
+            "e",
+            json!({"phase": "Running", "containerStatuses": [
+            {"name": "api", "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}]}),
+        );
         assert_eq!(
             pod_problem(&exited).unwrap(),
             "OOMKilled on e (api exited with 137)"
         );
-        let init = pod("i", json!({"phase": "Pending", "initContainerStatuses": [
-            {"name": "migrate", "state": {"waiting": {"reason": "ErrImagePull"}}}]}));
+        let init = pod(
+            "i",
+            json!({"phase": "Pending", "initContainerStatuses": [
+            {"name": "migrate", "state": {"waiting": {"reason": "ErrImagePull"}}}]}),
+        );
         assert_eq!(pod_problem(&init).unwrap(), "ErrImagePull on i (migrate)");
-        let unschedulable = pod("u", json!({"phase": "Pending", "conditions": [
+        let unschedulable = pod(
+            "u",
+            json!({"phase": "Pending", "conditions": [
             {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-             "message": "0/2 nodes are available"}]}));
+             "message": "0/2 nodes are available"}]}),
+        );
         assert_eq!(
             pod_problem(&unschedulable).unwrap(),
             "Unschedulable on u (scheduler: 0/2 nodes are available)"
         );
-        let failed = pod("f", json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"}));
-        assert_eq!(pod_problem(&failed).unwrap(), "Evicted on f (pod: low on memory)");
+        let failed = pod(
+            "f",
+            json!({"phase": "Failed", "reason": "Evicted", "message": "low on memory"}),
+        );
+        assert_eq!(
+            pod_problem(&failed).unwrap(),
+            "Evicted on f (pod: low on memory)"
+        );
     }
 
     #[test]
     fn starting_and_running_pods_have_no_problem() {
-        assert_eq!(pod_problem(&pod("s", waiting("ContainerCreating", ""))), None);
-        let running = pod("r", json!({"phase": "Running", "containerStatuses": [
-            {"name": "api", "ready": true, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}));
+        assert_eq!(
+            pod_problem(&pod("s", waiting("ContainerCreating", ""))),
+            None
+        );
+        let running = pod(
+            "r",
+            json!({"phase": "Running", "containerStatuses": [
+            {"name": "api", "ready": true, "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}}}]}),
+        );
         assert_eq!(pod_problem(&running), None);
-        let done = pod("d", json!({"phase": "Succeeded", "containerStatuses": [
-            {"name": "api", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}));
+        let done = pod(
+            "d",
+            json!({"phase": "Succeeded", "containerStatuses": [
+            {"name": "api", "state": {"terminated": {"exitCode": 0, "reason": "Completed"}}}]}),
+        );
         assert_eq!(pod_problem(&done), None);
     }
 
@@ -207,7 +237,8 @@ mod tests {
                                  {"key": "canary", "operator": "DoesNotExist"}]}}});
         assert_eq!(selector(&d).unwrap(), "app=web,tier in (a,b),!canary");
         assert_eq!(selector(&json!({"spec": {}})), None);
-        let odd = json!({"spec": {"selector": {"matchExpressions": [{"key": "a", "operator": "Gt"}]}}});
+        let odd =
+            json!({"spec": {"selector": {"matchExpressions": [{"key": "a", "operator": "Gt"}]}}});
         assert_eq!(selector(&odd), None);
     }
 }

@@ -72,12 +72,10 @@ impl HealthRules {
             let (list, base) = match &doc.value {
                 Value::Null => continue,
                 Value::Array(list) => (list, String::new()),
-                Value::Object(map) if map.get("healthCheckExprs").is_some_and(Value::is_array) => {
-                    (
-                        map["healthCheckExprs"].as_array().expect("checked"),
-                        "/healthCheckExprs".to_string(),
-                    )
-                }
+                Value::Object(map) if map.get("healthCheckExprs").is_some_and(Value::is_array) => (
+                    map["healthCheckExprs"].as_array().expect("checked"),
+                    "/healthCheckExprs".to_string(),
+                ),
                 _ => {
                     return Err(error(
                         origin,
@@ -139,7 +137,9 @@ impl HealthRules {
             None
         };
         Some(match verdict {
-            Some((state, name, Some(expr))) => (state, format!("health rule: {name} ({})", expr.source)),
+            Some((state, name, Some(expr))) => {
+                (state, format!("health rule: {name} ({})", expr.source))
+            }
             _ if !errors.is_empty() => (
                 HealthState::Progressing,
                 format!("health rule: none true ({})", errors.join("; ")),
@@ -178,8 +178,8 @@ fn evaluate(expr: &Expr, obj: &Value) -> Result<bool, String> {
 
 fn rule(item: &Value, origin: &str, doc: &Document, at: &str) -> Result<HealthRule, RulesError> {
     let text = |key: &str| item[key].as_str().map(str::to_string);
-    let api_version =
-        text("apiVersion").ok_or_else(|| error(origin, doc, at, "apiVersion is required".into()))?;
+    let api_version = text("apiVersion")
+        .ok_or_else(|| error(origin, doc, at, "apiVersion is required".into()))?;
     let kind = text("kind").ok_or_else(|| error(origin, doc, at, "kind is required".into()))?;
     if let Some(map) = item.as_object()
         && let Some(unknown) = map.keys().find(|k| {
@@ -198,7 +198,12 @@ fn rule(item: &Value, origin: &str, doc: &Document, at: &str) -> Result<HealthRu
             return Ok(None);
         };
         cel::Program::compile(&source)
-            .map(|program| Some(Expr { source: source.clone(), program }))
+            .map(|program| {
+                Some(Expr {
+                    source: source.clone(),
+                    program,
+                })
+            })
             .map_err(|e| {
                 error(
                     origin,

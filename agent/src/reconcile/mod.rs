@@ -155,8 +155,11 @@ impl Agent {
         client: kube::Client,
         namespace: String,
     ) -> Result<Self, crate::Error> {
-        let health =
-            crate::health::LiveHealth::new(client.clone(), &namespace, &config.health_rules_configmap);
+        let health = crate::health::LiveHealth::new(
+            client.clone(),
+            &namespace,
+            &config.health_rules_configmap,
+        );
         let cluster = Cluster::new(client, &namespace);
         let set = ApplySet::new(&namespace);
         let flags: Vec<String> = config

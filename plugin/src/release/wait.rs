@@ -66,7 +66,11 @@ pub fn progress(status: Option<&SyncStatus>, commit: &str) -> String {
         return format!(
             "waiting for the agent to apply {} (it runs {}, {})",
             short(commit),
-            if applied.is_empty() { "nothing" } else { short(applied) },
+            if applied.is_empty() {
+                "nothing"
+            } else {
+                short(applied)
+            },
             s.result.as_str()
         );
     }
@@ -77,7 +81,11 @@ pub fn progress(status: Option<&SyncStatus>, commit: &str) -> String {
         .map(|h| format!("{}/{} {}: {}", h.kind, h.name, h.state, h.message))
         .collect();
     if pending.is_empty() {
-        format!("{} applied; all {} objects Healthy", short(commit), s.health.len())
+        format!(
+            "{} applied; all {} objects Healthy",
+            short(commit),
+            s.health.len()
+        )
     } else {
         format!("{} applied; {}", short(commit), pending.join("; "))
     }

@@ -9,6 +9,7 @@ mod agent_fetch;
 mod agent_guardrails;
 mod agent_harness;
 mod agent_hook;
+mod agent_image;
 mod agent_leader;
 mod agent_metrics;
 mod agent_prune;

@@ -11,7 +11,7 @@ use crate::agent_harness::AgentEnv;
 use crate::plugin_backfill::break_glass;
 use crate::plugin_harness::{Output, plugin, synced_catalog};
 use crate::plugin_promote::{
-    PROD_MANIFEST, PROD_PATCH, manifest_revision, wait_healthy, staging_and_prod,
+    PROD_MANIFEST, PROD_PATCH, manifest_revision, staging_and_prod, wait_healthy,
 };
 
 /// The bare repository behind the clone's `origin`, and the server publishing it.

@@ -39,14 +39,11 @@ fn edit(env: &AgentEnv, file: &str, from: &str, to: &str, message: &str) -> Resu
 
 /// Waits for the catalog Deployment to be reported Degraded with `needle` in its message.
 async fn wait_degraded(env: &AgentEnv, needle: &str) -> Result<SyncStatus> {
-    env.wait_status(
-        Duration::from_secs(PROGRESS_DEADLINE_SECS + 60),
-        |s| {
-            s.health.iter().any(|h| {
-                h.kind == "Deployment" && h.state == "Degraded" && h.message.contains(needle)
-            })
-        },
-    )
+    env.wait_status(Duration::from_secs(PROGRESS_DEADLINE_SECS + 60), |s| {
+        s.health
+            .iter()
+            .any(|h| h.kind == "Deployment" && h.state == "Degraded" && h.message.contains(needle))
+    })
     .await
 }
 
@@ -116,15 +113,25 @@ async fn rollout_release_story_on_real_pods() -> Result<()> {
         "rollout: staging Degraded {:.1}s after the sync (deadline {PROGRESS_DEADLINE_SECS}s)",
         started.elapsed().as_secs_f64()
     );
-    let message = &status.health.iter().find(|h| h.kind == "Deployment").unwrap().message;
-    assert!(message.contains("ProgressDeadlineExceeded") || message.contains("timed out"), "{message}");
+    let message = &status
+        .health
+        .iter()
+        .find(|h| h.kind == "Deployment")
+        .unwrap()
+        .message;
+    assert!(
+        message.contains("ProgressDeadlineExceeded") || message.contains("timed out"),
+        "{message}"
+    );
 
     let from = staging.ns.name().to_string();
     let to = prod.ns.name().to_string();
     let promote = |tag: &str| {
         plugin(
             &staging,
-            &["promote", "--from", &from, "--to", &to, "--tag", tag, "--yes"],
+            &[
+                "promote", "--from", &from, "--to", &to, "--tag", tag, "--yes",
+            ],
         )
     };
     let refused = promote("v1.5.0")?;
@@ -133,7 +140,11 @@ async fn rollout_release_story_on_real_pods() -> Result<()> {
         refused.stderr.contains("not healthy") && refused.stderr.contains("ImagePullBackOff"),
         "{refused}"
     );
-    assert_eq!(staging.repo.git(&["tag", "--list"])?, "v1.4.2", "no tag made");
+    assert_eq!(
+        staging.repo.git(&["tag", "--list"])?,
+        "v1.4.2",
+        "no tag made"
+    );
 
     // doctor's live step names the reason, and the commit and file:line that set the image.
     let doctor = plugin(&staging, &["doctor"])?;
@@ -145,7 +156,10 @@ async fn rollout_release_story_on_real_pods() -> Result<()> {
         &broken[..12],
         "staging: catalog-api broken",
     ] {
-        assert!(doctor.stdout.contains(needle), "{needle:?} missing:\n{doctor}");
+        assert!(
+            doctor.stdout.contains(needle),
+            "{needle:?} missing:\n{doctor}"
+        );
     }
 
     // Fixed: staging Healthy again, and promote accepts it.
@@ -182,7 +196,11 @@ async fn rollout_release_story_on_real_pods() -> Result<()> {
     start_prod(&mut prod, &staging)?;
     prod.wait_synced(&prod_broken).await?;
     wait_degraded(&prod, "ImagePullBackOff on catalog-api-").await?;
-    assert_eq!(available_replicas(&prod).await?, 3, "the old pods keep serving");
+    assert_eq!(
+        available_replicas(&prod).await?,
+        3,
+        "the old pods keep serving"
+    );
 
     let repo = staging.repo.path().display().to_string();
     let doctor = plugin(&prod, &["doctor", "--repo", &repo])?;
@@ -200,7 +218,9 @@ async fn rollout_release_story_on_real_pods() -> Result<()> {
         let prod_ns = prod.ns.name().to_string();
         let binary = tests::binaries::workspace_binary("plugin", "kubectl-gitops")?;
         Command::new(binary)
-            .args(["rollback", "--to", "v1.5.0", "--repo", &repo, "--yes", "--wait"])
+            .args([
+                "rollback", "--to", "v1.5.0", "--repo", &repo, "--yes", "--wait",
+            ])
             .args(["--timeout", "3m"])
             .arg(format!("--kubeconfig={}", kubeconfig_path()?.display()))
             .arg(format!("--context={ADMIN_CONTEXT}"))
@@ -225,7 +245,10 @@ async fn rollout_release_story_on_real_pods() -> Result<()> {
     assert!(out.status.success(), "rollback --wait failed:\n{stderr}");
     assert!(stderr.contains("runs v1.5.0 and is Healthy"), "{stderr}");
     let status = wait_healthy(&prod).await?;
-    assert_eq!(status.last_applied_revision.as_deref(), Some(fixed.as_str()));
+    assert_eq!(
+        status.last_applied_revision.as_deref(),
+        Some(fixed.as_str())
+    );
     assert_eq!(available_replicas(&prod).await?, 3);
     Ok(())
 }
@@ -264,14 +287,24 @@ async fn status_watch_shows_rollout_progress() -> Result<()> {
     };
     let outcome = async {
         let start = Instant::now();
-        while !seen.lock().unwrap().contains("Deployment/catalog-api  Healthy") {
+        while !seen
+            .lock()
+            .unwrap()
+            .contains("Deployment/catalog-api  Healthy")
+        {
             if start.elapsed() > Duration::from_secs(30) {
                 bail!("no first status:\n{}", seen.lock().unwrap());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         let before = seen.lock().unwrap().len();
-        let next = edit(&env, PROD_KUSTOMIZATION, "newTag: 1.4.2", "newTag: 1.4.3", "prod: 1.4.3")?;
+        let next = edit(
+            &env,
+            PROD_KUSTOMIZATION,
+            "newTag: 1.4.2",
+            "newTag: 1.4.3",
+            "prod: 1.4.3",
+        )?;
         env.kill();
         env.start(&["--path=overlays/prod", "--interval=30s"])?;
         env.wait_synced(&next).await?;
@@ -311,8 +344,15 @@ async fn break_glass_scale_really_scales_pods() -> Result<()> {
     let out = plugin(
         &env,
         &[
-            "break-glass", "deploy/catalog-api", "--reason", "INC-7", "--for", "10m",
-            "--scale", "5", "--yes",
+            "break-glass",
+            "deploy/catalog-api",
+            "--reason",
+            "INC-7",
+            "--for",
+            "10m",
+            "--scale",
+            "5",
+            "--yes",
         ],
     )?;
     assert_eq!(out.code, 0, "{out}");

@@ -55,9 +55,7 @@ pub(super) fn amend_live_step(
                 .and_then(|b| b.line(file, line))
                 .map(|c| format!(" by commit {} ({})", short(&c.sha), c.subject))
                 .unwrap_or_default();
-            evidence.push(format!(
-                "  image {value} set at {file}:{line}{commit}"
-            ));
+            evidence.push(format!("  image {value} set at {file}:{line}{commit}"));
         }
     }
     let first = degraded[0];
@@ -120,6 +118,9 @@ mod tests {
             field_value(&d, "spec.template.spec.containers[name=api].image").as_deref(),
             Some("a:1")
         );
-        assert_eq!(field_value(&d, "spec.template.spec.containers[7].image"), None);
+        assert_eq!(
+            field_value(&d, "spec.template.spec.containers[7].image"),
+            None
+        );
     }
 }
