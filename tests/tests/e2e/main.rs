@@ -8,6 +8,7 @@ mod agent_breakglass;
 mod agent_fetch;
 mod agent_guardrails;
 mod agent_harness;
+mod agent_health;
 mod agent_hook;
 mod agent_image;
 mod agent_leader;
