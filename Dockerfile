@@ -1,5 +1,7 @@
 # syntax=docker/dockerfile:1
 # The gitops-agent image: one static (musl) binary, CA certificates, nothing else.
+# Without network access to pull rust:alpine, scripts/image builds the same layout from a
+# static binary built on the host (Containerfile.local).
 #
 #   docker build -t ghcr.io/kubectl-gitops/gitops-agent:0.1.0 .
 #   docker buildx build --platform linux/amd64,linux/arm64 -t … --push .
@@ -33,6 +35,13 @@ RUN mkdir -p /out/etc/ssl/certs /out/tmp /out/var/cache/gitops-agent \
  && chmod 1777 /out/tmp
 
 FROM scratch
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.source="https://github.com/kubectl-gitops/kubectl-gitops" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.title="gitops-agent" \
+      org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /out/ /
 # The vendored OpenSSL's compiled-in certificate directory does not exist here.
 ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt \

@@ -157,6 +157,15 @@ pub struct Config {
     #[arg(long, env = "GITOPS_REFUSE", value_delimiter = ',', value_name = "RULES", value_parser = parse_refuse_rule)]
     pub refuse: Vec<&'static str>,
 
+    /// ConfigMap whose `rules.yaml` holds health rules per kind in CEL (`current`,
+    /// `inProgress`, `failed`, as in Flux); read again every few seconds, absent means none.
+    #[arg(
+        long,
+        env = "GITOPS_HEALTH_RULES_CONFIGMAP",
+        default_value = "gitops-agent-health"
+    )]
+    pub health_rules_configmap: String,
+
     /// Kubeconfig file; else KUBECONFIG, else the in-cluster service account.
     #[arg(long, env = "KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,

@@ -2,9 +2,11 @@
 // the upstream kube-apiserver, in one process, with all state under one directory.
 //
 // It writes <dir>/kubeconfig (contexts "admin", current, and "dev") only after /readyz
-// answers, so callers wait for that file to appear. There is no controller-manager or
-// scheduler: namespaces stay Terminating after delete, and ServiceAccounts are only those
-// the caller creates.
+// answers, so callers wait for that file to appear. The namespace controller always runs.
+// With --kwok it also runs the workload controllers of kube-controller-manager and
+// kube-scheduler (in this process, see workloads.go) and KWOK (a child process) as simulated
+// nodes, and writes the kubeconfig only once those nodes are Ready; pods then really get
+// scheduled and become Running and Ready. ServiceAccounts are only those the caller creates.
 package main
 
 import (
@@ -22,6 +24,7 @@ func main() {
 	dir := flag.String("dir", "", "state directory (etcd data, keys, kubeconfig); created if missing")
 	exitWithParent := flag.Bool("exit-with-parent", false, "exit when the parent process dies, so test runs never leak servers")
 	ephemeral := flag.Bool("ephemeral", false, "remove --dir on exit (etcd preallocates 64 MiB WAL files per run)")
+	flag.StringVar(&kwokBinary, "kwok", "", "run workloads: kube-controller-manager's workload controllers, kube-scheduler, and this KWOK binary as nodes and kubelets")
 	flag.Parse()
 	// Our stdout/stderr are usually pipes to the test process. Once it exits, the next log
 	// line would kill us with SIGPIPE before the --ephemeral cleanup runs (leaking ~120 MiB
@@ -44,6 +47,12 @@ func main() {
 		fatalf("%v", err)
 	}
 }
+
+// kwokBinary is --kwok; stopWorkloads ends KWOK on every exit path, os.Exit included.
+var (
+	kwokBinary    string
+	stopWorkloads = func() {}
+)
 
 func run(dir string, exitWithParent bool, cleanup func()) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -91,6 +100,14 @@ func run(dir string, exitWithParent bool, cleanup func()) error {
 	if err := startNamespaceController(ctx, server, creds); err != nil {
 		return err
 	}
+	if kwokBinary != "" {
+		stopKwok, err := startWorkloads(ctx, dir, server, kwokBinary, creds)
+		if err != nil {
+			return err
+		}
+		defer stopKwok()
+		stopWorkloads = stopKwok
+	}
 	if err := writeKubeconfig(kubeconfigPath, server, creds); err != nil {
 		return err
 	}
@@ -121,6 +138,7 @@ func watchParent(cleanup func()) {
 		time.Sleep(500 * time.Millisecond)
 		if os.Getppid() != parent {
 			fmt.Fprintf(os.Stderr, "control-plane: parent %d exited, shutting down\n", parent)
+			stopWorkloads()
 			cleanup()
 			os.Exit(0)
 		}

@@ -10,8 +10,12 @@
 //! runtime, and a `kube::Client` must not outlive the runtime it was created on, so each test
 //! builds its clients with [`admin_client`] / [`dev_client`].
 //!
-//! The control plane runs the namespace controller (deleted namespaces really go away) but no
-//! other controllers: no pods run, and ServiceAccounts exist only if a test creates them.
+//! The shared control plane runs workloads: kube-controller-manager's workload controllers,
+//! kube-scheduler and two KWOK nodes (`scripts/kwok-tool`), so Deployments get pods that
+//! become Running and Ready, and images tagged `broken` or `crash` fail as on a real cluster
+//! (`tests/control-plane/kwok-stages.yaml`). Extra control planes ([`ExtraControlPlane`], for
+//! multi-cluster tests) run only the API server and the namespace controller. ServiceAccounts
+//! exist only if a test creates them.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read};
@@ -116,7 +120,8 @@ fn start_or_reuse() -> Result<ControlPlane> {
     }
 
     let binary = control_plane_binary()?;
-    let (child, kubeconfig) = spawn(&binary, &scratch)?;
+    let kwok = built_tool("scripts/kwok-tool")?;
+    let (child, kubeconfig) = spawn(&binary, &scratch, Some(&kwok))?;
     Ok(ControlPlane {
         kubeconfig,
         _child: Some(child),
@@ -124,11 +129,15 @@ fn start_or_reuse() -> Result<ControlPlane> {
     })
 }
 
-/// Starts the control plane binary with its state in `dir`; returns once its kubeconfig is
-/// written (after `/readyz` is ok).
-fn spawn(binary: &Path, dir: &Path) -> Result<(Child, PathBuf)> {
+/// Starts the control plane binary with its state in `dir`, with workloads if given KWOK;
+/// returns once its kubeconfig is written (after `/readyz` is ok and the nodes are Ready).
+fn spawn(binary: &Path, dir: &Path, kwok: Option<&Path>) -> Result<(Child, PathBuf)> {
     let started = Instant::now();
-    let mut child = Command::new(binary)
+    let mut command = Command::new(binary);
+    if let Some(kwok) = kwok {
+        command.arg("--kwok").arg(kwok);
+    }
+    let mut child = command
         .arg("--dir")
         .arg(dir)
         .args(["--exit-with-parent", "--ephemeral"])
@@ -185,7 +194,7 @@ impl ExtraControlPlane {
             .tempdir()
             .context("creating a directory for an extra control plane")?
             .keep();
-        let (child, kubeconfig) = spawn(&binary, &dir)?;
+        let (child, kubeconfig) = spawn(&binary, &dir, None)?;
         Ok(Self {
             child,
             kubeconfig,
@@ -250,7 +259,13 @@ fn remove_abandoned_scratch_dirs() {
 
 /// Runs `scripts/dev-cluster build`, which builds or finds the cached binary.
 fn control_plane_binary() -> Result<PathBuf> {
-    let script = workspace_root().join("scripts/dev-cluster");
+    built_tool("scripts/dev-cluster")
+}
+
+/// Runs `<script> build` (a script that builds or finds a cached binary and prints its path
+/// last) and returns that path.
+fn built_tool(script: &str) -> Result<PathBuf> {
+    let script = workspace_root().join(script);
     // stderr is inherited so a cold build's progress message reaches the terminal.
     let output = Command::new(&script)
         .arg("build")
@@ -276,7 +291,7 @@ fn control_plane_binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-pub(crate) fn workspace_root() -> PathBuf {
+pub fn workspace_root() -> PathBuf {
     // CARGO_MANIFEST_DIR is tests/; the workspace root is its parent.
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()

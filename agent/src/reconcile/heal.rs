@@ -47,12 +47,17 @@ impl Agent {
             let d: &Desired = targets[i];
             async move {
                 let live = self.cluster.get(d).await?;
+                // The watches refresh health too: a controller's status update lands here.
+                let health = match &live {
+                    Some(obj) => self.health.assess(obj).await,
+                    None => crate::health::missing(&d.key.group_kind.kind, &d.key.name),
+                };
                 let prepared = self.prepare(d, live.as_ref(), rules, now).await;
                 let rv = live
                     .as_ref()
                     .and_then(|o| o["metadata"]["resourceVersion"].as_str())
                     .map(str::to_string);
-                Ok::<_, SyncError>((d, live.is_some(), prepared, rv))
+                Ok::<_, SyncError>((d, live.is_some(), prepared, rv, health))
             }
         };
         let judged: Vec<_> = futures::stream::iter((0..targets.len()).map(one))
@@ -62,7 +67,8 @@ impl Agent {
         let mut expired = Vec::new();
         let mut changed = false;
         for j in judged {
-            let (d, existed, prepared, rv) = j?;
+            let (d, existed, prepared, rv, health) = j?;
+            changed |= crate::health::replace(&mut inner.status.status.health, health);
             let prepared = match prepared {
                 Ok(p) => p,
                 Err(e) => {

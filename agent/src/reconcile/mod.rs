@@ -202,6 +202,7 @@ pub struct Agent {
     /// Set while a fetch runs on a blocking thread, which outlives a timed-out wait for it.
     fetching: Arc<AtomicBool>,
     backoff: std::sync::Mutex<Retry>,
+    pub health: crate::health::LiveHealth,
 }
 
 #[derive(Default)]
@@ -216,6 +217,11 @@ impl Agent {
         clients: crate::Clients,
         namespace: String,
     ) -> Result<Self, crate::Error> {
+        let health = crate::health::LiveHealth::new(
+            clients.requests.clone(),
+            &namespace,
+            &config.health_rules_configmap,
+        );
         let cluster = Cluster::new(clients.requests, &namespace);
         let set = ApplySet::new(&namespace);
         let flags: Vec<String> = config
@@ -275,6 +281,7 @@ impl Agent {
             rendered: Mutex::new(None),
             fetching: Arc::default(),
             backoff: Default::default(),
+            health,
         })
     }
 
@@ -808,7 +815,7 @@ impl Agent {
                 if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
                     inner.own_versions.insert(d.key.clone(), rv.to_string());
                 }
-                health.insert(d.key.clone(), crate::health::assess(&applied));
+                health.insert(d.key.clone(), self.health.assess(&applied).await);
                 let member = d.key.to_string();
                 inner.content_changed.remove(&d.key);
                 match legacy {
@@ -917,7 +924,7 @@ impl Agent {
             let (d, live) = work[i];
             async move {
                 let health = match live {
-                    Some(obj) => crate::health::assess(obj),
+                    Some(obj) => self.health.assess(obj).await,
                     None => crate::health::missing(&d.key.group_kind.kind, &d.key.name),
                 };
                 let prepared = self.prepare(d, live, rules, now).await;

@@ -26,6 +26,8 @@ use crate::output::printer::{Printer, Style};
 use crate::output::report::{DataFormat, serialize};
 use crate::plan::desired;
 
+mod health;
+
 pub const EXAMPLES: &str = "\
 Examples:
   # Why is my last commit not live in the namespace?
@@ -156,7 +158,9 @@ async fn diagnose(
                 printer,
             )
             .await?;
-            live_step(&report, ns)
+            let mut st = live_step(&report, ns);
+            health::amend_live_step(&mut st, s, Some(rendered), local.as_ref().ok(), ns);
+            st
         }
         _ => step(
             "live",

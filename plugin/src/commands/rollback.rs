@@ -34,7 +34,10 @@ Examples:
   kubectl gitops rollback --to v1.4.2 -n prod --dry-run
 
   # No questions, and push the commit
-  kubectl gitops rollback --to v1.4.2 -n prod --yes --push";
+  kubectl gitops rollback --to v1.4.2 -n prod --yes --push
+
+  # ... then wait until production runs it and is Healthy again
+  kubectl gitops rollback --to v1.4.2 -n prod --yes --push --wait --timeout 5m";
 
 #[derive(Debug, Clone, Args)]
 pub struct RollbackArgs {
@@ -59,6 +62,22 @@ pub struct RollbackArgs {
     /// Print what would be done and stop
     #[arg(long)]
     pub dry_run: bool,
+    /// After committing, wait until the agent runs the tag and every object is Healthy
+    #[arg(long, conflicts_with_all = ["print", "dry_run"])]
+    pub wait: bool,
+    /// How long --wait waits (e.g. 90s, 5m)
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_timeout)]
+    pub timeout: std::time::Duration,
+}
+
+/// `--timeout`: the break-glass `--for` syntax (`90s`, `5m`, `1h30m`), at most a day.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let d = crate::plan::change_plan::parse_duration(text).map_err(|e| e.to_string())?;
+    let secs = d.as_secs();
+    if !(1..=86_400).contains(&secs) {
+        return Err(format!("{text:?}: must be between 1s and 24h"));
+    }
+    Ok(std::time::Duration::from_secs(secs as u64))
 }
 
 pub fn run(args: &RollbackArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Result<ExitStatus> {
@@ -174,6 +193,16 @@ async fn rollback(
             &[format!("refs/heads/{branch}:refs/heads/{branch}")],
         )?;
         printer.info(&format!("pushed {branch} to origin"));
+    }
+    if args.wait {
+        printer.info(&format!(
+            "waiting up to {}s for {} to run {} and be Healthy",
+            args.timeout.as_secs(),
+            prod.label,
+            args.to
+        ));
+        crate::release::wait::until_healthy(&prod.session, &target, args.timeout, printer).await?;
+        printer.info(&format!("{} runs {} and is Healthy", prod.label, args.to));
     }
     Ok(ExitStatus::Success)
 }

@@ -4,3 +4,4 @@ pub mod config_map;
 pub mod plan;
 pub mod repo;
 pub mod rules;
+pub mod wait;

@@ -100,6 +100,8 @@ async fn agent_broken_commit_applies_and_deletes_nothing() -> Result<()> {
     let (mut env, good) = catalog_env("agent-broken").await?;
     env.start(&["--path=overlays/prod"])?;
     env.wait_synced(&good).await?;
+    // The controllers write the rollout's status; compare once it has settled.
+    crate::plugin_promote::wait_healthy(&env).await?;
     let before = env.versions(CATALOG_KINDS).await?;
 
     let broken = env.repo.commit_files(
@@ -190,6 +192,8 @@ async fn agent_noop_resync_writes_nothing() -> Result<()> {
     let (mut env, commit) = catalog_env("agent-noop").await?;
     env.start(&["--path=overlays/prod", "--interval=1s"])?;
     env.wait_synced(&commit).await?;
+    // The controllers write the rollout's status; compare once it has settled.
+    crate::plugin_promote::wait_healthy(&env).await?;
     // Let the first cycles settle (watch start-up, status), then watch several intervals.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = env.versions(CATALOG_KINDS).await?;

@@ -66,11 +66,13 @@ pub fn plugin_with_env(env: &AgentEnv, args: &[&str], vars: &[(&str, &str)]) -> 
     })
 }
 
-/// The prod overlay of the catalog example synced at its first commit, agent stopped.
+/// The prod overlay of the catalog example synced at its first commit and rolled out (the
+/// controllers no longer change it), agent stopped.
 pub async fn synced_catalog(prefix: &str) -> Result<(AgentEnv, String)> {
     let (mut env, commit) = catalog_env(prefix).await?;
     env.start(&["--path=overlays/prod"])?;
     env.wait_synced(&commit).await?;
+    crate::plugin_promote::wait_healthy(&env).await?;
     env.kill();
     Ok((env, commit))
 }

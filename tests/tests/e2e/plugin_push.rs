@@ -11,7 +11,7 @@ use crate::agent_harness::AgentEnv;
 use crate::plugin_backfill::break_glass;
 use crate::plugin_harness::{Output, plugin, synced_catalog};
 use crate::plugin_promote::{
-    PROD_MANIFEST, PROD_PATCH, manifest_revision, mark_rolled_out, staging_and_prod,
+    PROD_MANIFEST, PROD_PATCH, manifest_revision, staging_and_prod, wait_healthy,
 };
 
 /// The bare repository behind the clone's `origin`, and the server publishing it.
@@ -133,7 +133,7 @@ async fn staged_feature(prefix: &str) -> Result<(AgentEnv, AgentEnv, String)> {
         .repo
         .commit_files(&[(PROD_PATCH, &format!("{patch}\n"))], "prod: 4 replicas")?;
     staging.wait_synced(&feature).await?;
-    mark_rolled_out(&staging).await?;
+    wait_healthy(&staging).await?;
     Ok((staging, prod, feature))
 }
 
