@@ -109,7 +109,7 @@ pub fn missing(kind: &str, name: &str) -> HealthEntry {
 }
 
 /// Puts `entry` in place of the entry for the same object; whether anything changed.
-pub fn replace(health: &mut Vec<HealthEntry>, entry: HealthEntry) -> bool {
+pub fn replace(health: &mut [HealthEntry], entry: HealthEntry) -> bool {
     match health
         .iter_mut()
         .find(|h| h.kind == entry.kind && h.name == entry.name)

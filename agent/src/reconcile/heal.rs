@@ -68,6 +68,10 @@ impl Agent {
         let mut changed = false;
         for j in judged {
             let (d, existed, prepared, rv, health) = j?;
+            // Kept in both: a light resync publishes `inner.health`, not what the status holds.
+            if inner.health.contains_key(&d.key) {
+                inner.health.insert(d.key.clone(), health.clone());
+            }
             changed |= crate::health::replace(&mut inner.status.status.health, health);
             let prepared = match prepared {
                 Ok(p) => p,

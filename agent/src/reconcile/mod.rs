@@ -170,6 +170,9 @@ type Write<'a> = (
     Option<String>,
 );
 
+/// The last rendered commit, its validated applies and their render digest.
+type RenderCache = (String, Arc<[Desired]>, String);
+
 /// A fetched, verified and rendered commit, ready to reconcile.
 struct Rendered {
     commit: String,
@@ -198,7 +201,7 @@ pub struct Agent {
     pub watch_client: kube::Client,
     /// The validated applies of the last rendered commit, so an unchanged commit is not
     /// rendered again. Its own lock: fetching and rendering never hold the one repairs take.
-    rendered: Mutex<Option<(String, Arc<[Desired]>, String)>>,
+    rendered: Mutex<Option<RenderCache>>,
     /// Set while a fetch runs on a blocking thread, which outlives a timed-out wait for it.
     fetching: Arc<AtomicBool>,
     backoff: std::sync::Mutex<Retry>,
