@@ -495,8 +495,10 @@ impl Agent {
             .is_some_and(|g| g.revision == commit && Arc::ptr_eq(&g.applies, &applies));
         // A resync of the commit already applied looks only at what the watches saw change
         // since the agent last confirmed it; every object is dry-run again now and then.
+        // A held prune is judged again at every resync: an approval on the parent lets it go.
         let light = !revision_changed
             && same_good
+            && inner.status.status.prune_held.is_none()
             && inner
                 .last_full_sweep
                 .is_some_and(|t| t.elapsed() < self.config.full_resync_interval)

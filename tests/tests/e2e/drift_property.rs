@@ -11,7 +11,7 @@ use kube::api::ListParams;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use renderer::drift::predict::{Change, changes};
-use renderer::protocol::{APPLYSET_PART_OF_LABEL, REVISION_ANNOTATION};
+use renderer::protocol::APPLYSET_PART_OF_LABEL;
 use serde_json::{Value, json};
 
 use crate::agent_sync::catalog_env;
@@ -244,10 +244,8 @@ async fn members(env: &crate::agent_harness::AgentEnv) -> Result<BTreeMap<String
 }
 
 fn applied(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>) -> BTreeSet<Key> {
-    let revision = format!(
-        "/metadata/annotations/{}",
-        renderer::drift::pointer::escape(REVISION_ANNOTATION)
-    );
+    // Written by the Deployment controller after the agent's apply, not by the agent.
+    let controller_revision = "/metadata/annotations/deployment.kubernetes.io~1revision";
     let mut out = BTreeSet::new();
     let names: BTreeSet<&String> = before.keys().chain(after.keys()).collect();
     for name in names {
@@ -262,11 +260,10 @@ fn applied(before: &BTreeMap<String, Value>, after: &BTreeMap<String, Value>) ->
             (Some(b), Some(a)) => changes(Some(b), a),
             (None, None) => unreachable!(),
         };
-        // The revision annotation is the agent's bookkeeping of which commit it applied.
         out.extend(
             found
                 .iter()
-                .filter(|c| c.pointer != revision)
+                .filter(|c| c.pointer != controller_revision)
                 .map(|c| key(name, c)),
         );
     }

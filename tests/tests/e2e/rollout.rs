@@ -312,7 +312,13 @@ async fn status_watch_shows_rollout_progress() -> Result<()> {
         loop {
             let text = seen.lock().unwrap()[before..].to_string();
             let progressing = text.find("Deployment/catalog-api  Progressing");
-            let healthy = text.rfind("Deployment/catalog-api  Healthy  3 of 3 replicas available");
+            // The line reads `Deployment/catalog-api  Healthy  from <commit>  3 of 3 replicas ...`.
+            let healthy = text.rfind("Deployment/catalog-api  Healthy").filter(|at| {
+                text[*at..]
+                    .lines()
+                    .next()
+                    .is_some_and(|line| line.contains("3 of 3 replicas available"))
+            });
             if let (Some(p), Some(h)) = (progressing, healthy)
                 && p < h
             {
