@@ -360,13 +360,68 @@ async fn drift_ignore_rules_hold_with_a_running_agent() -> Result<()> {
         )
     })
     .await?;
+    // Scaled again by hand while the agent watches: the ignore rule holds and the drift
+    // history records it as ignored. A break-glass on the Service is held and recorded too.
+    deployments
+        .patch(
+            "catalog-api",
+            &by("kubectl-scale"),
+            &Patch::Merge(json!({"spec": {"replicas": 8}})),
+        )
+        .await?;
+    let now = jiff::Timestamp::now();
+    let until = now + jiff::SignedDuration::from_mins(30);
+    services
+        .patch(
+            "catalog-api",
+            &by("kubectl-gitops-break-glass"),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "kubectl-gitops.dev/break-glass-by": "oncall@example.com",
+                "kubectl-gitops.dev/break-glass-reason": "drift history test",
+                "kubectl-gitops.dev/break-glass-since": now.to_string(),
+                "kubectl-gitops.dev/break-glass-until": until.to_string(),
+                "gitops.example.com/hotfix": "yes"
+            }}})),
+        )
+        .await?;
     // Several resyncs at 1 s.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let live = live_deployment(&env).await?;
     assert_eq!(
-        live["spec"]["replicas"], 7,
+        live["spec"]["replicas"], 8,
         "the flag leaves replicas alone"
     );
+    let history = plugin(&env, &["history", "--drift", "-o", "json"])?.json()?;
+    let recorded = |action: &str, kind: &str| {
+        history["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["action"] == action && e["kind"] == kind && e["name"] == "catalog-api")
+            .cloned()
+            .unwrap_or_else(|| panic!("no {action} of {kind}/catalog-api recorded: {history:#}"))
+    };
+    let ignored = recorded("ignored", "Deployment");
+    assert_eq!(ignored["paths"], json!(["/spec/replicas"]), "{ignored}");
+    recorded("heldByBreakGlass", "Service");
+    let text = plugin(&env, &["history", "--drift"])?;
+    assert!(text.stdout.contains("ignored"), "{text}");
+    // The break-glass ends by hand: its annotations and the hotfix go, so `diff` below compares
+    // against Git alone.
+    services
+        .patch(
+            "catalog-api",
+            &by("kubectl-gitops-break-glass"),
+            &Patch::Merge(json!({"metadata": {"annotations": {
+                "kubectl-gitops.dev/break-glass-by": null,
+                "kubectl-gitops.dev/break-glass-reason": null,
+                "kubectl-gitops.dev/break-glass-since": null,
+                "kubectl-gitops.dev/break-glass-until": null,
+                "gitops.example.com/hotfix": null
+            }}})),
+        )
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         container(&live, "api").unwrap()["image"],
         "registry.example.com/catalog-api:1.4.2"
