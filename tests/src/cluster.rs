@@ -56,6 +56,15 @@ struct ControlPlane {
 }
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
+/// Set by [`api_only`]: the shared control plane starts without workload controllers and nodes.
+static API_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Makes the shared control plane of this process an API server alone (no controllers, no
+/// KWOK nodes), for benchmarks that count the agent's own requests and writes: with workloads the
+/// controllers' rollouts dominate both. Call before the first use of the cluster.
+pub fn api_only() {
+    API_ONLY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
 
 fn control_plane() -> Result<&'static ControlPlane> {
     CONTROL_PLANE
@@ -120,8 +129,12 @@ fn start_or_reuse() -> Result<ControlPlane> {
     }
 
     let binary = control_plane_binary()?;
-    let kwok = built_tool("scripts/kwok-tool")?;
-    let (child, kubeconfig) = spawn(&binary, &scratch, Some(&kwok))?;
+    let kwok = if API_ONLY.load(std::sync::atomic::Ordering::Relaxed) {
+        None
+    } else {
+        Some(built_tool("scripts/kwok-tool")?)
+    };
+    let (child, kubeconfig) = spawn(&binary, &scratch, kwok.as_deref())?;
     Ok(ControlPlane {
         kubeconfig,
         _child: Some(child),
