@@ -218,14 +218,8 @@ pub async fn dry_run_apply(
     resource: &(ApiResource, ApiCapabilities),
     body: &Value,
 ) -> anyhow::Result<Value> {
-    let (ar, caps) = resource;
-    let name = body["metadata"]["name"].as_str().unwrap_or_default();
     let params = PatchParams::apply(PLUGIN_FIELD_MANAGER).force().dry_run();
-    api(client, namespace, ar, caps)
-        .patch(name, &params, &Patch::Apply(body))
-        .await
-        .map(|o| to_value(&o))
-        .with_context(|| format!("server-side dry-run apply of {}/{name}", ar.kind))
+    dry_run_patch(client, namespace, resource, body, &params).await
 }
 
 /// What the agent's next apply of `body` would make of the live object: the same forced,
@@ -237,14 +231,25 @@ pub async fn dry_run_as_agent(
     resource: &(ApiResource, ApiCapabilities),
     body: &Value,
 ) -> anyhow::Result<Value> {
-    let (ar, caps) = resource;
-    let name = body["metadata"]["name"].as_str().unwrap_or_default();
     let mut params = PatchParams::apply(predict::FIELD_MANAGER)
         .validation_strict()
         .dry_run();
     params.force = predict::FORCE;
+    dry_run_patch(client, namespace, resource, body, &params).await
+}
+
+/// One server-side dry-run apply of `body` with `params` (which say who applies and how).
+async fn dry_run_patch(
+    client: &kube::Client,
+    namespace: &str,
+    resource: &(ApiResource, ApiCapabilities),
+    body: &Value,
+    params: &PatchParams,
+) -> anyhow::Result<Value> {
+    let (ar, caps) = resource;
+    let name = body["metadata"]["name"].as_str().unwrap_or_default();
     api(client, namespace, ar, caps)
-        .patch(name, &params, &Patch::Apply(body))
+        .patch(name, params, &Patch::Apply(body))
         .await
         .map(|o| to_value(&o))
         .with_context(|| format!("server-side dry-run apply of {}/{name}", ar.kind))
