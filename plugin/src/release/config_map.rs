@@ -60,15 +60,6 @@ pub fn set_config_revision(
     line: u32,
     revision: &str,
 ) -> Result<String, ReleaseError> {
-    let no_line = || ReleaseError::NoRevisionLine {
-        file: file.to_string(),
-        line,
-    };
-    let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
-    let index = (line as usize).checked_sub(1).ok_or_else(no_line)?;
-    let original = *lines.get(index).ok_or_else(no_line)?;
-    let key = format!("{AGENT_CONFIG_REVISION_KEY}:");
-    let at = original.find(&key).ok_or_else(no_line)?;
     let plain = revision
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "._/-+".contains(c))
@@ -78,10 +69,12 @@ pub fn set_config_revision(
     } else {
         serde_json::to_string(revision).expect("a string serialises")
     };
-    let ending = if original.ends_with('\n') { "\n" } else { "" };
-    let edited = format!("{}{key} {value}{ending}", &original[..at]);
-    lines[index] = &edited;
-    Ok(lines.concat())
+    super::rules::edit_line(file, text, line, |original| {
+        let key = format!("{AGENT_CONFIG_REVISION_KEY}:");
+        let at = original.find(&key)?;
+        let ending = if original.ends_with('\n') { "\n" } else { "" };
+        Some(format!("{}{key} {value}{ending}", &original[..at]))
+    })
 }
 
 /// The file under `config_path` of the clone that holds the `gitops-agent` ConfigMap.

@@ -144,6 +144,26 @@ pub fn set_revision(
     line: u32,
     revision: &str,
 ) -> Result<String, ReleaseError> {
+    edit_line(file, text, line, |original| {
+        let old = arg_value(original, AGENT_REVISION_ARG)?;
+        let marker = format!("{AGENT_REVISION_ARG}={old}");
+        let at = original.find(&marker)?;
+        Some(format!(
+            "{}{AGENT_REVISION_ARG}={revision}{}",
+            &original[..at],
+            &original[at + marker.len()..]
+        ))
+    })
+}
+
+/// `text` with 1-based `line` replaced by what `edit` makes of it (line ending included); every
+/// other byte stays. `edit` returning `None`, or no such line, is [`ReleaseError::NoRevisionLine`].
+pub fn edit_line(
+    file: &str,
+    text: &str,
+    line: u32,
+    edit: impl FnOnce(&str) -> Option<String>,
+) -> Result<String, ReleaseError> {
     let no_line = || ReleaseError::NoRevisionLine {
         file: file.to_string(),
         line,
@@ -151,14 +171,7 @@ pub fn set_revision(
     let mut lines: Vec<&str> = text.split_inclusive('\n').collect();
     let index = (line as usize).checked_sub(1).ok_or_else(no_line)?;
     let original = *lines.get(index).ok_or_else(no_line)?;
-    let old = arg_value(original, AGENT_REVISION_ARG).ok_or_else(no_line)?;
-    let marker = format!("{AGENT_REVISION_ARG}={old}");
-    let at = original.find(&marker).ok_or_else(no_line)?;
-    let edited = format!(
-        "{}{AGENT_REVISION_ARG}={revision}{}",
-        &original[..at],
-        &original[at + marker.len()..]
-    );
+    let edited = edit(original).ok_or_else(no_line)?;
     lines[index] = &edited;
     Ok(lines.concat())
 }
