@@ -222,20 +222,75 @@ pub async fn dry_run_apply(
     dry_run_patch(client, namespace, resource, body, &params).await
 }
 
+/// How often [`live_and_agent_apply`] reads the pair again when the object keeps changing.
+const CONSISTENT_READ_ATTEMPTS: usize = 8;
+
+/// The live object `name` and what the agent's next apply would make of it, as one consistent
+/// pair. `body_for` builds the agent's body from the live object it was read against. The
+/// dry-run carries that object's `resourceVersion` as a precondition: a controller writing in
+/// between (the Deployment controller's revision annotation, a status update) makes the API
+/// server refuse it, and the pair is read again, so another writer's change never shows up as
+/// one the agent would make.
+pub async fn live_and_agent_apply(
+    client: &kube::Client,
+    namespace: &str,
+    resource: &(ApiResource, ApiCapabilities),
+    name: &str,
+    mut body_for: impl FnMut(Option<&Value>) -> predict::ApplyBody,
+) -> anyhow::Result<(Option<Value>, predict::ApplyBody, Value)> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let live = get(client, namespace, resource, name).await?;
+        let applied = body_for(live.as_ref());
+        let mut body = applied.body.clone();
+        if let Some(version) = live.as_ref().map(|l| &l["metadata"]["resourceVersion"]) {
+            body["metadata"]["resourceVersion"] = version.clone();
+        }
+        match dry_run_as_agent(client, namespace, resource, &body).await {
+            Err(DryRunError::Api(e)) if e.code == 409 && attempt < CONSISTENT_READ_ATTEMPTS => {
+                continue;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "server-side dry-run apply of {}/{name}",
+                    resource.0.kind
+                )));
+            }
+            Ok(after) => return Ok((live, applied, after)),
+        }
+    }
+}
+
+/// Why a dry-run apply failed; the API server's refusals are kept apart so a caller can tell a
+/// stale precondition (409) from the rest.
+#[derive(Debug, thiserror::Error)]
+enum DryRunError {
+    #[error(transparent)]
+    Api(Box<kube::core::Status>),
+    #[error(transparent)]
+    Other(kube::Error),
+}
+
 /// What the agent's next apply of `body` would make of the live object: the same forced,
 /// strictly validated server-side apply under the agent's field manager, with `dryRun=All`.
 /// Running as the agent is what makes fields it owns but Git no longer sets disappear.
-pub async fn dry_run_as_agent(
+async fn dry_run_as_agent(
     client: &kube::Client,
     namespace: &str,
     resource: &(ApiResource, ApiCapabilities),
     body: &Value,
-) -> anyhow::Result<Value> {
+) -> Result<Value, DryRunError> {
     let mut params = PatchParams::apply(predict::FIELD_MANAGER)
         .validation_strict()
         .dry_run();
     params.force = predict::FORCE;
-    dry_run_patch(client, namespace, resource, body, &params).await
+    patch(client, namespace, resource, body, &params)
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(status) => DryRunError::Api(status),
+            other => DryRunError::Other(other),
+        })
 }
 
 /// One server-side dry-run apply of `body` with `params` (which say who applies and how).
@@ -246,13 +301,25 @@ async fn dry_run_patch(
     body: &Value,
     params: &PatchParams,
 ) -> anyhow::Result<Value> {
+    let name = body["metadata"]["name"].as_str().unwrap_or_default();
+    patch(client, namespace, resource, body, params)
+        .await
+        .with_context(|| format!("server-side dry-run apply of {}/{name}", resource.0.kind))
+}
+
+async fn patch(
+    client: &kube::Client,
+    namespace: &str,
+    resource: &(ApiResource, ApiCapabilities),
+    body: &Value,
+    params: &PatchParams,
+) -> Result<Value, kube::Error> {
     let (ar, caps) = resource;
     let name = body["metadata"]["name"].as_str().unwrap_or_default();
     api(client, namespace, ar, caps)
         .patch(name, params, &Patch::Apply(body))
         .await
         .map(|o| to_value(&o))
-        .with_context(|| format!("server-side dry-run apply of {}/{name}", ar.kind))
 }
 
 /// What the API server makes of Git's object created afresh (dry-run, under a generated name,

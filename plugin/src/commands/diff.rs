@@ -501,12 +501,13 @@ async fn diff_object(
         )
     })?;
     let name = value["metadata"]["name"].as_str().unwrap_or_default();
-    let live = live::get(&session.client, ns, &resource, name).await?;
+    let (live, ApplyBody { body, ignored }, after) =
+        live::live_and_agent_apply(&session.client, ns, &resource, name, |live| {
+            predict::apply_body(value, ns, set_id, &rules.rules, live)
+        })
+        .await?;
     let mut git_body = value.clone();
     decorate(&mut git_body, ns, set_id);
-    let ApplyBody { body, ignored } =
-        predict::apply_body(value, ns, set_id, &rules.rules, live.as_ref());
-    let after = live::dry_run_as_agent(&session.client, ns, &resource, &body).await?;
     let mut out = skeleton(
         value,
         if live.is_some() {
