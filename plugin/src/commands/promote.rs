@@ -141,7 +141,8 @@ async fn promote(
         args.agent_manifest.as_deref(),
         prod.status.as_ref().and_then(|s| s.config_path.as_deref()),
         &args.tag,
-    )?;
+    )?
+    .with_rollback_allowance(None);
 
     let subject = local
         .repo

@@ -3,5 +3,6 @@
 pub mod config_map;
 pub mod plan;
 pub mod repo;
+pub mod rollback_allowance;
 pub mod rules;
 pub mod wait;

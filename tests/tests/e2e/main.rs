@@ -19,6 +19,7 @@ mod agent_privilege;
 mod agent_prune;
 mod agent_prune_guard;
 mod agent_prune_options;
+mod agent_ref_rollback;
 mod agent_restart;
 mod agent_revision;
 mod agent_selfheal;

@@ -115,10 +115,18 @@ pub(crate) async fn staging_and_prod(prefix: &str) -> Result<(AgentEnv, AgentEnv
 pub(crate) fn start_prod(prod: &mut AgentEnv, staging: &AgentEnv) -> Result<()> {
     prod.kill();
     let revision = format!("--revision={}", manifest_revision(staging)?);
-    prod.start_with_url(
-        &staging.repo.file_url(),
-        &["--path=overlays/prod", &revision, "--interval=2s"],
-    )
+    // What `rollback` writes next to --revision, as deploying the manifest would pass it.
+    let manifest = staging
+        .repo
+        .git(&["show", &format!("HEAD:{PROD_MANIFEST}")])?;
+    let allowances: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .filter(|a| a.starts_with("--allow-rollback-to="))
+        .collect();
+    let mut args = vec!["--path=overlays/prod", &revision, "--interval=2s"];
+    args.extend(allowances);
+    prod.start_with_url(&staging.repo.file_url(), &args)
 }
 
 #[tokio::test]
