@@ -258,6 +258,16 @@ impl Agent {
             ignore_fields: flags,
             ..Default::default()
         };
+        let verify = match config.verify {
+            VerifyMode::None => "none",
+            VerifyMode::Ssh => "ssh",
+            VerifyMode::Openpgp => "openpgp",
+        };
+        status.verify = Some(verify.to_string());
+        status.insecure = renderer::protocol::insecure_transport_warning(&config.repo, verify);
+        if let Some(warning) = &status.insecure {
+            tracing::warn!("{warning}");
+        }
         status.result = SyncResult::Pending;
         let metrics = Arc::new(Metrics::new());
         let writer = StatusWriter::new(cluster.clone(), set.clone(), status, metrics.clone());

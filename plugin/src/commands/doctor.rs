@@ -544,6 +544,16 @@ fn agent_step(
         s.evidence
             .push(format!("status message: {}", status.message));
     }
+    if let Some(warning) = &status.insecure {
+        s.verdict = StepVerdict::Warning;
+        s.summary = format!("{}; {warning}", s.summary);
+        s.evidence.push(format!(
+            "the agent fetches {} with --verify={}",
+            status.repo,
+            status.verify.as_deref().unwrap_or("none")
+        ));
+        s.next = "reinstall with an https:// or ssh:// --repo, or with --verify and --trusted-keys (kubectl gitops install --help)".into();
+    }
     let failing = matches!(status.result, SyncResult::Failed | SyncResult::Refused);
     if failing {
         s.verdict = StepVerdict::Problem;
