@@ -113,6 +113,14 @@ async fn promote(
             local.root.display()
         );
     }
+    if let Err(why) =
+        crate::release::provenance::check_staging_commit(&local.repo, staging.status()?, &commit)
+    {
+        bail!(
+            "refusing to promote what {} reports: {why}; nothing was tagged or committed",
+            staging.label
+        );
+    }
     let tags = repo::tags(&local.repo)?;
     let reuse = match existing_tag(&tags, &args.tag) {
         Some(t) if t.commit == commit => true,

@@ -13,6 +13,7 @@ mod agent_harness;
 mod agent_health;
 mod agent_hook;
 mod agent_image;
+mod agent_insecure_transport;
 mod agent_leader;
 mod agent_metrics;
 mod agent_privilege;
