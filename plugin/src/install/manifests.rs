@@ -130,7 +130,10 @@ pub fn render_install(settings: &InstallSettings) -> Result<Vec<Value>, InstallM
 /// The base's agent arguments with the repository, path and revision replaced and the
 /// credential flags added; every other flag stays as the base has it.
 pub fn agent_args(base: &[String], settings: &InstallSettings) -> Vec<String> {
-    let replaced = ["--repo", "--path", "--revision", "--verify"];
+    let mut replaced = vec!["--repo", "--path", "--revision"];
+    if settings.verify.is_some() {
+        replaced.push("--verify");
+    }
     let mut args = vec![
         format!("--repo={}", settings.repo),
         format!("--path={}", settings.path),
