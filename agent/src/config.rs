@@ -93,6 +93,18 @@ pub struct Config {
     #[arg(long, env = "GITOPS_CONFIG_REVISION", default_value = "main")]
     pub config_revision: String,
 
+    /// Apply a commit that does not descend from the last applied one (a tag re-pointed to an
+    /// older commit, a branch force-pushed back). Without it such a commit is refused, unless
+    /// it is the one --allow-rollback-to (or the self-management ConfigMap's
+    /// `allow-rollback-to`, written by `kubectl gitops rollback`) names.
+    #[arg(long, env = "GITOPS_ALLOW_ROLLBACK")]
+    pub allow_rollback: bool,
+
+    /// The one commit (full SHA) the agent may move back to: `kubectl gitops rollback` writes
+    /// it next to --revision.
+    #[arg(long, env = "GITOPS_ALLOW_ROLLBACK_TO", value_name = "SHA", value_parser = parse_commit_sha)]
+    pub allow_rollback_to: Option<String>,
+
     /// Allow a render with no objects to prune everything.
     #[arg(long, env = "GITOPS_ALLOW_EMPTY")]
     pub allow_empty: bool,
@@ -228,6 +240,16 @@ pub struct IgnoreField {
 impl std::fmt::Display for IgnoreField {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}", self.kind, self.pointer)
+    }
+}
+
+/// A full commit SHA (40 hex digits), lower-cased: an abbreviation could later match another.
+pub fn parse_commit_sha(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.len() == 40 && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(s.to_ascii_lowercase())
+    } else {
+        Err(format!("{s:?} is not a full commit SHA (40 hex digits)"))
     }
 }
 

@@ -73,7 +73,11 @@ impl StatusWriter {
             if let Some(old) = applyset::status_of(&live) {
                 self.previous = Some((old.result, old.health.clone()));
                 let s = &mut self.status;
-                s.last_applied_revision = old.last_applied_revision;
+                // A commit of another repository says nothing about this one (the agent was
+                // re-pointed): it must not make the next commit look like a rollback.
+                if old.repo == s.repo {
+                    s.last_applied_revision = old.last_applied_revision;
+                }
                 s.last_sync_time = old.last_sync_time;
                 s.pruned = old.pruned;
                 s.drift_corrected = old.drift_corrected;

@@ -25,6 +25,9 @@ pub const KUSTOMIZATION_FILES: [&str; 3] =
 
 /// The agent's flag naming the Git revision it follows; `promote` and `rollback` edit it.
 pub const AGENT_REVISION_ARG: &str = "--revision";
+/// The agent's flag naming the one older commit it may move back to; `rollback` writes it
+/// next to [`AGENT_REVISION_ARG`], `promote` removes it.
+pub const AGENT_ALLOW_ROLLBACK_ARG: &str = "--allow-rollback-to";
 /// The agent's flag naming the overlay it renders; finds which manifest is whose agent.
 pub const AGENT_PATH_ARG: &str = "--path";
 /// Branches `promote --hotfix` creates from a production tag.

@@ -2,6 +2,7 @@
 //!
 //! [`plan`] and [`policy`] are pure; this module and [`cluster`] talk to the API server.
 
+mod ancestry;
 pub mod cluster;
 mod foreign;
 mod heal;
@@ -181,6 +182,9 @@ struct Rendered {
     applies: Result<(Arc<[Desired]>, String), SyncError>,
     /// The agent's own settings from `--config-path`, when it has one.
     settings: Option<self_config::AgentSettings>,
+    /// Set when the commit does not descend from the last applied one and was let through
+    /// as a rollback: why.
+    rolled_back: Option<String>,
 }
 
 pub struct Agent {
@@ -254,6 +258,16 @@ impl Agent {
             ignore_fields: flags,
             ..Default::default()
         };
+        let verify = match config.verify {
+            VerifyMode::None => "none",
+            VerifyMode::Ssh => "ssh",
+            VerifyMode::Openpgp => "openpgp",
+        };
+        status.verify = Some(verify.to_string());
+        status.insecure = renderer::protocol::insecure_transport_warning(&config.repo, verify);
+        if let Some(warning) = &status.insecure {
+            tracing::warn!("{warning}");
+        }
         status.result = SyncResult::Pending;
         let metrics = Arc::new(Metrics::new());
         let writer = StatusWriter::new(cluster.clone(), set.clone(), status, metrics.clone());
@@ -405,6 +419,14 @@ impl Agent {
         }
         let fetching = self.fetching.clone();
         let limit = fetcher.limit();
+        let last_applied = {
+            let inner = self.inner.lock().await;
+            inner.status.status.last_applied_revision.clone()
+        };
+        let mut allowance = ancestry::Allowance {
+            any: self.config.allow_rollback,
+            commits: self.config.allow_rollback_to.iter().cloned().collect(),
+        };
         let task = tokio::task::spawn_blocking(move || {
             let out = (|| {
                 let repo = fetcher.fetch()?;
@@ -414,14 +436,20 @@ impl Agent {
                 let revision = settings.as_ref().map_or(revision, |s| s.revision.clone());
                 let resolved = git::resolve(&repo, &revision)?;
                 let verified = verifier.map(|v| verify_revision(&v, &repo, &resolved));
-                Ok::<_, SyncError>((resolved, verified, settings))
+                allowance
+                    .commits
+                    .extend(settings.as_ref().and_then(|s| s.allow_rollback_to.clone()));
+                let moved =
+                    ancestry::judge(&repo, last_applied.as_deref(), resolved.commit, &allowance)
+                        .map_err(SyncError::Refused)?;
+                Ok::<_, SyncError>((resolved, verified, settings, moved))
             })();
             fetching.store(false, Ordering::Release);
             out
         });
         // A little beyond the fetch's own limit, which ends it cleanly at the next progress
         // report; this ends the wait when no report comes.
-        let (resolved, verified, settings) =
+        let (resolved, verified, settings, moved) =
             match tokio::time::timeout(limit + std::time::Duration::from_secs(1), task).await {
                 Ok(joined) => joined.map_err(|e| SyncError::Internal(e.to_string()))??,
                 Err(_) => {
@@ -465,6 +493,10 @@ impl Agent {
             tag: resolved.tag.clone(),
             applies,
             settings,
+            rolled_back: match moved {
+                ancestry::Move::Forward => None,
+                ancestry::Move::RolledBack(why) => Some(why),
+            },
         })
     }
 
@@ -481,6 +513,14 @@ impl Agent {
             s.last_attempted_revision = Some(commit.clone());
         }
         let (applies, digest) = rendered.applies?;
+        if let Some(why) = &rendered.rolled_back {
+            tracing::warn!("{why}");
+            let parent = inner.status.parent_ref();
+            inner
+                .status
+                .event(EventType::Warning, event_reason::ROLLED_BACK, why, &parent)
+                .await;
+        }
         let desired_kinds: BTreeMap<GroupKind, String> = applies
             .iter()
             .map(|d| (d.key.group_kind.clone(), d.api_version.clone()))

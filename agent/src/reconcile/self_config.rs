@@ -8,7 +8,10 @@
 //! moves at its next fetch, with no restart and no CRD.
 
 use kube::runtime::events::EventType;
-use renderer::protocol::{AGENT_CONFIG_NAME, AGENT_CONFIG_REVISION_KEY, GroupKind, event_reason};
+use renderer::protocol::{
+    AGENT_CONFIG_ALLOW_ROLLBACK_KEY, AGENT_CONFIG_NAME, AGENT_CONFIG_REVISION_KEY, GroupKind,
+    event_reason,
+};
 use renderer::sops::AgeKeys;
 use serde_json::Value;
 
@@ -30,6 +33,8 @@ pub struct ConfigSource {
 #[derive(Debug, Clone)]
 pub struct AgentSettings {
     pub revision: String,
+    /// `allow-rollback-to`: the one commit `kubectl gitops rollback` moved back to.
+    pub allow_rollback_to: Option<String>,
     pub commit: String,
     pub config_map: Desired,
 }
@@ -66,9 +71,19 @@ impl ConfigSource {
                     && d.key.name == AGENT_CONFIG_NAME
             })
             .ok_or_else(|| fail(format!("renders no ConfigMap {AGENT_CONFIG_NAME}")))?;
-        let revision = settings_revision(&config_map.body()).map_err(fail)?;
+        let body = config_map.body();
+        let revision = settings_revision(&body).map_err(fail)?;
+        let allow_rollback_to = match body["data"][AGENT_CONFIG_ALLOW_ROLLBACK_KEY].as_str() {
+            None => None,
+            Some(sha) => Some(crate::config::parse_commit_sha(sha).map_err(|e| {
+                fail(format!(
+                    "ConfigMap {AGENT_CONFIG_NAME} data.{AGENT_CONFIG_ALLOW_ROLLBACK_KEY}: {e}"
+                ))
+            })?),
+        };
         Ok(AgentSettings {
             revision,
+            allow_rollback_to,
             commit: resolved.commit.to_string(),
             config_map,
         })

@@ -2,6 +2,7 @@
 //! image has no ssh-keygen or gpg).
 
 mod openpgp;
+mod openpgp_validity;
 mod ssh;
 
 use std::fmt;
@@ -58,6 +59,13 @@ pub enum VerifyError {
     UnknownKey { object: String, key: String },
     #[error("{object}: bad signature by {key}: {reason}")]
     BadSignature {
+        object: String,
+        key: String,
+        reason: String,
+    },
+    /// The signature is good but the key may no longer sign (revoked or expired).
+    #[error("{object} is signed by {key}, which may not sign any more: {reason}")]
+    KeyUnusable {
         object: String,
         key: String,
         reason: String,

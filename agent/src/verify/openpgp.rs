@@ -65,8 +65,20 @@ pub(super) fn verify(
             key: format!("{issuer_name} ({})", signer().identity),
             reason: e.to_string(),
         };
+        let revoked_or_expired = |sub| {
+            super::openpgp_validity::unusable(key, sub, super::openpgp_validity::now()).map(
+                |reason| VerifyError::KeyUnusable {
+                    object: object.to_string(),
+                    key: signer().to_string(),
+                    reason,
+                },
+            )
+        };
         if issued_by(key.fingerprint(), key.legacy_key_id()) {
             sig.verify(key, payload).map_err(bad)?;
+            if let Some(e) = revoked_or_expired(None) {
+                return Err(e);
+            }
             return Ok(signer());
         }
         for sub in &key.public_subkeys {
@@ -74,6 +86,9 @@ pub(super) fn verify(
                 // Only a subkey the primary key really bound may sign for it.
                 sub.verify_bindings(&key.primary_key).map_err(bad)?;
                 sig.verify(sub, payload).map_err(bad)?;
+                if let Some(e) = revoked_or_expired(Some(sub)) {
+                    return Err(e);
+                }
                 return Ok(signer());
             }
         }

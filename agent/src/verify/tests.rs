@@ -323,3 +323,158 @@ fn key_file_errors_name_the_file() {
     assert!(missing.to_string().contains("nope"), "{missing}");
     assert!(Verifier::from_text(Format::OpenPgp, "not armor").is_err());
 }
+
+/// A `gpg` wrapper for `gpg.program` that runs gpg at a fixed past time, so a key can be made
+/// and used in its valid days and judged now, after they ended.
+fn gpg_at(dir: &Path, time: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("gpg-at");
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nexec gpg --faked-system-time '{time}!' \"$@\"\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+/// Issue #14: a key that expired (here in 2020, one day after it was made) must not verify,
+/// although its signature, made while it was valid, is mathematically good.
+#[test]
+fn openpgp_signature_by_an_expired_key_is_refused() {
+    let gpg = Gpg::new(&["alice"]);
+    let wrapper = gpg_at(gpg.home.path(), "20200101T120000");
+    gpg.run(&[
+        "--batch",
+        "--passphrase",
+        "",
+        "--faked-system-time",
+        "20200101T000000!",
+        "--quick-gen-key",
+        "old <old@example.com>",
+        "ed25519",
+        "sign",
+        "1d",
+    ]);
+    let verifier = Verifier::from_text(Format::OpenPgp, &gpg.export("old")).unwrap();
+    let mut r = gpg.repo("old");
+    r.sign_config
+        .push(format!("gpg.program={}", wrapper.display()));
+    let signed = r.commit("a.yaml", true);
+    let err = verifier.verify_commit(&r.repo(), signed).unwrap_err();
+    assert!(matches!(err, VerifyError::KeyUnusable { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("old <old@example.com>") && text.contains("expired on 2020-01-02T00:00:00Z"),
+        "{text}"
+    );
+    let tag = r.tag("v1.0.0", true);
+    assert!(matches!(
+        verifier.verify_tag(&r.repo(), tag),
+        Err(VerifyError::KeyUnusable { .. })
+    ));
+
+    // A key with an expiry still ahead verifies.
+    gpg.run(&[
+        "--batch",
+        "--passphrase",
+        "",
+        "--quick-gen-key",
+        "bob <bob@example.com>",
+        "ed25519",
+        "sign",
+        "1y",
+    ]);
+    let verifier = Verifier::from_text(Format::OpenPgp, &gpg.export("bob")).unwrap();
+    let b = gpg.repo("bob");
+    let ok = b.commit("b.yaml", true);
+    assert_eq!(
+        verifier.verify_commit(&b.repo(), ok).unwrap().identity,
+        "bob <bob@example.com>"
+    );
+}
+
+/// The fingerprint gpg gave `name`'s primary key.
+fn fingerprint(gpg: &Gpg, name: &str) -> String {
+    gpg.run(&[
+        "--with-colons",
+        "--list-keys",
+        &format!("{name}@example.com"),
+    ])
+    .lines()
+    .find_map(|l| l.strip_prefix("fpr:"))
+    .map(|l| l.trim_matches(':').to_string())
+    .unwrap()
+}
+
+/// Issue #14: after the owner revokes the key (gpg's own revocation certificate, imported),
+/// commits it signed before no longer verify; the trusted-keys file carries the revocation.
+#[test]
+fn openpgp_signature_by_a_revoked_key_is_refused() {
+    let gpg = Gpg::new(&["alice"]);
+    let r = gpg.repo("alice");
+    let signed = r.commit("a.yaml", true);
+    let before = Verifier::from_text(Format::OpenPgp, &gpg.export("alice")).unwrap();
+    assert!(before.verify_commit(&r.repo(), signed).is_ok());
+
+    let fpr = fingerprint(&gpg, "alice");
+    let cert = gpg.home.path().join(format!("openpgp-revocs.d/{fpr}.rev"));
+    // gpg writes the certificate with a ':' before the armor so it is not imported by mistake.
+    let text = std::fs::read_to_string(&cert)
+        .unwrap()
+        .replace(":-----BEGIN", "-----BEGIN");
+    std::fs::write(&cert, text).unwrap();
+    gpg.run(&["--batch", "--import", cert.to_str().unwrap()]);
+
+    let after = Verifier::from_text(Format::OpenPgp, &gpg.export("alice")).unwrap();
+    let err = after.verify_commit(&r.repo(), signed).unwrap_err();
+    assert!(matches!(err, VerifyError::KeyUnusable { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("key {fpr} was revoked on ")),
+        "{text}"
+    );
+}
+
+/// A signing subkey that expired, under a primary key that did not, is refused too.
+#[test]
+fn openpgp_signature_by_an_expired_subkey_is_refused() {
+    let gpg = Gpg::new(&[]);
+    gpg.run(&[
+        "--batch",
+        "--passphrase",
+        "",
+        "--faked-system-time",
+        "20200101T000000!",
+        "--quick-gen-key",
+        "carol <carol@example.com>",
+        "ed25519",
+        "cert",
+        "never",
+    ]);
+    let fpr = fingerprint(&gpg, "carol");
+    gpg.run(&[
+        "--batch",
+        "--passphrase",
+        "",
+        "--faked-system-time",
+        "20200101T000100!",
+        "--quick-add-key",
+        &fpr,
+        "ed25519",
+        "sign",
+        "1d",
+    ]);
+    let wrapper = gpg_at(gpg.home.path(), "20200101T120000");
+    let verifier = Verifier::from_text(Format::OpenPgp, &gpg.export("carol")).unwrap();
+    let mut r = gpg.repo("carol");
+    r.sign_config
+        .push(format!("gpg.program={}", wrapper.display()));
+    let signed = r.commit("a.yaml", true);
+    let err = verifier.verify_commit(&r.repo(), signed).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("signing subkey") && text.contains(&format!("of key {fpr} expired on")),
+        "{text}"
+    );
+}

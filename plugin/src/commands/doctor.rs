@@ -277,7 +277,7 @@ fn revision_step(
             .repo
             .graph_descendant_of(expected, tracked_oid)
             .unwrap_or(false);
-        let on_ref = ref_contains(local, &status.tracked_ref, expected);
+        let on_ref = local.ref_contains(&status.tracked_ref, expected);
         if ahead && on_ref != Some(false) {
             // On the tracked branch (here) and newer: the agent has simply not fetched it.
             s.evidence.push(format!(
@@ -314,17 +314,6 @@ fn revision_step(
         }
     }
     s
-}
-
-/// Whether `reference` (as the agent spells it: a branch, tag or commit), resolved in the
-/// local clone (remote-tracking branch first), contains `commit`; `None` when it does not
-/// resolve here (a semver range, or not fetched).
-fn ref_contains(local: &LocalRepo, reference: &str, commit: Oid) -> Option<bool> {
-    let tip = [format!("origin/{reference}"), reference.to_string()]
-        .iter()
-        .find_map(|r| local.repo.revparse_single(r).ok()?.peel_to_commit().ok())?
-        .id();
-    Some(tip == commit || local.repo.graph_descendant_of(tip, commit).unwrap_or(false))
 }
 
 fn is_branch(local: &LocalRepo, reference: &str) -> bool {
@@ -543,6 +532,16 @@ fn agent_step(
     if !status.message.is_empty() {
         s.evidence
             .push(format!("status message: {}", status.message));
+    }
+    if let Some(warning) = &status.insecure {
+        s.verdict = StepVerdict::Warning;
+        s.summary = format!("{}; {warning}", s.summary);
+        s.evidence.push(format!(
+            "the agent fetches {} with --verify={}",
+            status.repo,
+            status.verify.as_deref().unwrap_or("none")
+        ));
+        s.next = "reinstall with an https:// or ssh:// --repo, or with --verify and --trusted-keys (kubectl gitops install --help)".into();
     }
     let failing = matches!(status.result, SyncResult::Failed | SyncResult::Refused);
     if failing {

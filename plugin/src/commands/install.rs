@@ -66,6 +66,14 @@ pub struct InstallArgs {
     /// the agent's credentials Secret, never printed
     #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub sops_age_key_file: Option<PathBuf>,
+    /// Apply only commits (or annotated tags) signed by a trusted key: `ssh` (an
+    /// allowed-signers file) or `openpgp` (armored public keys); needs --trusted-keys
+    #[arg(long, value_name = "FORMAT", value_parser = ["none", "ssh", "openpgp"], default_value = "none")]
+    pub verify: String,
+    /// The trusted keys for --verify; stored in the agent's credentials Secret and mounted
+    /// where the agent's --trusted-keys reads them
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
+    pub trusted_keys: Option<PathBuf>,
     /// Apply without asking
     #[arg(short, long)]
     pub yes: bool,
@@ -78,6 +86,24 @@ pub fn run(args: &InstallArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Re
     block_on(install(args, kube, printer))?
 }
 
+/// `--verify` and `--trusted-keys` go together: one without the other is refused, and an
+/// empty keys file would make every commit fail (or, worse, look configured).
+fn verify_setting(args: &InstallArgs) -> anyhow::Result<Option<String>> {
+    match (args.verify.as_str(), &args.trusted_keys) {
+        ("none", None) => Ok(None),
+        ("none", Some(_)) => bail!("--trusted-keys is only used with --verify=ssh|openpgp"),
+        (mode, None) => bail!("--verify={mode} needs --trusted-keys FILE"),
+        (mode, Some(file)) => {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("{}: reading --trusted-keys", file.display()))?;
+            if text.trim().is_empty() {
+                bail!("{}: --trusted-keys is empty", file.display());
+            }
+            Ok(Some(mode.to_string()))
+        }
+    }
+}
+
 fn credentials(args: &InstallArgs) -> anyhow::Result<Vec<(Credential, Vec<u8>)>> {
     let given = [
         (Credential::Token, &args.git_token_file),
@@ -86,6 +112,7 @@ fn credentials(args: &InstallArgs) -> anyhow::Result<Vec<(Credential, Vec<u8>)>>
         (Credential::SshKey, &args.ssh_key_file),
         (Credential::KnownHosts, &args.known_hosts_file),
         (Credential::SopsAgeKey, &args.sops_age_key_file),
+        (Credential::TrustedKeys, &args.trusted_keys),
     ];
     given
         .into_iter()
@@ -103,9 +130,17 @@ async fn install(
     kube: &KubeArgs,
     printer: &Printer,
 ) -> anyhow::Result<ExitStatus> {
+    let verify = verify_setting(args)?;
     let session = Session::connect(kube).await?;
     let ns = session.namespace.clone();
+    if let Some(warning) = renderer::protocol::insecure_transport_warning(
+        &args.repo,
+        verify.as_deref().unwrap_or("none"),
+    ) {
+        printer.warn(&warning);
+    }
     let settings = InstallSettings {
+        verify,
         namespace: ns.clone(),
         repo: args.repo.clone(),
         path: args.path.clone(),

@@ -113,6 +113,14 @@ async fn promote(
             local.root.display()
         );
     }
+    if let Err(why) =
+        crate::release::provenance::check_staging_commit(&local.repo, staging.status()?, &commit)
+    {
+        bail!(
+            "refusing to promote what {} reports: {why}; nothing was tagged or committed",
+            staging.label
+        );
+    }
     let tags = repo::tags(&local.repo)?;
     let reuse = match existing_tag(&tags, &args.tag) {
         Some(t) if t.commit == commit => true,
@@ -141,7 +149,8 @@ async fn promote(
         args.agent_manifest.as_deref(),
         prod.status.as_ref().and_then(|s| s.config_path.as_deref()),
         &args.tag,
-    )?;
+    )?
+    .with_rollback_allowance(None);
 
     let subject = local
         .repo

@@ -111,7 +111,10 @@ async fn rollback(
         args.agent_manifest.as_deref(),
         status.config_path.as_deref(),
         &args.to,
-    )?;
+    )?
+    // The agent refuses a commit that does not descend from the one it runs, unless told
+    // that this one is a rollback.
+    .with_rollback_allowance(Some(&target));
     if edit.is_noop() {
         printer.info(&format!(
             "{} already says {}{}",

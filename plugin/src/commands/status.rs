@@ -100,6 +100,9 @@ pub struct StatusReport {
     /// annotated the members instead, read as a fallback).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub revisions: Vec<MemberRevision>,
+    /// The agent applies unverified commits over git:// or http:// (its own warning).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -348,6 +351,7 @@ pub fn build(
         failing,
         revisions,
         applied_digest: status.applied_digest.clone(),
+        insecure: status.insecure.clone(),
         foreign: status.foreign.clone(),
         recent_drift: parent
             .drift_history
@@ -451,6 +455,9 @@ pub fn format_text(r: &StatusReport, now: Timestamp, color: bool) -> String {
         let _ = write!(tracking, " (tag {tag})");
     }
     field("Tracking", &tracking);
+    if let Some(warning) = &r.insecure {
+        field("WARNING", &Style::Red.paint(warning, color));
+    }
     if let Some(local) = &r.local {
         let head = local.head.as_deref().map(short).unwrap_or("none");
         field("Local clone", &format!("HEAD {head}: {}", local.describe()));
@@ -685,6 +692,28 @@ mod tests {
         );
         assert_eq!(r.health[0].name, "api", "health is sorted");
         assert_eq!(exit_status(&r), ExitStatus::Success);
+    }
+
+    /// Issue #14: an agent running unverified over git:// says so, and `status` shows it.
+    #[test]
+    fn an_unverified_plain_transport_is_shown_as_a_warning() {
+        let mut s = status();
+        s.insecure = renderer::protocol::insecure_transport_warning("git://h/r.git", "none");
+        let r = build("shop", &parent(s), &members(), None, now()).unwrap();
+        let text = format_text(&r, now(), false);
+        assert!(
+            text.contains("WARNING:      UNVERIFIED over an unauthenticated transport"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert!(json["insecure"].as_str().unwrap().contains("git://"));
+        assert!(
+            serde_json::to_value(report())
+                .unwrap()
+                .get("insecure")
+                .is_none(),
+            "absent when there is nothing to warn about"
+        );
     }
 
     #[test]

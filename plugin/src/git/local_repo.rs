@@ -39,6 +39,11 @@ impl LocalRepo {
         self.repo.head().ok()?.peel_to_commit().ok().map(|c| c.id())
     }
 
+    /// Whether `reference` (as the agent spells it) contains `commit`: see [`ref_contains`].
+    pub fn ref_contains(&self, reference: &str, commit: Oid) -> Option<bool> {
+        ref_contains(&self.repo, reference, commit)
+    }
+
     /// Whether `sha` names a commit this clone has (it may need a `git fetch`).
     pub fn has_commit(&self, sha: &str) -> bool {
         Oid::from_str(sha)
@@ -136,6 +141,22 @@ impl HeadRelation {
 }
 
 /// A short commit id for text output.
+/// The commit `reference` (as the agent spells it: a branch, tag or commit) names in a clone,
+/// the remote-tracking branch first; `None` when it does not resolve here (a semver range, or
+/// not fetched).
+pub fn ref_tip(repo: &Repository, reference: &str) -> Option<Oid> {
+    [format!("origin/{reference}"), reference.to_string()]
+        .iter()
+        .find_map(|r| repo.revparse_single(r).ok()?.peel_to_commit().ok())
+        .map(|c| c.id())
+}
+
+/// Whether `reference`, resolved as [`ref_tip`] does, contains `commit`.
+pub fn ref_contains(repo: &Repository, reference: &str, commit: Oid) -> Option<bool> {
+    let tip = ref_tip(repo, reference)?;
+    Some(tip == commit || repo.graph_descendant_of(tip, commit).unwrap_or(false))
+}
+
 pub fn short(sha: &str) -> &str {
     sha.get(..12).unwrap_or(sha)
 }

@@ -65,6 +65,9 @@ pub enum Credential {
     KnownHosts,
     /// age private keys for SOPS-encrypted files (not a Git credential, but mounted alike).
     SopsAgeKey,
+    /// The public keys signatures are verified against (`--verify`): public, but kept with
+    /// the rest so one Secret holds everything the agent reads from files.
+    TrustedKeys,
 }
 
 impl Credential {
@@ -77,6 +80,7 @@ impl Credential {
             Credential::SshKey => "ssh-key",
             Credential::KnownHosts => "known_hosts",
             Credential::SopsAgeKey => "sops-age-keys.txt",
+            Credential::TrustedKeys => "trusted-keys",
         }
     }
 
@@ -89,6 +93,7 @@ impl Credential {
             Credential::SshKey => "--ssh-key-file",
             Credential::KnownHosts => "--known-hosts-file",
             Credential::SopsAgeKey => "--sops-age-key-file",
+            Credential::TrustedKeys => "--trusted-keys",
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct InstallSettings {
     pub image: Option<String>,
     /// Credential files' contents, in flag order.
     pub credentials: Vec<(Credential, Vec<u8>)>,
+    /// The agent's `--verify` (`ssh`, `openpgp`), when it verifies signatures.
+    pub verify: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,7 +130,10 @@ pub fn render_install(settings: &InstallSettings) -> Result<Vec<Value>, InstallM
 /// The base's agent arguments with the repository, path and revision replaced and the
 /// credential flags added; every other flag stays as the base has it.
 pub fn agent_args(base: &[String], settings: &InstallSettings) -> Vec<String> {
-    let replaced = ["--repo", "--path", "--revision"];
+    let mut replaced = vec!["--repo", "--path", "--revision"];
+    if settings.verify.is_some() {
+        replaced.push("--verify");
+    }
     let mut args = vec![
         format!("--repo={}", settings.repo),
         format!("--path={}", settings.path),
@@ -137,6 +147,9 @@ pub fn agent_args(base: &[String], settings: &InstallSettings) -> Vec<String> {
             })
             .cloned(),
     );
+    if let Some(verify) = &settings.verify {
+        args.push(format!("--verify={verify}"));
+    }
     for (credential, _) in &settings.credentials {
         args.push(format!(
             "{}={CREDENTIALS_DIR}/{}",
@@ -422,6 +435,36 @@ mod tests {
         assert!(args.contains(&json!(
             "--sops-age-key-file=/var/run/secrets/gitops-agent/sops-age-keys.txt"
         )));
+    }
+
+    /// Issue #14: `install` sets the agent's --verify and mounts the trusted keys where
+    /// --trusted-keys points.
+    #[test]
+    fn verify_and_trusted_keys_reach_the_agent() {
+        let mut s = settings();
+        s.verify = Some("openpgp".into());
+        s.credentials = vec![(
+            Credential::TrustedKeys,
+            b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n".to_vec(),
+        )];
+        let objects = render_install(&s).unwrap();
+        let secret = objects.iter().find(|o| o["kind"] == "Secret").unwrap();
+        assert!(secret["data"]["trusted-keys"].is_string(), "{secret}");
+        let args = container(&objects)["args"].as_array().unwrap();
+        assert!(args.contains(&json!("--verify=openpgp")), "{args:?}");
+        assert!(
+            args.contains(&json!(
+                "--trusted-keys=/var/run/secrets/gitops-agent/trusted-keys"
+            )),
+            "{args:?}"
+        );
+        assert_eq!(
+            args.iter()
+                .filter(|a| a.as_str().unwrap().starts_with("--verify"))
+                .count(),
+            1,
+            "the base's own --verify is replaced"
+        );
     }
 
     #[test]

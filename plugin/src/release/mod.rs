@@ -2,6 +2,8 @@
 
 pub mod config_map;
 pub mod plan;
+pub mod provenance;
 pub mod repo;
+pub mod rollback_allowance;
 pub mod rules;
 pub mod wait;

@@ -101,6 +101,8 @@ pub struct RevisionEdit {
     pub manifest: AgentManifest,
     pub after: String,
     pub to: String,
+    /// The edit adds, changes or removes the rollback allowance too.
+    allowance_changed: bool,
 }
 
 impl RevisionEdit {
@@ -124,11 +126,32 @@ impl RevisionEdit {
             manifest,
             after,
             to: to.to_string(),
+            allowance_changed: false,
         })
     }
 
+    /// Sets (`rollback`: the commit of the target tag) or removes (`promote`) the line that
+    /// lets the agent move to a commit not descending from the one it runs.
+    pub fn with_rollback_allowance(mut self, commit: Option<&str>) -> Self {
+        let after = crate::release::rollback_allowance::set_allowance(
+            &self.after,
+            self.manifest.args.line,
+            self.manifest.setting,
+            commit,
+        );
+        let unchanged = crate::release::rollback_allowance::set_allowance(
+            &self.manifest.text,
+            self.manifest.args.line,
+            self.manifest.setting,
+            commit,
+        ) == self.manifest.text;
+        self.allowance_changed = !unchanged;
+        self.after = after;
+        self
+    }
+
     pub fn is_noop(&self) -> bool {
-        self.manifest.args.revision == self.to
+        self.manifest.args.revision == self.to && !self.allowance_changed
     }
 
     /// One line naming the change, for the plan printed before anything happens.
@@ -142,8 +165,16 @@ impl RevisionEdit {
             ),
         };
         format!(
-            "{}:{}: {setting}{} -> {}",
-            self.manifest.rel, self.manifest.args.line, self.manifest.args.revision, self.to
+            "{}:{}: {setting}{} -> {}{}",
+            self.manifest.rel,
+            self.manifest.args.line,
+            self.manifest.args.revision,
+            self.to,
+            if self.allowance_changed {
+                " (and the rollback allowance next to it, which the agent requires to move back)"
+            } else {
+                ""
+            }
         )
     }
 

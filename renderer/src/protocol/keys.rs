@@ -39,6 +39,10 @@ pub const PRUNE_APPROVED_ANNOTATION: &str = "kubectl-gitops.dev/prune-approved";
 pub const AGENT_CONFIG_NAME: &str = "gitops-agent";
 /// Data key of [`AGENT_CONFIG_NAME`]: the branch, tag, commit or range to follow.
 pub const AGENT_CONFIG_REVISION_KEY: &str = "revision";
+/// Data key of [`AGENT_CONFIG_NAME`]: the one commit (full SHA) the agent may move to although
+/// it does not descend from the last applied one. `kubectl gitops rollback` writes it; the
+/// agent's flag of the same name does the same for an agent pinned in its Deployment.
+pub const AGENT_CONFIG_ALLOW_ROLLBACK_KEY: &str = "allow-rollback-to";
 /// The value of [`PRUNE_ANNOTATION`] that opts a PersistentVolumeClaim in to pruning: its
 /// data goes with it, so it is never pruned otherwise.
 pub const PRUNE_ENABLED: &str = "enabled";
@@ -77,4 +81,6 @@ pub mod event_reason {
     pub const BREAK_GLASS_CLAMPED: &str = "BreakGlassClamped";
     pub const PRUNE_HELD: &str = "PruneHeld";
     pub const REVISION_SWITCHED: &str = "RevisionSwitched";
+    /// A commit that does not descend from the last applied one, let through as a rollback.
+    pub const ROLLED_BACK: &str = "RolledBack";
 }

@@ -12,6 +12,7 @@ mod drift_report;
 mod keys;
 mod members;
 mod status;
+mod transport;
 
 pub use applyset::{GroupKind, applyset_id, format_group_kinds, parse_group_kinds};
 pub use break_glass::{BreakGlass, BreakGlassError, DEFAULT_MAX_BREAK_GLASS_HOURS};
@@ -26,3 +27,4 @@ pub use status::{
     PruneHold, RECENT_DRIFT_CORRECTIONS_MAX, RECENT_DRIFT_CORRECTIONS_WINDOW_SECS, SyncResult,
     SyncStatus,
 };
+pub use transport::insecure_transport_warning;

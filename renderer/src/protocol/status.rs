@@ -106,6 +106,13 @@ pub struct SyncStatus {
     /// When the agent tries again after a failure (back-off with jitter). Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_time: Option<Timestamp>,
+    /// What the agent verifies (`--verify`): `none`, `ssh` or `openpgp`. Absent in older status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<String>,
+    /// Set while the agent applies unverified commits fetched over a transport that does not
+    /// authenticate the server (git://, http://): [`super::insecure_transport_warning`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub insecure: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

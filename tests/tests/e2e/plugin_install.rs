@@ -355,3 +355,87 @@ async fn uninstall_deletes_managed_objects_when_asked() -> Result<()> {
     );
     Ok(())
 }
+
+/// Issue #14: `install` takes the agent's verification: --verify and the trusted keys, stored
+/// in the credentials Secret and passed where the Deployment mounts it; one without the other
+/// is refused before anything is applied; an unverified git:// install is warned about.
+#[tokio::test]
+async fn install_sets_verification_and_warns_about_unverified_plain_transports() -> Result<()> {
+    let ns = TestNamespace::create("install-verify").await?;
+    let keys = tempfile::NamedTempFile::new()?;
+    let armored =
+        "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZ0000\n-----END PGP PUBLIC KEY BLOCK-----\n";
+    std::fs::write(keys.path(), armored)?;
+    let keys_flag = format!("--trusted-keys={}", keys.path().display());
+
+    let half = plugin(
+        ns.name(),
+        &[
+            "install",
+            "--repo=https://git.example.com/r.git",
+            "--verify=openpgp",
+            "--yes",
+        ],
+    )?;
+    assert_eq!(half.code, 2, "{half}");
+    assert!(
+        half.stderr
+            .contains("--verify=openpgp needs --trusted-keys"),
+        "{half}"
+    );
+    assert!(agent_objects(ns.name()).await?.is_empty());
+
+    let out = plugin(
+        ns.name(),
+        &[
+            "install",
+            "--repo=git://127.0.0.1:9/r.git",
+            "--verify=openpgp",
+            &keys_flag,
+            "--yes",
+        ],
+    )?;
+    assert_eq!(out.code, 0, "{out}");
+    assert!(
+        !out.stderr.contains("UNVERIFIED"),
+        "verified: no warning\n{out}"
+    );
+    let objects = agent_objects(ns.name()).await?;
+    let args =
+        find(&objects, "Deployment/")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    let args: Vec<&str> = args
+        .as_array()
+        .context("args")?
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(args.contains(&"--verify=openpgp"), "{args:?}");
+    assert!(
+        args.contains(&"--trusted-keys=/var/run/secrets/gitops-agent/trusted-keys"),
+        "{args:?}"
+    );
+    let secret = find(&objects, "Secret/");
+    let stored = secret["data"]["trusted-keys"]
+        .as_str()
+        .context("trusted-keys")?;
+    use base64::Engine as _;
+    assert_eq!(
+        base64::engine::general_purpose::STANDARD.decode(stored)?,
+        armored.as_bytes()
+    );
+
+    // Unverified over git://: installed, with the warning first.
+    let ns2 = TestNamespace::create("install-insecure").await?;
+    let warned = plugin(
+        ns2.name(),
+        &["install", "--repo=git://127.0.0.1:9/r.git", "--yes"],
+    )?;
+    assert_eq!(warned.code, 0, "{warned}");
+    assert!(
+        warned
+            .stderr
+            .contains("UNVERIFIED over an unauthenticated transport"),
+        "{warned}"
+    );
+    Ok(())
+}

@@ -115,10 +115,18 @@ pub(crate) async fn staging_and_prod(prefix: &str) -> Result<(AgentEnv, AgentEnv
 pub(crate) fn start_prod(prod: &mut AgentEnv, staging: &AgentEnv) -> Result<()> {
     prod.kill();
     let revision = format!("--revision={}", manifest_revision(staging)?);
-    prod.start_with_url(
-        &staging.repo.file_url(),
-        &["--path=overlays/prod", &revision, "--interval=2s"],
-    )
+    // What `rollback` writes next to --revision, as deploying the manifest would pass it.
+    let manifest = staging
+        .repo
+        .git(&["show", &format!("HEAD:{PROD_MANIFEST}")])?;
+    let allowances: Vec<&str> = manifest
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .filter(|a| a.starts_with("--allow-rollback-to="))
+        .collect();
+    let mut args = vec!["--path=overlays/prod", &revision, "--interval=2s"];
+    args.extend(allowances);
+    prod.start_with_url(&staging.repo.file_url(), &args)
 }
 
 #[tokio::test]
@@ -344,6 +352,15 @@ async fn promote_then_rollback_moves_production_and_history_lists_them() -> Resu
     let out = rollback(&["--yes", "--push"])?;
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(config_revision(&staging)?, "v1.4.2");
+    // v1.4.2 is older than what prod runs: the agent moves back only because the rollback
+    // commit says so, for exactly that commit (issue #14).
+    let config = staging
+        .repo
+        .git(&["show", &format!("HEAD:{PROD_CONFIG}")])?;
+    assert!(
+        config.contains(&format!("allow-rollback-to: \"{first}\"")),
+        "{config}"
+    );
     let status = prod
         .wait_status(Duration::from_secs(60), |s| {
             s.result == SyncResult::Synced
@@ -477,5 +494,48 @@ async fn hotfix_branch_holds_only_the_fix() -> Result<()> {
     )?;
     assert_eq!(again.code, 2, "{again}");
     assert!(again.stderr.contains("already exists"), "{again}");
+    Ok(())
+}
+
+/// Issue #14: `promote` ships only a commit on staging's tracked ref. Staging synced a commit,
+/// then main was rewritten without it (staging's agent stopped, so its status still names
+/// it): the commit is still in the clone, but promoting it is refused, nothing tagged or
+/// committed.
+#[tokio::test]
+async fn promote_refuses_a_commit_not_on_stagings_tracked_ref() -> Result<()> {
+    let (mut staging, first) = catalog_env("promote-reach").await?;
+    staging.start(&["--path=overlays/staging", "--interval=2s"])?;
+    staging.wait_synced(&first).await?;
+    staging.repo.write("NOTES.md", "not deployed anywhere\n")?;
+    let dropped = staging.repo.commit("notes")?;
+    staging.wait_synced(&dropped).await?;
+    wait_healthy(&staging).await?;
+    staging.kill();
+    staging.repo.git(&["reset", "-q", "--hard", &first])?;
+
+    let out = plugin(
+        &staging,
+        &[
+            "promote",
+            "--from",
+            staging.ns.name(),
+            "--to",
+            "prod",
+            "--tag",
+            "v1.5.0",
+            "--yes",
+        ],
+    )?;
+    assert_eq!(out.code, 2, "{out}");
+    assert!(
+        out.stderr.contains(&format!(
+            "it reports commit {dropped}, which main (at {}",
+            &first[..7]
+        )) && out.stderr.contains("does not contain")
+            && out.stderr.contains("nothing was tagged or committed"),
+        "{out}"
+    );
+    assert_eq!(staging.repo.git(&["tag", "--list"])?, "", "no tag created");
+    assert_eq!(staging.repo.head()?, first, "no commit made");
     Ok(())
 }

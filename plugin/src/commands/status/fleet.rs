@@ -142,8 +142,13 @@ fn from_report(
         last_attempt_time: r.last_attempt_time,
         drift_repaired_last_hour: drift,
         break_glass_active: r.break_glass.iter().filter(|b| b.active).count(),
-        message: r.message.clone(),
-        problem: r.result != SyncResult::Synced || degraded > 0,
+        // Running unverified over git:// or http:// is a problem even when all is Synced.
+        message: match (&r.insecure, r.message.is_empty()) {
+            (Some(w), true) => w.clone(),
+            (Some(w), false) => format!("{w}; {}", r.message),
+            (None, _) => r.message.clone(),
+        },
+        problem: r.result != SyncResult::Synced || degraded > 0 || r.insecure.is_some(),
         sync: Some(r.result),
     }
 }
@@ -155,7 +160,7 @@ fn rank(e: &FleetEntry) -> u8 {
     match e.result.as_str() {
         "Failed" | "Refused" => 0,
         "Unknown" => 1,
-        _ if e.degraded > 0 => 2,
+        _ if e.degraded > 0 || (e.problem && e.result == "Synced") => 2,
         "OutOfSync" => 3,
         "Pending" | "Suspended" => 4,
         _ if e.break_glass_active > 0 => 5,
@@ -327,6 +332,27 @@ mod tests {
 
     fn entry_of(ns: &str, s: &SyncStatus) -> FleetEntry {
         entry("prod", &parent(ns, "kubectl-gitops/v0.1.0", Some(s)), now())
+    }
+
+    /// Issue #14: an agent applying unverified commits over git:// is a problem in the fleet.
+    #[test]
+    fn an_unverified_plain_transport_is_a_problem() {
+        let mut s = SyncStatus {
+            result: SyncResult::Synced,
+            message: "applied 3".into(),
+            ..Default::default()
+        };
+        assert!(!entry_of("shop", &s).problem);
+        s.insecure = renderer::protocol::insecure_transport_warning("git://h/r", "none");
+        let e = entry_of("shop", &s);
+        assert!(e.problem);
+        assert!(
+            e.message
+                .starts_with("UNVERIFIED over an unauthenticated transport")
+                && e.message.ends_with("; applied 3"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
