@@ -115,6 +115,9 @@ impl Agent {
                     }
                     changed |= inner.out_of_sync.remove(&d.key).is_some();
                 }
+                Prepared::NotAdopted(why) => {
+                    changed |= inner.out_of_sync.insert(d.key.clone(), why).is_none();
+                }
                 Prepared::Held(entry) => {
                     if keys.is_some() {
                         inner.drift_history.push_new(
