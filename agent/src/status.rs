@@ -132,6 +132,11 @@ impl StatusWriter {
     /// The metrics follow every status reached, written or not.
     pub async fn flush(&mut self) -> Result<bool, ApiError> {
         self.metrics.observe_status(&self.status);
+        if !self.loaded {
+            // Writing now would replace the set's kinds with only those of this cycle.
+            tracing::warn!("status not written: the ApplySet parent has not been read yet");
+            return Ok(false);
+        }
         if let Some(tooling) = &self.foreign_parent {
             tracing::warn!(%tooling, "status not written: the parent belongs to other tooling");
             return Ok(false);

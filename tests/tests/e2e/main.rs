@@ -8,6 +8,7 @@ mod agent_breakglass;
 mod agent_breakglass_limits;
 mod agent_core;
 mod agent_fetch;
+mod agent_guard;
 mod agent_guardrails;
 mod agent_harness;
 mod agent_health;
