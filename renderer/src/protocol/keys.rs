@@ -59,6 +59,9 @@ pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
 pub const AGENT_NAME: &str = "gitops-agent";
 /// Prefix of the credentials Secret `install` generates (`gitops-agent-credentials-<hash>`).
 pub const AGENT_CREDENTIALS_PREFIX: &str = "gitops-agent-credentials";
+/// On a namespace: `"true"` lets its pods reach the agent's port (the NetworkPolicy of
+/// `manifests/base`): Prometheus's and the ingress controller's namespaces.
+pub const AGENT_CLIENTS_LABEL: &str = "kubectl-gitops.dev/agent-clients";
 /// The tooling prefix of a parent written by this project; any other tooling is refused.
 pub const TOOLING_PREFIX: &str = "kubectl-gitops/";
 
