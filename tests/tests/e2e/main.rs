@@ -47,4 +47,5 @@ mod plugin_promote;
 mod plugin_push;
 mod plugin_sops;
 mod plugin_status;
+mod plugin_uninstall_race;
 mod rollout;
