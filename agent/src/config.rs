@@ -98,8 +98,8 @@ pub struct Config {
     pub allow_empty: bool,
 
     /// Let Git declare the agent's own objects (its ServiceAccount, Role, RoleBinding,
-    /// Deployment, NetworkPolicy, Lease, credentials Secret and ConfigMaps): whoever can push
-    /// then controls the agent. Refused by default.
+    /// Deployment, NetworkPolicy, Lease, credentials Secret and self-management ConfigMap):
+    /// whoever can push then controls the agent. Refused by default; the ApplySet parent always.
     #[arg(long, env = "GITOPS_MANAGE_OWN_OBJECTS")]
     pub manage_own_objects: bool,
 

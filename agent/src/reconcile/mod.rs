@@ -898,7 +898,7 @@ impl Agent {
         })?;
 
         if !self.config.manage_own_objects {
-            let own = own_objects::refusals(&objects, &self.config.health_rules_configmap);
+            let own = own_objects::refusals(&objects);
             if !own.is_empty() {
                 return Err(SyncError::Refused(own.join("; ")));
             }

@@ -21,9 +21,9 @@ const NAMED_LIKE_THE_AGENT: [(&str, &str); 6] = [
     ("coordination.k8s.io", "Lease"),
 ];
 
-/// Why `d` is one of the agent's own objects, if it is. `health_configmap`: the agent's
-/// `--health-rules-configmap`.
-pub fn own_object(d: &Desired, health_configmap: &str) -> Option<&'static str> {
+/// Why `d` is one of the agent's own objects, if it is. The health rules ConfigMap
+/// (`--health-rules-configmap`) is not among them: Git may manage it (see the README).
+pub fn own_object(d: &Desired) -> Option<&'static str> {
     let gk = &d.key.group_kind;
     let name = d.key.name.as_str();
     let is = |group: &str, kind: &str| *gk == GroupKind::new(group, kind);
@@ -37,9 +37,6 @@ pub fn own_object(d: &Desired, health_configmap: &str) -> Option<&'static str> {
     if is("", "ConfigMap") {
         if name == AGENT_CONFIG_NAME {
             return Some("the agent's self-management ConfigMap (only --config-path renders it)");
-        }
-        if name == health_configmap {
-            return Some("the agent's health rules (--health-rules-configmap)");
         }
         if name == PARENT_NAME {
             return Some("the agent's own ApplySet parent");
@@ -56,11 +53,11 @@ pub fn own_object(d: &Desired, health_configmap: &str) -> Option<&'static str> {
 }
 
 /// One line per own object of a render: object, file and why.
-pub fn refusals(desired: &[Desired], health_configmap: &str) -> Vec<String> {
+pub fn refusals(desired: &[Desired]) -> Vec<String> {
     desired
         .iter()
         .filter_map(|d| {
-            let why = own_object(d, health_configmap)?;
+            let why = own_object(d)?;
             let at = d
                 .origin
                 .as_deref()
@@ -101,11 +98,10 @@ mod tests {
             object("networking.k8s.io/v1", "NetworkPolicy", "gitops-agent"),
             object("coordination.k8s.io/v1", "Lease", "gitops-agent"),
             object("v1", "ConfigMap", "gitops-agent"),
-            object("v1", "ConfigMap", "gitops-agent-health"),
             object("v1", "ConfigMap", "kubectl-gitops"),
             object("v1", "Secret", "gitops-agent-credentials-5f8k2"),
         ];
-        let lines = refusals(&own, "gitops-agent-health");
+        let lines = refusals(&own);
         assert_eq!(lines.len(), own.len(), "{lines:#?}");
         assert!(
             lines[2].starts_with("RoleBinding.rbac.authorization.k8s.io/gitops-agent (agent/RoleBinding.yaml:1) is the agent's own object"),
@@ -123,11 +119,9 @@ mod tests {
             object("v1", "ConfigMap", "gitops-agent-settings"),
             object("v1", "Secret", "gitops-agent-credentialsx"),
             object("example.com/v1", "Role", "gitops-agent"),
+            // Documented: Git may manage the health rules.
+            object("v1", "ConfigMap", "gitops-agent-health"),
         ];
-        assert_eq!(refusals(&fine, "gitops-agent-health"), Vec::<String>::new());
-        // The health ConfigMap is whatever the flag names.
-        let custom = [object("v1", "ConfigMap", "rules")];
-        assert_eq!(refusals(&custom, "rules").len(), 1);
-        assert!(refusals(&custom, "gitops-agent-health").is_empty());
+        assert_eq!(refusals(&fine), Vec::<String>::new());
     }
 }
