@@ -176,6 +176,35 @@ async fn owned_live_objects_are_not_adopted_unless_annotated() -> Result<()> {
     assert_eq!(hand_made.data["data"]["b"], "git");
     assert!(env.get("v1", "ConfigMap", "app-config").await?.is_some());
 
+    // `diff` tells the same: refused, not a clean adoption; the adoptable one is an adoption.
+    let out = crate::plugin_harness::plugin(&env, &["diff", "app", "-o", "json"])?;
+    let report = out.json()?;
+    let object = |name: &str| {
+        report["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let refused = object("db-credentials");
+    assert_eq!(refused["action"], "refused", "{out}");
+    assert!(
+        refused["refused"]
+            .as_str()
+            .is_some_and(|r| r.contains("ConfigMap/operator-owner")),
+        "{out}"
+    );
+    assert_eq!(refused["changes"], json!([]), "{out}");
+    assert_eq!(report["summary"]["refused"], 1, "{out}");
+    let text = crate::plugin_harness::plugin(&env, &["diff", "app"])?;
+    assert!(
+        text.stdout
+            .contains("# Secret/db-credentials: refused, not adopted"),
+        "{text}"
+    );
+
     // Someone with access to the namespace opts in: the next sync takes it.
     secrets
         .patch(
