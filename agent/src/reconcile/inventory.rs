@@ -85,7 +85,7 @@ impl Agent {
                         kinds.insert(GroupKind::new(ar.group.clone(), ar.kind.clone()));
                     }
                     Ok(_) => {}
-                    Err(kube::Error::Api(s)) if matches!(s.code, 403 | 404 | 405) => {}
+                    Err(kube::Error::Api(s)) if (403..=405).contains(&s.code) => {}
                     Err(e) => {
                         return Err(ApiError::new(
                             format!("list {} in {}", ar.kind, self.namespace),
