@@ -29,6 +29,10 @@ impl Agent {
         let Some(last_good) = inner.last_good.clone() else {
             return Ok(());
         };
+        // Another tool's parent has the set's ID: writing members would join its set.
+        if inner.status.foreign_parent.is_some() {
+            return Ok(());
+        }
         let targets: Vec<_> = last_good
             .applies
             .iter()

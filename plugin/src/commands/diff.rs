@@ -160,8 +160,6 @@ pub struct Summary {
     pub change: usize,
     pub prune: usize,
     pub unchanged: usize,
-    /// Objects the agent will not adopt (someone else's).
-    pub refused: usize,
     pub unmanaged: usize,
     pub harmful_drift: usize,
     pub foreign: usize,
@@ -169,6 +167,13 @@ pub struct Summary {
     pub expected: usize,
     pub break_glass: usize,
     pub errors: usize,
+    /// Objects the agent will not adopt (someone else's); absent when none, as before.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refused: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
