@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use renderer::protocol::{
     APPLYSET_GROUP_KINDS_ANNOTATION, APPLYSET_ID_LABEL, APPLYSET_PART_OF_LABEL,
     APPLYSET_TOOLING_ANNOTATION, GroupKind, PARENT_NAME, RESULT_LABEL, STATUS_DATA_KEY, SyncStatus,
-    TOOLING_NAME, applyset_id, format_group_kinds, parse_group_kinds,
+    TOOLING_NAME, TOOLING_PREFIX, applyset_id, format_group_kinds, parse_group_kinds,
 };
 use serde_json::{Value, json};
 
@@ -69,6 +69,17 @@ pub fn group_kinds_of(parent: &Value) -> BTreeSet<GroupKind> {
         .unwrap_or_default()
 }
 
+/// The tooling annotation of a live parent that this project did not write (`<none>` when it
+/// has none): `kubectl apply --applyset=configmap/kubectl-gitops` makes a parent with the same
+/// ID, whose members the agent would otherwise prune as its own.
+pub fn foreign_tooling(parent: &Value) -> Option<String> {
+    match parent["metadata"]["annotations"][APPLYSET_TOOLING_ANNOTATION].as_str() {
+        Some(t) if t.starts_with(TOOLING_PREFIX) => None,
+        Some(t) => Some(t.to_string()),
+        None => Some("<none>".to_string()),
+    }
+}
+
 /// The status a live parent holds, if readable.
 pub fn status_of(parent: &Value) -> Option<SyncStatus> {
     SyncStatus::from_json(parent["data"][STATUS_DATA_KEY].as_str()?).ok()
@@ -109,10 +120,26 @@ mod tests {
                 .starts_with("kubectl-gitops/v")
         );
         assert_eq!(group_kinds_of(&parent), kinds);
+        assert_eq!(foreign_tooling(&parent), None);
         assert_eq!(status_of(&parent), Some(status));
         assert_eq!(
             set.selector(),
             format!("{APPLYSET_PART_OF_LABEL}={}", set.id)
         );
+    }
+
+    #[test]
+    fn parents_of_other_tooling_are_told_apart() {
+        let mut parent = ApplySet::new("a").parent(&BTreeSet::new(), &SyncStatus::default());
+        parent["metadata"]["annotations"][APPLYSET_TOOLING_ANNOTATION] = json!("kubectl/v1.36.0");
+        assert_eq!(foreign_tooling(&parent).as_deref(), Some("kubectl/v1.36.0"));
+        parent["metadata"]["annotations"][APPLYSET_TOOLING_ANNOTATION] =
+            json!("kubectl-gitopsx/v1");
+        assert!(foreign_tooling(&parent).is_some());
+        parent["metadata"]["annotations"]
+            .as_object_mut()
+            .unwrap()
+            .remove(APPLYSET_TOOLING_ANNOTATION);
+        assert_eq!(foreign_tooling(&parent).as_deref(), Some("<none>"));
     }
 }

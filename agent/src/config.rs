@@ -109,6 +109,12 @@ pub struct Config {
     #[arg(long, env = "GITOPS_ALLOW_EMPTY")]
     pub allow_empty: bool,
 
+    /// Let Git declare the agent's own objects (its ServiceAccount, Role, RoleBinding,
+    /// Deployment, NetworkPolicy, Lease, credentials Secret and self-management ConfigMap):
+    /// whoever can push then controls the agent. Refused by default; the ApplySet parent always.
+    #[arg(long, env = "GITOPS_MANAGE_OWN_OBJECTS")]
+    pub manage_own_objects: bool,
+
     /// Revert changes made by other field managers, and recreate deleted objects, as soon as
     /// they happen; without it drift is reported and put back at the next periodic resync.
     #[arg(long, env = "GITOPS_SELF_HEAL", default_value_t = true, overrides_with = "no_self_heal", action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]

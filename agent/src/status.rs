@@ -35,6 +35,10 @@ pub struct StatusWriter {
     written: Option<Value>,
     last_warning: Option<String>,
     metrics: Arc<Metrics>,
+    /// Whether [`StatusWriter::load`] has read the parent once.
+    loaded: bool,
+    /// The tooling of a parent another tool made: the agent writes nothing to it.
+    pub foreign_parent: Option<String>,
 }
 
 impl StatusWriter {
@@ -55,14 +59,16 @@ impl StatusWriter {
             written: None,
             last_warning: None,
             metrics,
+            loaded: false,
+            foreign_parent: None,
         }
     }
 
     /// Seeds kinds and counters from the parent a previous run left, so a restart still prunes.
     pub async fn load(&mut self) -> Result<(), ApiError> {
-        let parent = Desired::from_object(self.set.parent(&BTreeSet::new(), &self.status), None)
-            .expect("the parent has an identity");
-        if let Some(live) = self.cluster.get(&parent).await? {
+        let live = self.get_parent().await?;
+        self.loaded = true;
+        if let Some(live) = live {
             self.group_kinds = applyset::group_kinds_of(&live);
             if let Some(members) = live["data"][MEMBERS_DATA_KEY]
                 .as_str()
@@ -86,6 +92,23 @@ impl StatusWriter {
             }
         }
         Ok(())
+    }
+
+    /// The live parent, if there is one.
+    pub async fn get_parent(&self) -> Result<Option<Value>, ApiError> {
+        let parent = Desired::from_object(self.set.parent(&BTreeSet::new(), &self.status), None)
+            .expect("the parent has an identity");
+        self.cluster.get(&parent).await
+    }
+
+    pub fn loaded(&self) -> bool {
+        self.loaded
+    }
+
+    /// The live parent is not what the agent last wrote (deleted, or edited by hand): the next
+    /// flush writes it whatever the comparison says.
+    pub fn forget_written(&mut self) {
+        self.written = None;
     }
 
     /// After taking up the cached render of `revision`: the result and health the previous run
@@ -113,6 +136,15 @@ impl StatusWriter {
     /// The metrics follow every status reached, written or not.
     pub async fn flush(&mut self) -> Result<bool, ApiError> {
         self.metrics.observe_status(&self.status);
+        if !self.loaded {
+            // Writing now would replace the set's kinds with only those of this cycle.
+            tracing::warn!("status not written: the ApplySet parent has not been read yet");
+            return Ok(false);
+        }
+        if let Some(tooling) = &self.foreign_parent {
+            tracing::warn!(%tooling, "status not written: the parent belongs to other tooling");
+            return Ok(false);
+        }
         let mut untimed = self.status.clone();
         untimed.last_attempt_time = None;
         untimed.last_sync_time = None;

@@ -1,6 +1,9 @@
 //! The agent's HTTP endpoints: `/healthz`, `/readyz`, `/metrics` and `POST /hook`.
 
+mod limits;
 pub mod webhook;
+
+pub use limits::Limits;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -22,11 +25,6 @@ pub use webhook::{
 };
 
 use crate::metrics::{Metrics, WebhookOutcome};
-
-/// Push payloads are small; anything bigger is not a webhook we want to hash.
-const MAX_HOOK_BODY: usize = 1 << 20;
-/// Slow clients cannot hold a connection open without sending headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What `/readyz` reports: ready once a reconcile has been attempted, while the last one could
 /// reach the API server, while this replica holds the lease (or no lease is needed), and while
@@ -123,12 +121,23 @@ pub struct HttpState {
     pub trigger: Arc<Notify>,
 }
 
-/// Serves on `listener` until `shutdown` completes.
+/// Serves on `listener` until `shutdown` completes, with the default [`Limits`].
 pub async fn serve(
     listener: TcpListener,
     state: Arc<HttpState>,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, shutdown, Limits::default()).await
+}
+
+/// Serves on `listener` until `shutdown` completes.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: Arc<HttpState>,
+    shutdown: impl Future<Output = ()>,
+    limits: Limits,
+) -> std::io::Result<()> {
+    let admission = limits::Admission::new(limits);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -143,15 +152,29 @@ pub async fn serve(
                 }
             },
         };
+        let Some(slot) = admission.admit(peer.ip()) else {
+            tracing::debug!(%peer, "HTTP connection refused: too many open");
+            drop(stream);
+            continue;
+        };
         let state = state.clone();
+        let limits = admission.limits().clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(state.clone(), req));
+            let _slot = slot;
+            let (body_timeout, max_body) = (limits.body_timeout, limits.max_body);
+            let service = service_fn(move |req| handle(state.clone(), req, body_timeout, max_body));
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .header_read_timeout(limits.header_timeout)
                 .serve_connection(TokioIo::new(stream), service);
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+            match tokio::time::timeout(limits.lifetime, conn).await {
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "HTTP connection ended with an error")
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "HTTP connection closed: open longer than its lifetime")
+                }
+                Ok(Ok(())) => {}
             }
         });
     }
@@ -160,6 +183,8 @@ pub async fn serve(
 async fn handle(
     state: Arc<HttpState>,
     req: Request<Incoming>,
+    body_timeout: Duration,
+    max_body: usize,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let response = match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") if state.readiness.is_live() => text(StatusCode::OK, "ok\n"),
@@ -184,7 +209,7 @@ async fn handle(
             );
             r
         }
-        (&Method::POST, "/hook") => hook(&state, req).await,
+        (&Method::POST, "/hook") => hook(&state, req, body_timeout, max_body).await,
         (_, "/healthz" | "/readyz" | "/metrics" | "/hook") => {
             text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
         }
@@ -193,19 +218,29 @@ async fn handle(
     Ok(response)
 }
 
-async fn hook(state: &HttpState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn hook(
+    state: &HttpState,
+    req: Request<Incoming>,
+    body_timeout: Duration,
+    max_body: usize,
+) -> Response<Full<Bytes>> {
     let Some(secret) = &state.webhook_secret else {
         return text(StatusCode::NOT_FOUND, "webhook not configured\n");
     };
     let header = |name: &str| req.headers().get(name).map(|v| v.as_bytes().to_vec());
     let (github, gitlab) = (header(GITHUB_SIGNATURE_HEADER), header(GITLAB_TOKEN_HEADER));
-    let body = match Limited::new(req.into_body(), MAX_HOOK_BODY).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(_) => {
+    let read = Limited::new(req.into_body(), max_body).collect();
+    let body = match tokio::time::timeout(body_timeout, read).await {
+        Ok(Ok(body)) => body.to_bytes(),
+        Ok(Err(_)) => {
             return text(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "body too large or unreadable\n",
             );
+        }
+        Err(_) => {
+            state.metrics.record_webhook(WebhookOutcome::Rejected);
+            return text(StatusCode::REQUEST_TIMEOUT, "body not received in time\n");
         }
     };
     match authenticate(secret, &body, github.as_deref(), gitlab.as_deref()) {
@@ -230,3 +265,6 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod slow_tests;

@@ -249,7 +249,7 @@ async fn gitlab_hook_and_unconfigured_hook() {
 #[tokio::test]
 async fn oversized_hook_body_is_refused() {
     let server = start(Some(SECRET), false).await;
-    let body = vec![b'a'; MAX_HOOK_BODY + 1];
+    let body = vec![b'a'; Limits::default().max_body + 1];
     let sig = github_signature(SECRET, &body);
     assert_eq!(
         request(

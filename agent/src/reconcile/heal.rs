@@ -29,6 +29,10 @@ impl Agent {
         let Some(last_good) = inner.last_good.clone() else {
             return Ok(());
         };
+        // Another tool's parent has the set's ID: writing members would join its set.
+        if inner.status.foreign_parent.is_some() {
+            return Ok(());
+        }
         let targets: Vec<_> = last_good
             .applies
             .iter()
@@ -114,6 +118,9 @@ impl Agent {
                             .push_new(d, ignored, None, DriftAction::Ignored);
                     }
                     changed |= inner.out_of_sync.remove(&d.key).is_some();
+                }
+                Prepared::NotAdopted(why) => {
+                    changed |= inner.out_of_sync.insert(d.key.clone(), why).is_none();
                 }
                 Prepared::Held(entry) => {
                     if keys.is_some() {

@@ -6,8 +6,10 @@ mod ancestry;
 pub mod cluster;
 mod foreign;
 mod heal;
+mod inventory;
 pub use heal::HealRequest;
 mod object;
+mod own_objects;
 pub mod plan;
 pub mod policy;
 mod prune_guard;
@@ -502,6 +504,7 @@ impl Agent {
 
     async fn sync_locked(&self, inner: &mut Inner, rendered: Rendered) -> Result<(), SyncError> {
         let now = Timestamp::now();
+        self.refresh_inventory(inner).await?;
         let commit = rendered.commit;
         if let Some(settings) = &rendered.settings {
             self.adopt_settings(inner, settings).await?;
@@ -590,11 +593,17 @@ impl Agent {
         let mut confirmed = Vec::new();
         let mut foreign_candidates = Vec::new();
         let mut judged_keys = BTreeSet::new();
+        let mut not_adopted = Vec::new();
         for d in applies.iter() {
             let Some(j) = judged.remove(&d.key) else {
                 continue;
             };
             judged_keys.insert(d.key.clone());
+            if let Ok(Prepared::NotAdopted(why)) = &j.prepared {
+                health.remove(&d.key);
+                not_adopted.push((d.key.clone(), why.clone()));
+                continue;
+            }
             health.insert(d.key.clone(), j.health);
             if j.foreign {
                 foreign_candidates.push(d);
@@ -611,6 +620,7 @@ impl Agent {
                 Ok(Prepared::Held(entry)) => {
                     held.insert(d.key.clone(), entry);
                 }
+                Ok(Prepared::NotAdopted(_)) => unreachable!("set aside above"),
                 Ok(Prepared::UpToDate { expired: bg, .. }) => {
                     if bg.is_none()
                         && let Some(rv) = j.resource_version
@@ -719,6 +729,10 @@ impl Agent {
             inner.own_versions.retain(|k, _| health.contains_key(k));
         }
         inner.break_glass.extend(held);
+        for (key, why) in not_adopted {
+            tracing::warn!(object = %key, reason = %why, "not adopted");
+            inner.out_of_sync.insert(key, why);
+        }
         inner.status.group_kinds = plan.group_kinds.clone();
         let s = &mut inner.status.status;
         s.last_applied_revision = Some(commit.clone());
@@ -923,6 +937,12 @@ impl Agent {
             refused => SyncError::Refused(refused.to_string()),
         })?;
 
+        if !self.config.manage_own_objects {
+            let own = own_objects::refusals(&objects);
+            if !own.is_empty() {
+                return Err(SyncError::Refused(own.join("; ")));
+            }
+        }
         let digest = renderer::protocol::render_digest(
             &objects.iter().map(Desired::body).collect::<Vec<_>>(),
         );

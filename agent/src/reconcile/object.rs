@@ -41,6 +41,9 @@ pub enum Prepared {
     },
     /// Break-glass is active: left as the operator set it.
     Held(BreakGlassEntry),
+    /// Someone else's object of the same name: never applied (so never a member, never pruned).
+    /// Says whose and how to opt in.
+    NotAdopted(String),
 }
 
 /// Why the break-glass annotations of an object reconciled to Git are removed.
@@ -81,6 +84,9 @@ impl Agent {
         rules: &IgnoreRules,
         now: Timestamp,
     ) -> Result<Prepared, ApiError> {
+        if let Some(why) = renderer::protocol::adoption(live, &self.set.id).refusal() {
+            return Ok(Prepared::NotAdopted(why));
+        }
         let max =
             SignedDuration::try_from(self.config.break_glass_max).unwrap_or(SignedDuration::MAX);
         let expired = match break_glass_state(live, now, max) {

@@ -69,6 +69,9 @@ pub enum Action {
     Change,
     Prune,
     Unchanged,
+    /// Git declares it, but the live object is someone else's (see `renderer::protocol::adoption`):
+    /// the agent leaves it alone and reports it.
+    Refused,
 }
 
 /// Why an object differs; ordered by how much attention it needs.
@@ -139,6 +142,9 @@ pub struct ObjectDiff {
     pub break_glass: Option<BreakGlass>,
     /// Why a member no longer rendered is kept.
     pub note: Option<String>,
+    /// Why the agent will not adopt the live object (action `refused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
     pub diff: Option<String>,
     pub error: Option<String>,
     /// What the agent's apply changes, field by field (live against the dry-run as the
@@ -161,6 +167,13 @@ pub struct Summary {
     pub expected: usize,
     pub break_glass: usize,
     pub errors: usize,
+    /// Objects the agent will not adopt (someone else's); absent when none, as before.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refused: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -441,6 +454,7 @@ fn skeleton(obj: &Value, action: Action) -> ObjectDiff {
         ignored: Vec::new(),
         break_glass: None,
         note: None,
+        refused: None,
         diff: None,
         error: None,
         changes: Vec::new(),
@@ -532,6 +546,13 @@ async fn diff_object(
         return Ok(out);
     };
     out.unmanaged = live["metadata"]["labels"][APPLYSET_PART_OF_LABEL].as_str() != Some(set_id);
+    // One rule with the agent: someone else's object is not applied, so nothing changes.
+    if let Some(why) = renderer::protocol::adoption(Some(&live), set_id).refusal() {
+        out.action = Action::Refused;
+        out.refused = Some(why);
+        out.changes = Vec::new();
+        return Ok(out);
+    }
     out.break_glass = BreakGlass::from_annotations(&annotations(&live))
         .ok()
         .flatten()
@@ -751,6 +772,7 @@ pub fn summarise(objects: &[ObjectDiff]) -> Summary {
             Action::Change => s.change += 1,
             Action::Prune => s.prune += 1,
             Action::Unchanged => s.unchanged += 1,
+            Action::Refused => s.refused += 1,
         }
         s.unmanaged += usize::from(o.unmanaged);
         match o.class {
@@ -795,6 +817,7 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
             Action::Change => "change",
             Action::Prune => "prune",
             Action::Unchanged => "unchanged",
+            Action::Refused => "refused",
         };
         let mut header = format!("# {key}: {action}");
         if let Some(class) = o.class {
@@ -805,7 +828,9 @@ pub fn format_text(r: &DiffReport, color: bool) -> String {
             };
             let _ = write!(header, " ({})", style.paint(class.label(), color));
         }
-        if o.unmanaged {
+        if let Some(why) = &o.refused {
+            let _ = write!(header, ", {}", Style::Red.paint(why, color));
+        } else if o.unmanaged {
             header.push_str(", not yet managed: applying adopts it");
         }
         if let Some(note) = &o.note {

@@ -1,6 +1,7 @@
-//! `kubectl gitops uninstall`: removes the agent of a namespace (its Deployment first, so it
-//! cannot re-create anything, then its RBAC, NetworkPolicy and Secret), and either keeps what
-//! it managed or deletes that too. Kept objects stay members of the ApplySet, so a later
+//! `kubectl gitops uninstall`: removes the agent of a namespace (first its RoleBinding, so a
+//! running agent can no longer write, and its Deployment, scaled to zero and waited for; then
+//! its other RBAC, NetworkPolicy and Secret), and either keeps what it managed or deletes that
+//! too (each object on the condition of the UID listed). Kept objects stay members of the ApplySet, so a later
 //! `install` takes them over again; deleting removes the members and the ApplySet parent.
 
 use std::io::IsTerminal;
@@ -17,6 +18,7 @@ use crate::cluster::session::{Session, block_on};
 use crate::cluster::tracked::{read_parent, set_id};
 use crate::commands::break_glass::confirm;
 use crate::install::live::{agent_objects, delete};
+use crate::install::stop::stop_agent;
 use crate::output::printer::Printer;
 
 pub const EXAMPLES: &str = "\
@@ -85,8 +87,13 @@ async fn uninstall(
     let ns = session.namespace.clone();
     let kinds = Kinds::discover(&session.client).await?;
     let mut agent = agent_objects(&session.client, &ns, &kinds).await?;
-    // The Deployment goes first: a running agent would re-create what is deleted after it.
-    agent.sort_by_key(|o| o["kind"] != "Deployment");
+    // Its RoleBinding and Deployment go first: a running agent would re-create what is
+    // deleted after them.
+    agent.sort_by_key(|o| match o["kind"].as_str() {
+        Some("RoleBinding") => 0,
+        Some("Deployment") => 1,
+        _ => 2,
+    });
     let parent = read_parent(&session.client, &ns).await?;
     let managed: Vec<Value> = match &parent {
         Some(parent) => {
@@ -141,29 +148,49 @@ async fn uninstall(
         return Ok(ExitStatus::Failure);
     }
 
-    let (first, rest) = agent.split_at(
-        agent
-            .iter()
-            .take_while(|o| o["kind"] == "Deployment")
-            .count(),
-    );
-    for object in first {
+    // The agent is stopped before anything it manages goes: a running one would recreate it.
+    stop_agent(&session.client, &ns, &kinds, &agent, printer).await?;
+    for object in agent.iter().filter(|o| o["kind"] == "Deployment") {
         delete(&session.client, &ns, &kinds, object, false).await?;
         printer.info(&format!("deleted {}", object_key(object)));
     }
     if delete_managed {
+        // Listed again now that nothing recreates them; each delete is conditional on the UID
+        // listed, so an object someone else made since is left alone.
+        let managed = match read_parent(&session.client, &ns).await? {
+            Some(parent) => {
+                members(
+                    &session.client,
+                    &ns,
+                    &kinds,
+                    &parent.group_kinds,
+                    &set_id(&ns),
+                )
+                .await?
+            }
+            None => Vec::new(),
+        };
         for object in &managed {
-            delete(&session.client, &ns, &kinds, object, false).await?;
-            printer.info(&format!("deleted {} (managed)", object_key(object)));
+            report(
+                printer,
+                object,
+                delete(&session.client, &ns, &kinds, object, false).await?,
+                " (managed)",
+            );
         }
-        if parent.is_some() {
-            delete(&session.client, &ns, &kinds, &parent_object(), false).await?;
-            printer.info(&format!(
-                "deleted ConfigMap/{PARENT_NAME} (ApplySet parent)"
-            ));
+        if let Some(parent) = live_parent(&session.client, &ns).await? {
+            report(
+                printer,
+                &parent,
+                delete(&session.client, &ns, &kinds, &parent, false).await?,
+                " (ApplySet parent)",
+            );
         }
     }
-    for object in rest {
+    for object in agent
+        .iter()
+        .filter(|o| o["kind"] != "Deployment" && o["kind"] != "RoleBinding")
+    {
         delete(&session.client, &ns, &kinds, object, false).await?;
         printer.info(&format!("deleted {}", object_key(object)));
     }
@@ -176,7 +203,30 @@ async fn uninstall(
     Ok(ExitStatus::Success)
 }
 
-/// Enough of the ApplySet parent for [`delete`] to find it.
-fn parent_object() -> Value {
-    serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": PARENT_NAME}})
+/// The ApplySet parent as it is now (with its UID, for a conditional delete).
+async fn live_parent(client: &kube::Client, ns: &str) -> anyhow::Result<Option<Value>> {
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
+        kube::Api::namespaced(client.clone(), ns);
+    let Some(cm) = api
+        .get_opt(PARENT_NAME)
+        .await
+        .with_context(|| format!("reading ConfigMap {ns}/{PARENT_NAME}"))?
+    else {
+        return Ok(None);
+    };
+    let mut parent = serde_json::to_value(&cm)?;
+    parent["apiVersion"] = "v1".into();
+    parent["kind"] = "ConfigMap".into();
+    Ok(Some(parent))
+}
+
+fn report(printer: &Printer, object: &Value, deleted: bool, what: &str) {
+    if deleted {
+        printer.info(&format!("deleted {}{what}", object_key(object)));
+    } else {
+        printer.warn(&format!(
+            "kept {}{what}: it was replaced (a new UID) after it was listed",
+            object_key(object)
+        ));
+    }
 }

@@ -2,7 +2,7 @@
 //! base's labels, showing a change as a redacted unified diff, deleting one object.
 
 use anyhow::Context;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Preconditions};
 use renderer::protocol::GroupKind;
 use serde_json::Value;
 
@@ -64,29 +64,37 @@ pub fn object_diff(
     )
 }
 
-/// Deletes one live object (background propagation); an object already gone is fine.
+/// Deletes one live object (background propagation); an object already gone is fine. When
+/// `live` carries a UID the delete is conditional on it: an object of the same name made since
+/// it was read (by someone else) is left alone, and `Ok(false)` says so.
 pub async fn delete(
     client: &kube::Client,
     namespace: &str,
     kinds: &Kinds,
     live: &Value,
     dry_run: bool,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let key = object_key(live);
     let (ar, _) = kinds
         .for_object(live)
         .with_context(|| format!("{key}: the API server does not serve this kind"))?;
     let name = live["metadata"]["name"].as_str().unwrap_or_default();
+    let uid = live["metadata"]["uid"].as_str().map(str::to_string);
     let params = DeleteParams {
         dry_run,
+        preconditions: uid.as_ref().map(|uid| Preconditions {
+            uid: Some(uid.clone()),
+            resource_version: None,
+        }),
         ..DeleteParams::background()
     };
     match Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &ar)
         .delete(name, &params)
         .await
     {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 && uid.is_some() => Ok(false),
         Err(e) => Err(e).with_context(|| format!("deleting {key} in namespace {namespace}")),
     }
 }

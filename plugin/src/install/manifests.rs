@@ -347,6 +347,30 @@ mod tests {
         &deployment["spec"]["template"]["spec"]["containers"][0]
     }
 
+    /// Only what the README documents reaches the agent: its one port, from namespaces that
+    /// carry the agent-clients label; everything else (any other pod) is not admitted.
+    #[test]
+    fn the_network_policy_admits_only_labelled_namespaces_to_the_agents_port() {
+        let objects = render_install(&settings()).unwrap();
+        let policy = objects
+            .iter()
+            .find(|o| o["kind"] == "NetworkPolicy")
+            .unwrap();
+        assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+        let ingress = policy["spec"]["ingress"].as_array().unwrap();
+        assert_eq!(ingress.len(), 1, "{ingress:#?}");
+        assert_eq!(
+            ingress[0]["from"],
+            json!([{"namespaceSelector": {"matchLabels": {renderer::protocol::AGENT_CLIENTS_LABEL: "true"}}}])
+        );
+        assert_eq!(
+            ingress[0]["ports"],
+            json!([{"protocol": "TCP", "port": 8080}])
+        );
+        let listen = container(&objects)["ports"][0]["containerPort"].clone();
+        assert_eq!(listen, 8080, "the policy's port is the agent's");
+    }
+
     #[test]
     fn renders_the_base_into_the_namespace_with_the_repository() {
         let objects = render_install(&settings()).unwrap();

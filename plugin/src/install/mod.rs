@@ -2,3 +2,4 @@
 
 pub mod live;
 pub mod manifests;
+pub mod stop;

@@ -53,6 +53,21 @@ pub const REMOVE_FOREIGN_ANNOTATION: &str = "kubectl-gitops.dev/remove-foreign";
 pub const DRIFT_HISTORY_DATA_KEY: &str = "drift-history.json";
 /// On a managed object (in Git or live): comma-separated JSON pointers the agent leaves alone.
 pub const IGNORE_FIELDS_ANNOTATION: &str = "kubectl-gitops.dev/ignore-fields";
+/// On a live object that is not yet a member: `"true"` lets the agent take it over although
+/// someone else owns it (see [`super::adoption`]). Read from the live object only.
+pub const ADOPT_ANNOTATION: &str = "kubectl-gitops.dev/adopt";
+/// The well-known label naming the tool that manages an object (Helm sets it).
+pub const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
+/// The name `manifests/base` gives the agent's ServiceAccount, Role, RoleBinding, Deployment,
+/// NetworkPolicy and Lease: the agent refuses to take them from Git (see the README).
+pub const AGENT_NAME: &str = "gitops-agent";
+/// Prefix of the credentials Secret `install` generates (`gitops-agent-credentials-<hash>`).
+pub const AGENT_CREDENTIALS_PREFIX: &str = "gitops-agent-credentials";
+/// On a namespace: `"true"` lets its pods reach the agent's port (the NetworkPolicy of
+/// `manifests/base`): Prometheus's and the ingress controller's namespaces.
+pub const AGENT_CLIENTS_LABEL: &str = "kubectl-gitops.dev/agent-clients";
+/// The tooling prefix of a parent written by this project; any other tooling is refused.
+pub const TOOLING_PREFIX: &str = "kubectl-gitops/";
 
 // Break-glass: written by `kubectl gitops break-glass`, honoured by the agent.
 pub const BREAK_GLASS_BY_ANNOTATION: &str = "kubectl-gitops.dev/break-glass-by";

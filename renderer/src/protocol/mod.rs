@@ -3,6 +3,7 @@
 //! Neither side defines a CRD; everything the plugin knows about the agent (and the reverse) is
 //! written here, so a key is never spelled twice. The README's "Protocol" section documents it.
 
+mod adoption;
 mod applyset;
 mod break_glass;
 mod decorate;
@@ -14,6 +15,7 @@ mod members;
 mod status;
 mod transport;
 
+pub use adoption::{Adoption, adoption};
 pub use applyset::{GroupKind, applyset_id, format_group_kinds, parse_group_kinds};
 pub use break_glass::{BreakGlass, BreakGlassError, DEFAULT_MAX_BREAK_GLASS_HOURS};
 pub use decorate::decorate;
