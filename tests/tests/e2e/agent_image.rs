@@ -190,8 +190,10 @@ async fn agent_image_syncs_and_heals_with_in_cluster_config() -> Result<()> {
         "nproc=1024:1024",
         "--tmpfs",
         "/tmp:rw,mode=1777",
-        "--tmpfs",
-        "/var/cache/gitops-agent:rw,mode=1777",
+        // The pod's emptyDir. podman 4 ignores a tmpfs mode and mounts it root-owned 0755;
+        // U=true gives it to the container's user, as fsGroup does in a pod.
+        "--mount",
+        "type=tmpfs,destination=/var/cache/gitops-agent,U=true",
         "--volume",
         &mount,
         "--env",
