@@ -61,27 +61,7 @@ fn build(package: &str, bin: &str, cargo_args: &[&str]) -> Result<PathBuf> {
             .args(cargo_args)
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(workspace_root());
-        // Cargo gives the running test its package's CARGO_MANIFEST_DIR, CARGO_PKG_NAME, ….
-        // Inherited, they reach dependencies that read them (ring's build tracks
-        // CARGO_MANIFEST_DIR) and make cargo rebuild ring, rustls and kube for this build
-        // and again for the next test build.
-        for (name, _) in std::env::vars_os() {
-            let name = name.to_string_lossy();
-            if name.starts_with("CARGO_PKG_")
-                || [
-                    "CARGO_MANIFEST_DIR",
-                    "CARGO_MANIFEST_PATH",
-                    "CARGO_CRATE_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "CARGO_BIN_NAME",
-                    "OUT_DIR",
-                ]
-                .contains(&name.as_ref())
-            {
-                cmd.env_remove(name.as_ref());
-            }
-        }
+        without_test_cargo_env(&mut cmd);
         if profile_dir
             .file_name()
             .is_some_and(|name| name == "release")
@@ -104,6 +84,12 @@ fn build(package: &str, bin: &str, cargo_args: &[&str]) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// The target directory the running test executable was built into (`CARGO_TARGET_DIR` for a
+/// script that runs cargo, so it reuses this build's directory).
+pub fn target_dir() -> Result<PathBuf> {
+    Ok(target_dirs()?.0)
+}
+
 /// The target directory and its profile directory (`debug`/`release`), derived from the
 /// running test executable at `<target>/<profile>/deps/<test>-<hash>`.
 fn target_dirs() -> Result<(PathBuf, PathBuf)> {
@@ -122,4 +108,29 @@ fn target_dirs() -> Result<(PathBuf, PathBuf)> {
         .map(Path::to_path_buf)
         .ok_or_else(|| anyhow!("{} has no target directory", profile.display()))?;
     Ok((target, profile.to_path_buf()))
+}
+
+/// Removes what cargo sets for the running test (its package's CARGO_MANIFEST_DIR,
+/// CARGO_PKG_NAME, …) from a command that runs cargo. Inherited, they reach dependencies that
+/// read them (ring's build tracks CARGO_MANIFEST_DIR) and make cargo rebuild ring, rustls and
+/// kube for this build and again for the next one outside the tests.
+pub fn without_test_cargo_env(cmd: &mut Command) -> &mut Command {
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_BIN_NAME",
+                "OUT_DIR",
+            ]
+            .contains(&name.as_ref())
+        {
+            cmd.env_remove(name.as_ref());
+        }
+    }
+    cmd
 }
