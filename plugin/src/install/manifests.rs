@@ -40,10 +40,10 @@ const BASE_FILES: [(&str, &str); 6] = [
 pub const AGENT_SELECTOR: &str =
     "app.kubernetes.io/name=gitops-agent,app.kubernetes.io/part-of=kubectl-gitops";
 /// The base's agent Deployment and its container.
-pub const AGENT_DEPLOYMENT: &str = "gitops-agent";
+pub const AGENT_DEPLOYMENT: &str = renderer::protocol::AGENT_NAME;
 const AGENT_CONTAINER: &str = "agent";
 /// The Secret the base mounts (optionally) at [`CREDENTIALS_DIR`].
-const CREDENTIALS_SECRET: &str = "gitops-agent-credentials";
+const CREDENTIALS_SECRET: &str = renderer::protocol::AGENT_CREDENTIALS_PREFIX;
 const CREDENTIALS_DIR: &str = "/var/run/secrets/gitops-agent";
 /// Every kind the base (with credentials) renders, as `(group, kind)`.
 pub const AGENT_KINDS: [(&str, &str); 6] = [
