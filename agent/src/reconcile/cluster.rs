@@ -14,6 +14,7 @@ use renderer::protocol::{AGENT_FIELD_MANAGER, GroupKind};
 use serde_json::Value;
 
 use super::plan::{Desired, LiveMember, ObjectKey};
+use crate::fence::Fence;
 
 /// Objects per list request: parsed, a Deployment with its managedFields and status is some
 /// 30 KiB, and a page is held while its objects are dry-run.
@@ -27,6 +28,8 @@ pub struct Cluster {
     client: Client,
     namespace: String,
     resources: std::sync::Arc<Mutex<ResourceCache>>,
+    /// Checked before every write: a replica that lost its lease writes nothing more.
+    fence: Fence,
 }
 
 /// An API error, with the object it concerned, phrased for the status message.
@@ -74,12 +77,26 @@ fn describe_status(code: u16, reason: &str, message: &str) -> String {
 }
 
 impl Cluster {
-    pub fn new(client: Client, namespace: &str) -> Self {
+    pub fn new(client: Client, namespace: &str, fence: Fence) -> Self {
         Self {
             client,
             namespace: namespace.to_string(),
             resources: Default::default(),
+            fence,
         }
+    }
+
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// Call right before any write or delete: refuses it once this replica may not lead.
+    pub fn check_fence(&self, what: &str) -> Result<(), ApiError> {
+        self.fence.check().map_err(|e| ApiError {
+            what: what.to_string(),
+            message: e.to_string(),
+            code: None,
+        })
     }
 
     pub fn client(&self) -> &Client {
@@ -238,6 +255,9 @@ impl Cluster {
             Some(o) => format!("{} ({o})", d.key),
             None => d.key.to_string(),
         };
+        if !dry_run {
+            self.check_fence(&what)?;
+        }
         api.patch(&d.key.name, &params, &Patch::Apply(body))
             .await
             .map(into_value)
@@ -260,6 +280,7 @@ impl Cluster {
             field_manager: Some(AGENT_FIELD_MANAGER.into()),
             ..Default::default()
         };
+        self.check_fence(&format!("take over break-glass fields of {}", d.key))?;
         api.patch(&d.key.name, &params, &Patch::Merge(&patch))
             .await
             .map(|_| ())
@@ -277,6 +298,7 @@ impl Cluster {
             field_manager: Some(AGENT_FIELD_MANAGER.into()),
             ..Default::default()
         };
+        self.check_fence(&format!("remove annotations from {}", d.key))?;
         api.patch(&d.key.name, &params, &Patch::Merge(&patch))
             .await
             .map(|_| ())
@@ -293,6 +315,7 @@ impl Cluster {
                 resource_version: None,
             });
         }
+        self.check_fence(&format!("delete {}", m.key))?;
         match api.delete(&m.key.name, &params).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use agent::fence::Fence;
 use agent::leader::{LeaderElector, Timing};
 use anyhow::{Context, Result};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -77,7 +78,7 @@ async fn campaign_loop_fails_over_on_shutdown() -> Result<()> {
         let elector = LeaderElector::new(client.clone(), ns.name(), LEASE, id, fast());
         let (tx, rx) = watch::channel(false);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(elector.run(tx, async {
+        let task = tokio::spawn(elector.run(tx, Fence::elected(), async {
             let _ = stopped.await;
         }));
         (rx, stop, task)
