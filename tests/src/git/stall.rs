@@ -14,6 +14,9 @@ use anyhow::{Context, Result};
 pub struct StallingRelay {
     port: u16,
     stalled: Arc<AtomicBool>,
+    /// Connections already relayed stop passing bytes too (a black-holed path, not only a
+    /// server that stops accepting).
+    frozen: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     /// Connections accepted while stalled: held open, never read or written.
     held: Arc<Mutex<Vec<TcpStream>>>,
@@ -25,13 +28,15 @@ impl StallingRelay {
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let stalled = Arc::new(AtomicBool::new(false));
+        let frozen = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let held = Arc::new(Mutex::new(Vec::new()));
-        let (s, st, h) = (stalled.clone(), stop.clone(), held.clone());
-        thread::spawn(move || accept_loop(listener, upstream_port, s, st, h));
+        let (s, f, st, h) = (stalled.clone(), frozen.clone(), stop.clone(), held.clone());
+        thread::spawn(move || accept_loop(listener, upstream_port, s, f, st, h));
         Ok(Self {
             port,
             stalled,
+            frozen,
             stop,
             held,
         })
@@ -51,8 +56,15 @@ impl StallingRelay {
         self.stalled.store(true, Ordering::SeqCst);
     }
 
+    /// Stalls new connections and stops relaying bytes on the open ones (kept open, silent).
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+        self.stall();
+    }
+
     /// Relays again; the connections held while stalled are closed.
     pub fn resume(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
         self.stalled.store(false, Ordering::SeqCst);
         for s in self
             .held
@@ -81,6 +93,7 @@ fn accept_loop(
     listener: TcpListener,
     upstream_port: u16,
     stalled: Arc<AtomicBool>,
+    frozen: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     held: Arc<Mutex<Vec<TcpStream>>>,
 ) {
@@ -91,8 +104,9 @@ fn accept_loop(
                 if stalled.load(Ordering::SeqCst) {
                     held.lock().unwrap_or_else(|p| p.into_inner()).push(client);
                 } else {
+                    let frozen = frozen.clone();
                     thread::spawn(move || {
-                        let _ = relay(client, upstream_port);
+                        let _ = relay(client, upstream_port, frozen);
                     });
                 }
             }
@@ -104,16 +118,33 @@ fn accept_loop(
     }
 }
 
-fn relay(client: TcpStream, upstream_port: u16) -> io::Result<()> {
+fn relay(client: TcpStream, upstream_port: u16, frozen: Arc<AtomicBool>) -> io::Result<()> {
     let server = TcpStream::connect(("127.0.0.1", upstream_port))?;
     let (mut c_read, mut s_write) = (client.try_clone()?, server.try_clone()?);
+    let up_frozen = frozen.clone();
     let up = thread::spawn(move || {
-        let _ = io::copy(&mut c_read, &mut s_write);
+        let _ = pump(&mut c_read, &mut s_write, &up_frozen);
         let _ = s_write.shutdown(Shutdown::Write);
     });
     let (mut s_read, mut c_write) = (server, client);
-    let _ = io::copy(&mut s_read, &mut c_write);
+    let _ = pump(&mut s_read, &mut c_write, &frozen);
     let _ = c_write.shutdown(Shutdown::Write);
     let _ = up.join();
     Ok(())
+}
+
+/// Copies until end of stream, holding each chunk while the relay is frozen.
+fn pump(from: &mut TcpStream, to: &mut TcpStream, frozen: &AtomicBool) -> io::Result<()> {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        while frozen.load(Ordering::SeqCst) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        to.write_all(&buf[..n])?;
+    }
 }
