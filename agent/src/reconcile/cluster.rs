@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::api::{
@@ -22,12 +23,20 @@ const LIST_PAGE: u32 = 50;
 
 /// Discovery results per apiVersion+kind; `None` when the cluster serves no such kind.
 type ResourceCache = HashMap<(String, String), Option<(ApiResource, bool)>>;
+/// When each kind was last found missing.
+type MissingSince = HashMap<(String, String), Instant>;
+
+/// How long "the cluster serves no such kind" is believed: a CRD installed later is found by
+/// the first sync after this, without a restart. A kind that exists never goes stale here
+/// (its removal fails the request that uses it).
+pub const MISSING_KIND_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Cluster {
     client: Client,
     namespace: String,
     resources: std::sync::Arc<Mutex<ResourceCache>>,
+    missing_since: std::sync::Arc<Mutex<MissingSince>>,
     /// Checked before every write: a replica that lost its lease writes nothing more.
     fence: Fence,
 }
@@ -82,6 +91,7 @@ impl Cluster {
             client,
             namespace: namespace.to_string(),
             resources: Default::default(),
+            missing_since: Default::default(),
             fence,
         }
     }
@@ -114,11 +124,19 @@ impl Cluster {
         kind: &str,
     ) -> Result<Option<(ApiResource, bool)>, ApiError> {
         let key = (api_version.to_string(), kind.to_string());
+        let fresh = |key: &(String, String)| {
+            self.missing_since
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(key)
+                .is_none_or(|since| since.elapsed() < MISSING_KIND_TTL)
+        };
         if let Some(hit) = self
             .resources
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
+            && (hit.is_some() || fresh(&key))
         {
             return Ok(hit.clone());
         }
@@ -135,6 +153,13 @@ impl Cluster {
                 ));
             }
         };
+        let mut missing = self.missing_since.lock().unwrap_or_else(|p| p.into_inner());
+        if found.is_none() {
+            missing.insert(key.clone(), Instant::now());
+        } else {
+            missing.remove(&key);
+        }
+        drop(missing);
         self.resources
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -32,6 +32,7 @@ mod drift_backfill;
 mod drift_predict;
 mod drift_property;
 mod fault_cache;
+mod fault_discovery;
 mod fault_leader;
 mod git;
 mod monitoring;
