@@ -33,6 +33,7 @@ mod drift_predict;
 mod drift_property;
 mod fault_cache;
 mod fault_discovery;
+mod fault_kill;
 mod fault_leader;
 mod git;
 mod monitoring;
