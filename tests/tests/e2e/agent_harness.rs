@@ -196,10 +196,6 @@ impl AgentEnv {
             .context("starting gitops-agent")
     }
 
-    /// The running agent's process id.
-    pub fn agent_pid(&self) -> Option<u32> {
-        self.agent.as_ref().map(Child::id)
-    }
 
     /// The agent's Git cache directory (`--cache-dir`), kept across restarts like the pod's volume.
     pub fn cache_dir(&self) -> PathBuf {

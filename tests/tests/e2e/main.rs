@@ -35,6 +35,7 @@ mod fault_cache;
 mod fault_discovery;
 mod fault_kill;
 mod fault_leader;
+mod fault_throttle;
 mod git;
 mod monitoring;
 mod packaging;
