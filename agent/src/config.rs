@@ -287,7 +287,9 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 fn parse_lease_duration(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < Duration::from_secs(3) {
-        return Err(format!("{s:?}: a lease shorter than 3s cannot be renewed in time"));
+        return Err(format!(
+            "{s:?}: a lease shorter than 3s cannot be renewed in time"
+        ));
     }
     Ok(d)
 }

@@ -103,6 +103,12 @@ mod tests {
         fence.renewed(Instant::now(), Duration::from_secs(10));
         assert!(writer.is_valid());
         fence.revoke();
-        assert!(writer.check().unwrap_err().to_string().contains("another replica"));
+        assert!(
+            writer
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("another replica")
+        );
     }
 }

@@ -245,8 +245,7 @@ impl LeaderElector {
             // A renewal that hangs (a stalled connection) must not outlive the renew deadline:
             // the leader would go on leading on a lease nobody renews.
             let attempt =
-                tokio::time::timeout(self.timing.renew_deadline, self.try_acquire_or_renew())
-                    .await;
+                tokio::time::timeout(self.timing.renew_deadline, self.try_acquire_or_renew()).await;
             match attempt {
                 Ok(Ok(true)) => fence.renewed(started, self.timing.renew_deadline),
                 Ok(Ok(false)) => fence.revoke(),

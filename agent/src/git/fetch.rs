@@ -143,7 +143,8 @@ impl Fetcher {
             Ok(repo) => repo,
             Err(_) => {
                 std::fs::create_dir_all(&self.repo_dir).map_err(|e| (err(e.to_string()), true))?;
-                Repository::init_bare(&self.repo_dir).map_err(|e| (err(e.message().to_string()), true))?
+                Repository::init_bare(&self.repo_dir)
+                    .map_err(|e| (err(e.message().to_string()), true))?
             }
         };
         let user_pass = self.user_pass().map_err(|e| (e, false))?;

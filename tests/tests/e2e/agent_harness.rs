@@ -196,7 +196,6 @@ impl AgentEnv {
             .context("starting gitops-agent")
     }
 
-
     /// The agent's Git cache directory (`--cache-dir`), kept across restarts like the pod's volume.
     pub fn cache_dir(&self) -> PathBuf {
         self.scratch.path().join("cache")

@@ -130,10 +130,10 @@ fn api_server_port() -> Result<u16> {
         .iter()
         .find_map(|c| c.cluster.as_ref()?.server.clone())
         .context("no server in the kubeconfig")?;
-    Ok(server
+    server
         .rsplit_once(':')
         .and_then(|(_, p)| p.trim_end_matches('/').parse().ok())
-        .context("no port in the server URL")?)
+        .context("no port in the server URL")
 }
 
 /// Issue #14: a renewal that hangs (the path to the API server black-holed, the connection
@@ -179,7 +179,10 @@ async fn a_hung_renewal_ends_leadership_before_another_replica_takes_over() -> R
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let b_led_at = b_led_at.context("b never took over the abandoned lease")?;
-    assert!(b_led_at >= fast().renew_deadline, "b led after {b_led_at:?}");
+    assert!(
+        b_led_at >= fast().renew_deadline,
+        "b led after {b_led_at:?}"
+    );
     assert!(a_fence.check().is_err());
     relay.resume();
     stop.send(()).ok();

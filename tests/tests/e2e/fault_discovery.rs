@@ -48,8 +48,12 @@ async fn a_crd_installed_after_the_agent_looked_is_used_without_a_restart() -> R
     });
     let crds: Api<CustomResourceDefinition> = Api::all(env.admin().await?);
     let name = format!("gizmos.{group}");
-    crds.patch(&name, &PatchParams::apply("test-admin").force(), &Patch::Apply(&crd))
-        .await?;
+    crds.patch(
+        &name,
+        &PatchParams::apply("test-admin").force(),
+        &Patch::Apply(&crd),
+    )
+    .await?;
     tokio::time::timeout(
         Duration::from_secs(30),
         kube::runtime::wait::await_condition(

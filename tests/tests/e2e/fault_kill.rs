@@ -11,10 +11,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use k8s_openapi::api::core::v1::ConfigMap;
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
+use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
+use kube::api::{Api, ListParams, PostParams, WatchEvent, WatchParams};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use renderer::protocol::{APPLYSET_PART_OF_LABEL, PARENT_NAME};
@@ -29,8 +29,10 @@ const FOREIGN: usize = 20;
 /// The declared set of step `step`: ConfigMaps by name with their `data.rev`. Even steps
 /// declare 0..800 and 1000..1200, odd steps 0..1000; the first CHURN change every step.
 fn declared(step: usize) -> BTreeMap<String, String> {
-    let names: Vec<usize> = if step % 2 == 0 {
-        (0..OBJECTS - CHURN).chain(OBJECTS..OBJECTS + CHURN).collect()
+    let names: Vec<usize> = if step.is_multiple_of(2) {
+        (0..OBJECTS - CHURN)
+            .chain(OBJECTS..OBJECTS + CHURN)
+            .collect()
     } else {
         (0..OBJECTS).collect()
     };
@@ -65,7 +67,10 @@ fn commit(env: &AgentEnv, step: usize) -> Result<String> {
             .collect::<String>()
     );
     files.push(("app/kustomization.yaml".into(), kustomization));
-    let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    let refs: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_str()))
+        .collect();
     env.repo.commit_files(&refs, &format!("step {step}"))
 }
 
@@ -83,7 +88,11 @@ async fn live(env: &AgentEnv) -> Result<BTreeMap<String, (String, String, String
                 .as_ref()
                 .and_then(|d| d.get("rev").cloned())
                 .unwrap_or_default();
-            let part_of = cm.labels().get(APPLYSET_PART_OF_LABEL).cloned().unwrap_or_default();
+            let part_of = cm
+                .labels()
+                .get(APPLYSET_PART_OF_LABEL)
+                .cloned()
+                .unwrap_or_default();
             (cm.name_any(), (cm.uid().unwrap_or_default(), rev, part_of))
         })
         .collect())
@@ -151,7 +160,7 @@ async fn sigkill_at_random_points_of_a_1000_object_sync_loses_nothing() -> Resul
         // Odd kills at a random time of the run; even ones after a random number of the
         // run's member writes (as the API server's watch reports them), so the short
         // apply and prune phases are hit as often as the long start-up.
-        let by_writes = step % 2 == 0;
+        let by_writes = step.is_multiple_of(2);
         let delay = window.mul_f64(rng.gen_range(0.0..1.1));
         // At most the writes this step needs (creates, changes, prunes), so the kill lands.
         let target = declared(step);
@@ -209,8 +218,12 @@ async fn sigkill_at_random_points_of_a_1000_object_sync_loses_nothing() -> Resul
             .filter(|(k, v)| before.get(*k).is_none_or(|b| b.1 != v.1))
             .count();
         let deleted = before.keys().filter(|k| !after.contains_key(*k)).count();
-        let done = target.iter().all(|(k, rev)| after.get(k).is_some_and(|v| v.1 == *rev))
-            && after.keys().all(|k| target.contains_key(k) || k.starts_with("foreign-"));
+        let done = target
+            .iter()
+            .all(|(k, rev)| after.get(k).is_some_and(|v| v.1 == *rev))
+            && after
+                .keys()
+                .all(|k| target.contains_key(k) || k.starts_with("foreign-"));
         let phase = match (created, deleted, done) {
             (_, _, true) => "after the sync (status write, watches)",
             (0, 0, false) => "before any write (start, fetch, render, dry-run)",
@@ -239,7 +252,10 @@ async fn sigkill_at_random_points_of_a_1000_object_sync_loses_nothing() -> Resul
     env.wait_synced(&last)
         .await
         .with_context(|| format!("not converged after {kills} kills (seed {seed})"))?;
-    eprintln!("fault_kill: converged in {:?}; kill phases {phases:?}", converge.elapsed());
+    eprintln!(
+        "fault_kill: converged in {:?}; kill phases {phases:?}",
+        converge.elapsed()
+    );
     let after = live(&env).await?;
     let target = declared(kills + 2);
     let lost: Vec<&String> = target
@@ -247,24 +263,33 @@ async fn sigkill_at_random_points_of_a_1000_object_sync_loses_nothing() -> Resul
         .filter(|(k, rev)| after.get(*k).is_none_or(|v| v.1 != **rev))
         .map(|(k, _)| k)
         .collect();
-    assert!(lost.is_empty(), "{} declared objects missing or stale (seed {seed}): {:?}", lost.len(), &lost[..lost.len().min(5)]);
+    assert!(
+        lost.is_empty(),
+        "{} declared objects missing or stale (seed {seed}): {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
     let leftover: Vec<&String> = after
         .keys()
         .filter(|k| !target.contains_key(*k) && !foreign.contains_key(*k))
         .collect();
-    assert!(leftover.is_empty(), "undeclared members not pruned (seed {seed}): {leftover:?}");
+    assert!(
+        leftover.is_empty(),
+        "undeclared members not pruned (seed {seed}): {leftover:?}"
+    );
     let wrongly_pruned: Vec<&String> = foreign
         .iter()
         .filter(|(name, uid)| after.get(*name).map(|v| &v.0) != Some(uid))
         .map(|(name, _)| name)
         .collect();
-    assert!(wrongly_pruned.is_empty(), "foreign objects pruned (seed {seed}): {wrongly_pruned:?}");
+    assert!(
+        wrongly_pruned.is_empty(),
+        "foreign objects pruned (seed {seed}): {wrongly_pruned:?}"
+    );
     assert!(
         phases.len() >= 3,
         "the kills landed in too few phases to mean much: {phases:?} (seed {seed})"
     );
-    eprintln!(
-        "fault_kill: {kills} kills survived, objects lost 0, wrongly pruned 0 (seed {seed})"
-    );
+    eprintln!("fault_kill: {kills} kills survived, objects lost 0, wrongly pruned 0 (seed {seed})");
     Ok(())
 }

@@ -14,8 +14,8 @@ use anyhow::{Context, Result, bail};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
-use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use kube::ResourceExt;
+use kube::api::{Api, ListParams, WatchEvent, WatchParams};
 use renderer::protocol::SyncResult;
 
 use crate::agent_harness::AgentEnv;
@@ -77,7 +77,10 @@ async fn members(env: &AgentEnv) -> Result<BTreeMap<String, (String, String)>> {
         .map(|cm| {
             (
                 cm.name_any(),
-                (cm.uid().unwrap_or_default(), cm.resource_version().unwrap_or_default()),
+                (
+                    cm.uid().unwrap_or_default(),
+                    cm.resource_version().unwrap_or_default(),
+                ),
             )
         })
         .collect())
@@ -113,7 +116,10 @@ async fn a_leader_frozen_mid_prune_writes_nothing_after_the_new_leader_leads() -
     let b_pid = b.0.id();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let leader = holder(&env).await?.unwrap_or_default();
-    assert!(leader.contains(&format!("-{a_pid}-")), "a should lead, the lease says {leader}");
+    assert!(
+        leader.contains(&format!("-{a_pid}-")),
+        "a should lead, the lease says {leader}"
+    );
 
     // Watch deletions from now, drop the 300 in Git, and freeze a at its first prune.
     let cms: Api<ConfigMap> = Api::namespaced(env.admin().await?, env.ns.name());
@@ -141,7 +147,10 @@ async fn a_leader_frozen_mid_prune_writes_nothing_after_the_new_leader_leads() -
     let stopped_at = std::time::Instant::now();
     let left = members(&env).await?.len() - 1;
     eprintln!("a stopped mid-prune of {second} with {left} of {DROPPED} left");
-    assert!(left > 0, "the prune finished before a was stopped: nothing to prove");
+    assert!(
+        left > 0,
+        "the prune finished before a was stopped: nothing to prove"
+    );
 
     // Git declares them again; b takes over once a's lease expires and syncs it.
     let third = commit(&env, true, "declare the 300 again")?;
@@ -177,10 +186,16 @@ async fn a_leader_frozen_mid_prune_writes_nothing_after_the_new_leader_leads() -
         env.logs()
     );
     let status = env.status().await?.context("no status")?;
-    assert_eq!(status.last_applied_revision.as_deref(), Some(third.as_str()));
+    assert_eq!(
+        status.last_applied_revision.as_deref(),
+        Some(third.as_str())
+    );
     assert_eq!(status.result, SyncResult::Synced, "{}", status.message);
     let leader = holder(&env).await?.unwrap_or_default();
-    assert!(leader.contains(&format!("-{b_pid}-")), "the lease went back to {leader}");
+    assert!(
+        leader.contains(&format!("-{b_pid}-")),
+        "the lease went back to {leader}"
+    );
     let log = env.logs();
     assert!(
         log.contains("not the leader"),

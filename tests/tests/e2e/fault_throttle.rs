@@ -100,8 +100,13 @@ async fn the_agent_converges_through_a_429_storm_from_priority_and_fairness() ->
         .len();
     cleanup().await;
     synced.with_context(|| format!("{storm} requests rejected with 429"))?;
-    eprintln!("fault_throttle: synced {OBJECTS} objects in {took:?} through {storm} rejected (429) requests");
-    assert!(storm >= 10.0, "only {storm} requests were rejected: no storm");
+    eprintln!(
+        "fault_throttle: synced {OBJECTS} objects in {took:?} through {storm} rejected (429) requests"
+    );
+    assert!(
+        storm >= 10.0,
+        "only {storm} requests were rejected: no storm"
+    );
     assert_eq!(members, OBJECTS, "objects lost");
     Ok(())
 }
