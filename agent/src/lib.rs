@@ -63,8 +63,12 @@ pub async fn kube_clients(config: &Config) -> Result<Clients, Error> {
     requests.read_timeout = Some(config.api_timeout);
     requests.write_timeout = Some(config.api_timeout);
     requests.reset_reader_on_write = true;
+    // Bounded retries of 429/503/504 happen in `reconcile::cluster::retrying`; kube's own
+    // (15 attempts up to 1000 s apart) stalled syncs for minutes after an API server restart.
+    requests.default_retry = false;
     let mut watches = kube_config;
     watches.connect_timeout = Some(config.api_timeout);
+    watches.default_retry = false;
     Ok(Clients {
         requests: kube::Client::try_from(requests).map_err(|e| err(&e))?,
         watches: kube::Client::try_from(watches).map_err(|e| err(&e))?,

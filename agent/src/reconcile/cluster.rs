@@ -142,7 +142,7 @@ impl Cluster {
         }
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        let found = match discovery::pinned_kind(&self.client, &gvk).await {
+        let found = match retrying(|| discovery::pinned_kind(&self.client, &gvk)).await {
             Ok((ar, caps)) => Some((ar, caps.scope == Scope::Namespaced)),
             Err(kube::Error::Api(s)) if s.code == 404 => None,
             Err(kube::Error::Discovery(_)) => None,
@@ -169,7 +169,7 @@ impl Cluster {
 
     /// The preferred apiVersion of a group-kind (for members of kinds Git no longer declares).
     pub async fn preferred_api_version(&self, gk: &GroupKind) -> Result<Option<String>, ApiError> {
-        match discovery::group(&self.client, &gk.group).await {
+        match retrying(|| discovery::group(&self.client, &gk.group)).await {
             Ok(group) => Ok(group
                 .recommended_kind(&gk.kind)
                 .map(|(ar, _)| ar.api_version)),
@@ -233,8 +233,7 @@ impl Cluster {
         if let Some(t) = token {
             params = params.continue_token(t);
         }
-        let list = api
-            .list(&params)
+        let list = retrying(|| api.list(&params))
             .await
             .map_err(|e| ApiError::new(format!("list {kind} in {}", self.namespace), &e))?;
         let next = list.metadata.continue_.filter(|t| !t.is_empty());
@@ -255,7 +254,7 @@ impl Cluster {
 
     pub async fn get(&self, d: &Desired) -> Result<Option<Value>, ApiError> {
         let api = self.api(&d.api_version, &d.key.group_kind.kind).await?;
-        match api.get_opt(&d.key.name).await {
+        match retrying(|| api.get_opt(&d.key.name)).await {
             Ok(o) => Ok(o.map(|mut o| {
                 o.types = Some(kube::api::TypeMeta {
                     api_version: d.api_version.clone(),
@@ -283,7 +282,8 @@ impl Cluster {
         if !dry_run {
             self.check_fence(&what)?;
         }
-        api.patch(&d.key.name, &params, &Patch::Apply(body))
+        let patch = Patch::Apply(body);
+        retrying(|| api.patch(&d.key.name, &params, &patch))
             .await
             .map(into_value)
             .map_err(|e| ApiError::new(what, &e))
@@ -341,12 +341,36 @@ impl Cluster {
             });
         }
         self.check_fence(&format!("delete {}", m.key))?;
-        match api.delete(&m.key.name, &params).await {
+        match retrying(|| api.delete(&m.key.name, &params)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(ApiError::new(format!("delete {}", m.key), &e)),
         }
     }
+}
+
+/// Attempts of a request the API server answered 429, 503 or 504 (overloaded, starting or
+/// stopping), 100 ms apart doubling to 2 s: about 6 s in all. kube's own retry is off
+/// ([`crate::kube_clients`]): its 15 attempts up to 1000 s apart held a sync, and with it the
+/// lock self-heal waits for, for minutes after an API server restart.
+const API_ATTEMPTS: u32 = 6;
+
+pub async fn retrying<T, F, Fut>(mut request: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(100);
+    for _ in 1..API_ATTEMPTS {
+        match request().await {
+            Err(kube::Error::Api(s)) if matches!(s.code, 429 | 503 | 504) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+    request().await
 }
 
 /// The object as one JSON tree, moving its data rather than copying it.

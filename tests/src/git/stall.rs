@@ -1,9 +1,9 @@
-//! A TCP relay in front of a real Git server that can be switched to stall: it then accepts
+//! A TCP relay in front of a real server (Git, or the API server) that can be switched to stall: it then accepts
 //! connections and never answers, as a hung server or a black-holed network path does.
 
 use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -20,6 +20,7 @@ pub struct StallingRelay {
     stop: Arc<AtomicBool>,
     /// Connections accepted while stalled: held open, never read or written.
     held: Arc<Mutex<Vec<TcpStream>>>,
+    upstream: Arc<AtomicU16>,
 }
 
 impl StallingRelay {
@@ -31,15 +32,23 @@ impl StallingRelay {
         let frozen = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let held = Arc::new(Mutex::new(Vec::new()));
+        let upstream = Arc::new(AtomicU16::new(upstream_port));
         let (s, f, st, h) = (stalled.clone(), frozen.clone(), stop.clone(), held.clone());
-        thread::spawn(move || accept_loop(listener, upstream_port, s, f, st, h));
+        let u = upstream.clone();
+        thread::spawn(move || accept_loop(listener, u, s, f, st, h));
         Ok(Self {
             port,
             stalled,
             frozen,
             stop,
             held,
+            upstream,
         })
+    }
+
+    /// New connections go to `port` from now on (a server restarted on another port).
+    pub fn retarget(&self, port: u16) {
+        self.upstream.store(port, Ordering::SeqCst);
     }
 
     pub fn port(&self) -> u16 {
@@ -91,7 +100,7 @@ impl Drop for StallingRelay {
 
 fn accept_loop(
     listener: TcpListener,
-    upstream_port: u16,
+    upstream: Arc<AtomicU16>,
     stalled: Arc<AtomicBool>,
     frozen: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
@@ -105,6 +114,7 @@ fn accept_loop(
                     held.lock().unwrap_or_else(|p| p.into_inner()).push(client);
                 } else {
                     let frozen = frozen.clone();
+                    let upstream_port = upstream.load(Ordering::SeqCst);
                     thread::spawn(move || {
                         let _ = relay(client, upstream_port, frozen);
                     });

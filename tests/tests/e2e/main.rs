@@ -31,6 +31,7 @@ mod cluster;
 mod drift_backfill;
 mod drift_predict;
 mod drift_property;
+mod fault_apiserver;
 mod fault_cache;
 mod fault_discovery;
 mod fault_kill;
