@@ -122,6 +122,14 @@ async fn create_foreign(env: &AgentEnv) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// Where a run is killed.
+#[derive(Clone, Copy)]
+enum Mode {
+    Time,
+    Writes(usize),
+    Prunes(usize),
+}
+
 #[tokio::test]
 async fn sigkill_at_random_points_of_a_1000_object_sync_loses_nothing() -> Result<()> {
     let seed: u64 = std::env::var("GITOPS_FAULT_SEED")
@@ -157,22 +165,26 @@ async fn sigkill_at_random_points_of_a_1000_object_sync_loses_nothing() -> Resul
     for step in 3..kills + 3 {
         last = commit(&env, step)?;
         let before = live(&env).await?;
-        // Odd kills at a random time of the run; even ones after a random number of the
-        // run's member writes (as the API server's watch reports them), so the short
-        // apply and prune phases are hit as often as the long start-up.
-        let by_writes = step.is_multiple_of(2);
+        // A third of the kills at a random time of the run, a third after a random number of
+        // the run's creates and changes, a third after a random number of its prunes (as the
+        // API server's watch reports them): the short apply and prune phases are hit as often
+        // as the long start-up.
         let delay = window.mul_f64(rng.gen_range(0.0..1.1));
-        // At most the writes this step needs (creates, changes, prunes), so the kill lands.
         let target = declared(step);
-        let needed = target
+        let applies_needed = target
             .iter()
             .filter(|(k, rev)| before.get(*k).is_none_or(|v| v.1 != **rev))
-            .count()
-            + before
-                .keys()
-                .filter(|k| !target.contains_key(*k) && !k.starts_with("foreign-"))
-                .count();
-        let writes = rng.gen_range(1..=needed.max(1));
+            .count();
+        let prunes_needed = before
+            .keys()
+            .filter(|k| !target.contains_key(*k) && !k.starts_with("foreign-"))
+            .count();
+        let mode = match step % 3 {
+            0 => Mode::Time,
+            1 => Mode::Writes(rng.gen_range(1..=applies_needed.max(1))),
+            _ if prunes_needed > 0 => Mode::Prunes(rng.gen_range(1..=prunes_needed)),
+            _ => Mode::Writes(rng.gen_range(1..=applies_needed.max(1))),
+        };
         let cms: Api<ConfigMap> = Api::namespaced(env.admin().await?, env.ns.name());
         let rv = cms
             .list_metadata(&ListParams::default().limit(1))
@@ -181,37 +193,43 @@ async fn sigkill_at_random_points_of_a_1000_object_sync_loses_nothing() -> Resul
             .resource_version
             .unwrap_or_default();
         let mut events = cms.watch(&WatchParams::default(), &rv).await?.boxed();
-        let started = Instant::now();
         env.start(&args)?;
-        let point = if by_writes {
-            let seen = tokio::time::timeout(window.mul_f64(1.1), async {
-                let mut seen = 0;
-                while let Some(event) = events.try_next().await? {
-                    let name = match &event {
-                        WatchEvent::Added(o) | WatchEvent::Modified(o) | WatchEvent::Deleted(o) => {
-                            o.name_any()
-                        }
-                        _ => continue,
-                    };
-                    if name != PARENT_NAME {
-                        seen += 1;
-                        if seen >= writes {
-                            break;
+        let point = match mode {
+            Mode::Time => {
+                tokio::time::sleep(delay).await;
+                env.kill();
+                format!("at {delay:?}")
+            }
+            Mode::Writes(n) | Mode::Prunes(n) => {
+                let prunes = matches!(mode, Mode::Prunes(_));
+                let seen = tokio::time::timeout(window.mul_f64(3.0), async {
+                    let mut seen = 0;
+                    while let Some(event) = events.try_next().await? {
+                        let (name, deleted) = match &event {
+                            WatchEvent::Added(o) | WatchEvent::Modified(o) => (o.name_any(), false),
+                            WatchEvent::Deleted(o) => (o.name_any(), true),
+                            _ => continue,
+                        };
+                        if name != PARENT_NAME && deleted == prunes {
+                            seen += 1;
+                            if seen >= n {
+                                break;
+                            }
                         }
                     }
-                }
-                Ok::<_, anyhow::Error>(seen)
-            })
-            .await;
-            env.kill();
-            format!("after {} member writes", seen.map_or(Ok(0), |r| r)?)
-        } else {
-            tokio::time::sleep(delay).await;
-            env.kill();
-            format!("at {delay:?}")
+                    Ok::<_, anyhow::Error>(seen)
+                })
+                .await;
+                env.kill();
+                let what = if prunes {
+                    "prunes"
+                } else {
+                    "creates and changes"
+                };
+                format!("after {} of {n} {what}", seen.map_or(Ok(0), |r| r)?)
+            }
         };
         drop(events);
-        let _ = started;
         let after = live(&env).await?;
         let created = after
             .iter()
