@@ -159,6 +159,11 @@ pub struct Config {
     #[arg(long, env = "GITOPS_LEADER_ELECT")]
     pub leader_elect: bool,
 
+    /// With `--leader-elect`: how long the Lease stays valid unrenewed. The leader stops
+    /// writing after two thirds of it without a renewal, before a standby may take over.
+    #[arg(long, env = "GITOPS_LEASE_DURATION", default_value = "15s", value_parser = parse_lease_duration)]
+    pub lease_duration: Duration,
+
     /// KIND:JSONPOINTER the agent never reverts, e.g. Deployment:/spec/replicas (repeatable).
     #[arg(long = "ignore-field", env = "GITOPS_IGNORE_FIELDS", value_delimiter = ',', value_parser = parse_ignore_field)]
     pub ignore_fields: Vec<IgnoreField>,
@@ -301,6 +306,17 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
         return Err(format!(
             "{s:?}: shorter than {}s; every resync fetches Git and dry-runs every object",
             MIN_INTERVAL.as_secs()
+        ));
+    }
+    Ok(d)
+}
+
+/// `--lease-duration`: at least 3s (the renew deadline and retry period are fractions of it).
+fn parse_lease_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < Duration::from_secs(3) {
+        return Err(format!(
+            "{s:?}: a lease shorter than 3s cannot be renewed in time"
         ));
     }
     Ok(d)

@@ -106,6 +106,7 @@ impl DriftLog {
             field_manager: Some(HISTORY_FIELD_MANAGER.into()),
             ..Default::default()
         };
+        cluster.check_fence("write the drift history")?;
         api.patch(PARENT_NAME, &params, &Patch::Merge(&patch))
             .await
             .map_err(|e| ApiError::new("write the drift history", &e))?;

@@ -11,6 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::api::{Api, PostParams};
 use tokio::sync::watch;
 
+use crate::fence::Fence;
+
 #[derive(Debug, thiserror::Error)]
 pub enum LeaderError {
     #[error("lease {namespace}/{name}: {source}")]
@@ -36,12 +38,48 @@ pub struct Timing {
 
 impl Default for Timing {
     fn default() -> Self {
+        Self::for_lease(Duration::from_secs(15))
+    }
+}
+
+impl Timing {
+    /// client-go's proportions (15s / 10s / 2s) for any lease duration.
+    pub fn for_lease(lease_duration: Duration) -> Self {
         Self {
-            lease_duration: Duration::from_secs(15),
-            renew_deadline: Duration::from_secs(10),
-            retry_period: Duration::from_secs(2),
+            lease_duration,
+            renew_deadline: lease_duration * 2 / 3,
+            retry_period: lease_duration * 2 / 15,
         }
     }
+}
+
+/// This replica's identity: `POD_NAME` if set, else host name, pid and a random suffix. Two
+/// replicas never share it: in containers every agent is pid 1, and a host name alone repeats
+/// when two processes run on one machine.
+pub fn identity() -> String {
+    if let Ok(pod) = std::env::var("POD_NAME")
+        && !pod.trim().is_empty()
+    {
+        return pod;
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
+        .unwrap_or_else(|| "gitops-agent".into());
+    format!("{host}-{}-{:08x}", std::process::id(), random_u32())
+}
+
+/// 32 random bits from the OS (std seeds `RandomState` from it; a fresh one per call).
+fn random_u32() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    RandomState::new().hash_one(n) as u32
 }
 
 /// One replica's view of the election.
@@ -192,27 +230,36 @@ impl LeaderElector {
         }
     }
 
-    /// Campaigns until `shutdown`, publishing whether this replica leads on `leading`; releases
-    /// the lease on the way out. The reconcile loop runs only while `leading` is true.
-    pub async fn run(mut self, leading: watch::Sender<bool>, shutdown: impl Future<Output = ()>) {
+    /// Campaigns until `shutdown`, publishing whether this replica leads on `leading` and
+    /// keeping `fence` (checked before every write) in step; releases the lease on the way out.
+    /// The reconcile loop runs only while `leading` is true.
+    pub async fn run(
+        mut self,
+        leading: watch::Sender<bool>,
+        fence: Fence,
+        shutdown: impl Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
-        let mut last_renewed: Option<Instant> = None;
         loop {
-            let is_leader = match self.try_acquire_or_renew().await {
-                Ok(true) => {
-                    last_renewed = Some(Instant::now());
-                    true
-                }
-                Ok(false) => false,
-                Err(e) => {
+            let started = Instant::now();
+            // A renewal that hangs (a stalled connection) must not outlive the renew deadline:
+            // the leader would go on leading on a lease nobody renews.
+            let attempt =
+                tokio::time::timeout(self.timing.renew_deadline, self.try_acquire_or_renew()).await;
+            match attempt {
+                Ok(Ok(true)) => fence.renewed(started, self.timing.renew_deadline),
+                Ok(Ok(false)) => fence.revoke(),
+                Ok(Err(e)) => {
+                    // Keep leading through short API outages: the fence runs out by itself
+                    // before the lease can expire for the other replicas.
                     tracing::warn!(error = %e, "leader election: could not acquire or renew");
-                    // Keep leading through short API outages, but stop before the lease expires.
-                    last_renewed.is_some_and(|t| t.elapsed() < self.timing.renew_deadline)
                 }
-            };
-            if !is_leader {
-                last_renewed = None;
+                Err(_) => tracing::warn!(
+                    deadline = ?self.timing.renew_deadline,
+                    "leader election: no answer from the API server within the renew deadline"
+                ),
             }
+            let is_leader = fence.is_valid();
             if *leading.borrow() != is_leader {
                 tracing::info!(identity = %self.identity, leading = is_leader, "leadership changed");
             }
@@ -223,8 +270,24 @@ impl LeaderElector {
             }
         }
         leading.send_replace(false);
+        fence.revoke();
         if let Err(e) = self.release().await {
             tracing::warn!(error = %e, "leader election: could not release the lease");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn replicas_without_pod_name_have_different_identities() {
+        // In containers every replica is pid 1 on a host named after the pod; two calls in
+        // one process stand for two replicas started alike.
+        if std::env::var_os("POD_NAME").is_some() {
+            return;
+        }
+        let (a, b) = (super::identity(), super::identity());
+        assert_ne!(a, b, "two replicas would share the lease identity {a}");
+        assert!(a.contains(&format!("-{}-", std::process::id())), "{a}");
     }
 }

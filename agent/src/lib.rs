@@ -7,6 +7,7 @@ pub mod applyset;
 pub mod backoff;
 pub mod config;
 pub mod drift_history;
+pub mod fence;
 pub mod git;
 pub mod health;
 pub mod http;
@@ -62,8 +63,12 @@ pub async fn kube_clients(config: &Config) -> Result<Clients, Error> {
     requests.read_timeout = Some(config.api_timeout);
     requests.write_timeout = Some(config.api_timeout);
     requests.reset_reader_on_write = true;
+    // Bounded retries of 429/503/504 happen in `reconcile::cluster::retrying`; kube's own
+    // (15 attempts up to 1000 s apart) stalled syncs for minutes after an API server restart.
+    requests.default_retry = false;
     let mut watches = kube_config;
     watches.connect_timeout = Some(config.api_timeout);
+    watches.default_retry = false;
     Ok(Clients {
         requests: kube::Client::try_from(requests).map_err(|e| err(&e))?,
         watches: kube::Client::try_from(watches).map_err(|e| err(&e))?,
@@ -89,6 +94,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     let clients = kube_clients(&config).await?;
     let client = clients.requests.clone();
     let leader_elect = config.leader_elect;
+    let lease_duration = config.lease_duration;
     let unready_after = config.unready_after();
     let agent = Arc::new(Agent::new(config, clients, namespace)?);
     tracing::info!(namespace = %agent.namespace, set = %agent.set.id, listen = ?listener.local_addr().ok(), "gitops-agent starting");
@@ -113,16 +119,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
 
     let (leading_tx, mut leading) = watch::channel(!leader_elect);
     let elector = leader_elect.then(|| {
-        let identity = std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("gitops-agent-{}", std::process::id()));
         let elector = leader::LeaderElector::new(
             client,
             &agent.namespace,
             LEASE_NAME,
-            &identity,
-            leader::Timing::default(),
+            &leader::identity(),
+            leader::Timing::for_lease(lease_duration),
         );
-        tokio::spawn(elector.run(leading_tx, stopped()))
+        tokio::spawn(elector.run(leading_tx, agent.cluster.fence().clone(), stopped()))
     });
 
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();

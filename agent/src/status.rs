@@ -221,6 +221,10 @@ impl StatusWriter {
             action: "Reconcile".into(),
             secondary: None,
         };
+        if let Err(e) = self.cluster.check_fence("publish an event") {
+            tracing::debug!(error = %e, reason, "event not published");
+            return;
+        }
         if let Err(e) = self.recorder.publish(&event, regarding).await {
             tracing::warn!(error = %e, reason, "could not publish event");
         }

@@ -145,15 +145,27 @@ fn start_or_reuse() -> Result<ControlPlane> {
 /// Starts the control plane binary with its state in `dir`, with workloads if given KWOK;
 /// returns once its kubeconfig is written (after `/readyz` is ok and the nodes are Ready).
 fn spawn(binary: &Path, dir: &Path, kwok: Option<&Path>) -> Result<(Child, PathBuf)> {
+    spawn_with(binary, dir, kwok, true)
+}
+
+fn spawn_with(
+    binary: &Path,
+    dir: &Path,
+    kwok: Option<&Path>,
+    ephemeral: bool,
+) -> Result<(Child, PathBuf)> {
     let started = Instant::now();
     let mut command = Command::new(binary);
     if let Some(kwok) = kwok {
         command.arg("--kwok").arg(kwok);
     }
+    if ephemeral {
+        command.arg("--ephemeral");
+    }
     let mut child = command
         .arg("--dir")
         .arg(dir)
-        .args(["--exit-with-parent", "--ephemeral"])
+        .arg("--exit-with-parent")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -241,6 +253,107 @@ impl Drop for ExtraControlPlane {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An API server (and its etcd) that a test can restart on the same state: etcd data,
+/// certificates and tokens survive, the port changes, so clients reach it through a relay
+/// whose address stays put. Stopped and its directory removed when dropped.
+pub struct RestartableControlPlane {
+    binary: PathBuf,
+    dir: PathBuf,
+    child: Option<Child>,
+    relay: crate::git::StallingRelay,
+    /// The admin kubeconfig, rewritten to name the relay.
+    kubeconfig: PathBuf,
+}
+
+impl RestartableControlPlane {
+    pub fn start() -> Result<Self> {
+        let binary = control_plane_binary()?;
+        let dir = tempfile::Builder::new()
+            .prefix(SCRATCH_PREFIX)
+            .tempdir()
+            .context("creating a directory for a restartable control plane")?
+            .keep();
+        let (child, kubeconfig) = spawn_with(&binary, &dir, None, false)?;
+        let port = server_port(&kubeconfig)?;
+        let relay = crate::git::StallingRelay::start(port)?;
+        let relayed = dir.with_extension("kubeconfig");
+        write_with_port(&kubeconfig, &relayed, relay.port())?;
+        Ok(Self {
+            binary,
+            dir,
+            child: Some(child),
+            relay,
+            kubeconfig: relayed,
+        })
+    }
+
+    /// The admin kubeconfig through the relay: valid across restarts.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    pub async fn client(&self, context: &str) -> Result<Client> {
+        client_for(&self.kubeconfig, Some(context)).await
+    }
+
+    /// SIGTERM (a graceful shutdown, as a rolling restart of the API server does).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if matches!(child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same state; returns once it is ready.
+    pub fn start_again(&mut self) -> Result<()> {
+        // The old one's kubeconfig names the old port: gone before the wait for the new one.
+        let _ = std::fs::remove_file(self.dir.join("kubeconfig"));
+        let (child, kubeconfig) = spawn_with(&self.binary, &self.dir, None, false)?;
+        self.child = Some(child);
+        self.relay.retarget(server_port(&kubeconfig)?);
+        Ok(())
+    }
+}
+
+impl Drop for RestartableControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_file(&self.kubeconfig);
+    }
+}
+
+fn server_port(kubeconfig: &Path) -> Result<u16> {
+    let config = Kubeconfig::read_from(kubeconfig)?;
+    config
+        .clusters
+        .iter()
+        .find_map(|c| c.cluster.as_ref()?.server.clone())
+        .and_then(|s| s.rsplit_once(':')?.1.trim_end_matches('/').parse().ok())
+        .with_context(|| format!("no server port in {}", kubeconfig.display()))
+}
+
+fn write_with_port(from: &Path, to: &Path, port: u16) -> Result<()> {
+    let mut config = Kubeconfig::read_from(from)?;
+    for cluster in &mut config.clusters {
+        if let Some(c) = cluster.cluster.as_mut()
+            && let Some((host, _)) = c.server.as_deref().and_then(|s| s.rsplit_once(':'))
+        {
+            c.server = Some(format!("{host}:{port}"));
+        }
+    }
+    std::fs::write(to, serde_json::to_vec_pretty(&config)?)
+        .with_context(|| format!("writing {}", to.display()))
 }
 
 /// A control plane killed with SIGKILL (a cancelled run, an OOM kill) cannot remove its
@@ -431,7 +544,18 @@ pub fn unique_name(prefix: &str) -> String {
 /// does not exist; grants nothing — bind the Role under test yourself.
 pub async fn service_account_kubeconfig(ns: &str, sa_name: &str) -> Result<PathBuf> {
     let plane = control_plane()?;
-    let client = admin_client().await?;
+    service_account_kubeconfig_for(&plane.kubeconfig, &plane.scratch, ns, sa_name).await
+}
+
+/// [`service_account_kubeconfig`] for any control plane, by its admin kubeconfig; the file is
+/// written into `out_dir`.
+pub async fn service_account_kubeconfig_for(
+    admin_kubeconfig: &Path,
+    out_dir: &Path,
+    ns: &str,
+    sa_name: &str,
+) -> Result<PathBuf> {
+    let client = client_for(admin_kubeconfig, Some(ADMIN_CONTEXT)).await?;
     let accounts = Api::<ServiceAccount>::namespaced(client, ns);
     let account = ServiceAccount {
         metadata: ObjectMeta {
@@ -462,8 +586,8 @@ pub async fn service_account_kubeconfig(ns: &str, sa_name: &str) -> Result<PathB
         .and_then(|status| status.token)
         .ok_or_else(|| anyhow!("TokenRequest for {ns}/{sa_name} returned no token"))?;
 
-    let mut config = Kubeconfig::read_from(&plane.kubeconfig)
-        .with_context(|| format!("reading {}", plane.kubeconfig.display()))?;
+    let mut config = Kubeconfig::read_from(admin_kubeconfig)
+        .with_context(|| format!("reading {}", admin_kubeconfig.display()))?;
     let cluster = config
         .contexts
         .iter()
@@ -473,7 +597,7 @@ pub async fn service_account_kubeconfig(ns: &str, sa_name: &str) -> Result<PathB
         .ok_or_else(|| {
             anyhow!(
                 "{} has no context {ADMIN_CONTEXT}",
-                plane.kubeconfig.display()
+                admin_kubeconfig.display()
             )
         })?;
     let user = format!("system:serviceaccount:{ns}:{sa_name}");
@@ -497,9 +621,7 @@ pub async fn service_account_kubeconfig(ns: &str, sa_name: &str) -> Result<PathB
     }];
     config.current_context = Some(user);
 
-    let path = plane
-        .scratch
-        .join(format!("kubeconfig-{ns}-{sa_name}.json"));
+    let path = out_dir.join(format!("kubeconfig-{ns}-{sa_name}.json"));
     // JSON is valid YAML, so kubectl and kube-rs both read this file.
     let json = serde_json::to_vec_pretty(&config).context("serializing the kubeconfig")?;
     std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;

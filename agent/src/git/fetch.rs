@@ -1,6 +1,7 @@
 //! Fetching into a bare cache repository with git2.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use git2::{
@@ -36,7 +37,13 @@ pub struct Fetcher {
     credentials: Credentials,
     /// Wall-clock limit of one fetch (`--fetch-timeout`).
     limit: Duration,
+    /// Fetches in a row that failed in the cache itself (not on the network).
+    cache_failures: AtomicU32,
 }
+
+/// After this many fetches in a row fail in the cache (a corrupt object, a lock nobody holds),
+/// the cache is removed and cloned again: a broken cache never heals by itself.
+pub const RECLONE_AFTER: u32 = 3;
 
 impl Fetcher {
     /// The cache directory is keyed by the URL so changing `--repo` never mixes histories.
@@ -48,7 +55,37 @@ impl Fetcher {
             repo_dir: cache_dir.join(format!("{name}.git")),
             credentials,
             limit,
+            cache_failures: AtomicU32::new(0),
         }
+    }
+
+    /// Removes `*.lock` files a killed fetch left behind (a ref, `packed-refs`, `config`):
+    /// libgit2 refuses to update anything whose lock file exists, so every later fetch would
+    /// fail. Only safe while no fetch runs: call it at start, before the first one. Returns how
+    /// many were removed.
+    pub fn clear_stale_locks(&self) -> usize {
+        let mut removed = 0;
+        let mut stack = vec![self.repo_dir.clone()];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
+                if kind.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "lock")
+                    && std::fs::remove_file(&path).is_ok()
+                {
+                    tracing::warn!(file = %path.display(), "removed a stale lock file from the Git cache");
+                    removed += 1;
+                }
+            }
+        }
+        removed
     }
 
     pub fn limit(&self) -> Duration {
@@ -64,22 +101,56 @@ impl Fetcher {
     }
 
     /// Mirrors branches and tags into the bare cache (blocking; run it off the async runtime).
+    /// After [`RECLONE_AFTER`] failures in a row in the cache itself, fetches into a new one.
     pub fn fetch(&self) -> Result<Repository, GitError> {
+        match self.fetch_once() {
+            Ok(repo) => {
+                self.cache_failures.store(0, Ordering::Relaxed);
+                Ok(repo)
+            }
+            Err((e, true)) => {
+                let failures = self.cache_failures.fetch_add(1, Ordering::Relaxed) + 1;
+                if failures < RECLONE_AFTER {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, failures, cache = %self.repo_dir.display(),
+                    "the Git cache keeps failing; removing it and cloning again");
+                self.cache_failures.store(0, Ordering::Relaxed);
+                if let Err(io) = std::fs::remove_dir_all(&self.repo_dir) {
+                    return Err(GitError::Fetch {
+                        url: redact_url(&self.url),
+                        message: format!(
+                            "{e}; removing the cache {} failed: {io}",
+                            self.repo_dir.display()
+                        ),
+                    });
+                }
+                self.fetch_once().map_err(|(e, _)| e)
+            }
+            Err((e, false)) => Err(e),
+        }
+    }
+
+    /// One fetch; the error says whether the cache (rather than the network or the server)
+    /// failed.
+    fn fetch_once(&self) -> Result<Repository, (GitError, bool)> {
         let err = |message: String| GitError::Fetch {
             url: redact_url(&self.url),
             message,
         };
+        let in_cache = |e: git2::Error| (err(e.message().to_string()), is_cache_error(&e));
         let repo = match Repository::open_bare(&self.repo_dir) {
             Ok(repo) => repo,
             Err(_) => {
-                std::fs::create_dir_all(&self.repo_dir).map_err(|e| err(e.to_string()))?;
-                Repository::init_bare(&self.repo_dir).map_err(|e| err(e.message().to_string()))?
+                std::fs::create_dir_all(&self.repo_dir).map_err(|e| (err(e.to_string()), true))?;
+                Repository::init_bare(&self.repo_dir)
+                    .map_err(|e| (err(e.message().to_string()), true))?
             }
         };
-        let user_pass = self.user_pass()?;
+        let user_pass = self.user_pass().map_err(|e| (e, false))?;
         let ssh_key = self.credentials.ssh_key_file.clone();
         let known_hosts = match &self.credentials.known_hosts_file {
-            Some(p) => Some(read_secret(p)?),
+            Some(p) => Some(read_secret(p).map_err(|e| (e, false))?),
             None => None,
         };
         let port = url_port(&self.url);
@@ -135,9 +206,7 @@ impl Fetcher {
         options.remote_callbacks(callbacks);
         options.prune(FetchPrune::On);
         options.download_tags(AutotagOption::All);
-        let mut remote = repo
-            .remote_anonymous(&self.url)
-            .map_err(|e| err(e.message().to_string()))?;
+        let mut remote = repo.remote_anonymous(&self.url).map_err(in_cache)?;
         remote
             .fetch(
                 &["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"],
@@ -146,12 +215,15 @@ impl Fetcher {
             )
             .map_err(|e| {
                 if Instant::now() >= deadline {
-                    err(format!(
-                        "timed out after {}s (--fetch-timeout)",
-                        self.limit.as_secs()
-                    ))
+                    (
+                        err(format!(
+                            "timed out after {}s (--fetch-timeout)",
+                            self.limit.as_secs()
+                        )),
+                        false,
+                    )
                 } else {
-                    err(e.message().to_string())
+                    in_cache(e)
                 }
             })?;
         drop(remote);
@@ -172,6 +244,27 @@ impl Fetcher {
             _ => Ok(None),
         }
     }
+}
+
+/// Whether a libgit2 error is the cache's own (a lock, a broken object or ref, the file
+/// system) rather than the network's, the server's or the credentials'.
+fn is_cache_error(e: &git2::Error) -> bool {
+    use git2::{ErrorClass, ErrorCode};
+    if matches!(e.code(), ErrorCode::Locked) {
+        return true;
+    }
+    if matches!(e.code(), ErrorCode::Auth | ErrorCode::Certificate) {
+        return false;
+    }
+    !matches!(
+        e.class(),
+        ErrorClass::Net
+            | ErrorClass::Http
+            | ErrorClass::Ssh
+            | ErrorClass::Ssl
+            | ErrorClass::Callback
+            | ErrorClass::None
+    )
 }
 
 /// The explicit port of an `ssh://host:port/…` URL (scp-like URLs have none).

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use kube::Client;
 use kube::api::{
@@ -14,6 +15,7 @@ use renderer::protocol::{AGENT_FIELD_MANAGER, GroupKind};
 use serde_json::Value;
 
 use super::plan::{Desired, LiveMember, ObjectKey};
+use crate::fence::Fence;
 
 /// Objects per list request: parsed, a Deployment with its managedFields and status is some
 /// 30 KiB, and a page is held while its objects are dry-run.
@@ -21,12 +23,22 @@ const LIST_PAGE: u32 = 50;
 
 /// Discovery results per apiVersion+kind; `None` when the cluster serves no such kind.
 type ResourceCache = HashMap<(String, String), Option<(ApiResource, bool)>>;
+/// When each kind was last found missing.
+type MissingSince = HashMap<(String, String), Instant>;
+
+/// How long "the cluster serves no such kind" is believed: a CRD installed later is found by
+/// the first sync after this, without a restart. A kind that exists never goes stale here
+/// (its removal fails the request that uses it).
+pub const MISSING_KIND_TTL: Duration = Duration::from_secs(10);
 
 #[derive(Clone)]
 pub struct Cluster {
     client: Client,
     namespace: String,
     resources: std::sync::Arc<Mutex<ResourceCache>>,
+    missing_since: std::sync::Arc<Mutex<MissingSince>>,
+    /// Checked before every write: a replica that lost its lease writes nothing more.
+    fence: Fence,
 }
 
 /// An API error, with the object it concerned, phrased for the status message.
@@ -74,12 +86,27 @@ fn describe_status(code: u16, reason: &str, message: &str) -> String {
 }
 
 impl Cluster {
-    pub fn new(client: Client, namespace: &str) -> Self {
+    pub fn new(client: Client, namespace: &str, fence: Fence) -> Self {
         Self {
             client,
             namespace: namespace.to_string(),
             resources: Default::default(),
+            missing_since: Default::default(),
+            fence,
         }
+    }
+
+    pub fn fence(&self) -> &Fence {
+        &self.fence
+    }
+
+    /// Call right before any write or delete: refuses it once this replica may not lead.
+    pub fn check_fence(&self, what: &str) -> Result<(), ApiError> {
+        self.fence.check().map_err(|e| ApiError {
+            what: what.to_string(),
+            message: e.to_string(),
+            code: None,
+        })
     }
 
     pub fn client(&self) -> &Client {
@@ -97,17 +124,25 @@ impl Cluster {
         kind: &str,
     ) -> Result<Option<(ApiResource, bool)>, ApiError> {
         let key = (api_version.to_string(), kind.to_string());
+        let fresh = |key: &(String, String)| {
+            self.missing_since
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(key)
+                .is_none_or(|since| since.elapsed() < MISSING_KIND_TTL)
+        };
         if let Some(hit) = self
             .resources
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
+            && (hit.is_some() || fresh(&key))
         {
             return Ok(hit.clone());
         }
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let gvk = GroupVersionKind::gvk(group, version, kind);
-        let found = match discovery::pinned_kind(&self.client, &gvk).await {
+        let found = match retrying(|| discovery::pinned_kind(&self.client, &gvk)).await {
             Ok((ar, caps)) => Some((ar, caps.scope == Scope::Namespaced)),
             Err(kube::Error::Api(s)) if s.code == 404 => None,
             Err(kube::Error::Discovery(_)) => None,
@@ -118,6 +153,13 @@ impl Cluster {
                 ));
             }
         };
+        let mut missing = self.missing_since.lock().unwrap_or_else(|p| p.into_inner());
+        if found.is_none() {
+            missing.insert(key.clone(), Instant::now());
+        } else {
+            missing.remove(&key);
+        }
+        drop(missing);
         self.resources
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -127,7 +169,7 @@ impl Cluster {
 
     /// The preferred apiVersion of a group-kind (for members of kinds Git no longer declares).
     pub async fn preferred_api_version(&self, gk: &GroupKind) -> Result<Option<String>, ApiError> {
-        match discovery::group(&self.client, &gk.group).await {
+        match retrying(|| discovery::group(&self.client, &gk.group)).await {
             Ok(group) => Ok(group
                 .recommended_kind(&gk.kind)
                 .map(|(ar, _)| ar.api_version)),
@@ -191,8 +233,7 @@ impl Cluster {
         if let Some(t) = token {
             params = params.continue_token(t);
         }
-        let list = api
-            .list(&params)
+        let list = retrying(|| api.list(&params))
             .await
             .map_err(|e| ApiError::new(format!("list {kind} in {}", self.namespace), &e))?;
         let next = list.metadata.continue_.filter(|t| !t.is_empty());
@@ -213,7 +254,7 @@ impl Cluster {
 
     pub async fn get(&self, d: &Desired) -> Result<Option<Value>, ApiError> {
         let api = self.api(&d.api_version, &d.key.group_kind.kind).await?;
-        match api.get_opt(&d.key.name).await {
+        match retrying(|| api.get_opt(&d.key.name)).await {
             Ok(o) => Ok(o.map(|mut o| {
                 o.types = Some(kube::api::TypeMeta {
                     api_version: d.api_version.clone(),
@@ -238,7 +279,11 @@ impl Cluster {
             Some(o) => format!("{} ({o})", d.key),
             None => d.key.to_string(),
         };
-        api.patch(&d.key.name, &params, &Patch::Apply(body))
+        if !dry_run {
+            self.check_fence(&what)?;
+        }
+        let patch = Patch::Apply(body);
+        retrying(|| api.patch(&d.key.name, &params, &patch))
             .await
             .map(into_value)
             .map_err(|e| ApiError::new(what, &e))
@@ -260,6 +305,7 @@ impl Cluster {
             field_manager: Some(AGENT_FIELD_MANAGER.into()),
             ..Default::default()
         };
+        self.check_fence(&format!("take over break-glass fields of {}", d.key))?;
         api.patch(&d.key.name, &params, &Patch::Merge(&patch))
             .await
             .map(|_| ())
@@ -277,6 +323,7 @@ impl Cluster {
             field_manager: Some(AGENT_FIELD_MANAGER.into()),
             ..Default::default()
         };
+        self.check_fence(&format!("remove annotations from {}", d.key))?;
         api.patch(&d.key.name, &params, &Patch::Merge(&patch))
             .await
             .map(|_| ())
@@ -293,12 +340,37 @@ impl Cluster {
                 resource_version: None,
             });
         }
-        match api.delete(&m.key.name, &params).await {
+        self.check_fence(&format!("delete {}", m.key))?;
+        match retrying(|| api.delete(&m.key.name, &params)).await {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
             Err(e) => Err(ApiError::new(format!("delete {}", m.key), &e)),
         }
     }
+}
+
+/// Attempts of a request the API server answered 429, 503 or 504 (overloaded, starting or
+/// stopping), 100 ms apart doubling to 2 s: about 6 s in all. kube's own retry is off
+/// ([`crate::kube_clients`]): its 15 attempts up to 1000 s apart held a sync, and with it the
+/// lock self-heal waits for, for minutes after an API server restart.
+const API_ATTEMPTS: u32 = 6;
+
+pub async fn retrying<T, F, Fut>(mut request: F) -> Result<T, kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, kube::Error>>,
+{
+    let mut delay = Duration::from_millis(100);
+    for _ in 1..API_ATTEMPTS {
+        match request().await {
+            Err(kube::Error::Api(s)) if matches!(s.code, 429 | 503 | 504) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
+        }
+    }
+    request().await
 }
 
 /// The object as one JSON tree, moving its data rather than copying it.

@@ -187,6 +187,7 @@ impl Agent {
             field_manager: Some(AGENT_FIELD_MANAGER.into()),
             ..Default::default()
         };
+        self.cluster.check_fence(&what)?;
         api.patch(&d.key.name, &params, &Patch::<()>::Json(patch))
             .await
             .map(|_| ())

@@ -231,7 +231,12 @@ impl Agent {
             &namespace,
             &config.health_rules_configmap,
         );
-        let cluster = Cluster::new(clients.requests, &namespace);
+        let fence = if config.leader_elect {
+            crate::fence::Fence::elected()
+        } else {
+            crate::fence::Fence::open()
+        };
+        let cluster = Cluster::new(clients.requests, &namespace, fence);
         let set = ApplySet::new(&namespace);
         let flags: Vec<String> = config
             .ignore_fields
@@ -253,6 +258,8 @@ impl Agent {
             credentials,
             config.fetch_timeout,
         ));
+        // Nothing fetches yet: a lock file now was left by a killed fetch.
+        fetcher.clear_stale_locks();
         let mut status = renderer::protocol::SyncStatus {
             repo: git::redact_url(&config.repo),
             path: config.path.clone(),

@@ -1,9 +1,9 @@
-//! A TCP relay in front of a real Git server that can be switched to stall: it then accepts
+//! A TCP relay in front of a real server (Git, or the API server) that can be switched to stall: it then accepts
 //! connections and never answers, as a hung server or a black-holed network path does.
 
 use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -14,9 +14,13 @@ use anyhow::{Context, Result};
 pub struct StallingRelay {
     port: u16,
     stalled: Arc<AtomicBool>,
+    /// Connections already relayed stop passing bytes too (a black-holed path, not only a
+    /// server that stops accepting).
+    frozen: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     /// Connections accepted while stalled: held open, never read or written.
     held: Arc<Mutex<Vec<TcpStream>>>,
+    upstream: Arc<AtomicU16>,
 }
 
 impl StallingRelay {
@@ -25,16 +29,26 @@ impl StallingRelay {
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
         let stalled = Arc::new(AtomicBool::new(false));
+        let frozen = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let held = Arc::new(Mutex::new(Vec::new()));
-        let (s, st, h) = (stalled.clone(), stop.clone(), held.clone());
-        thread::spawn(move || accept_loop(listener, upstream_port, s, st, h));
+        let upstream = Arc::new(AtomicU16::new(upstream_port));
+        let (s, f, st, h) = (stalled.clone(), frozen.clone(), stop.clone(), held.clone());
+        let u = upstream.clone();
+        thread::spawn(move || accept_loop(listener, u, s, f, st, h));
         Ok(Self {
             port,
             stalled,
+            frozen,
             stop,
             held,
+            upstream,
         })
+    }
+
+    /// New connections go to `port` from now on (a server restarted on another port).
+    pub fn retarget(&self, port: u16) {
+        self.upstream.store(port, Ordering::SeqCst);
     }
 
     pub fn port(&self) -> u16 {
@@ -51,8 +65,15 @@ impl StallingRelay {
         self.stalled.store(true, Ordering::SeqCst);
     }
 
+    /// Stalls new connections and stops relaying bytes on the open ones (kept open, silent).
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+        self.stall();
+    }
+
     /// Relays again; the connections held while stalled are closed.
     pub fn resume(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
         self.stalled.store(false, Ordering::SeqCst);
         for s in self
             .held
@@ -79,8 +100,9 @@ impl Drop for StallingRelay {
 
 fn accept_loop(
     listener: TcpListener,
-    upstream_port: u16,
+    upstream: Arc<AtomicU16>,
     stalled: Arc<AtomicBool>,
+    frozen: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     held: Arc<Mutex<Vec<TcpStream>>>,
 ) {
@@ -91,8 +113,10 @@ fn accept_loop(
                 if stalled.load(Ordering::SeqCst) {
                     held.lock().unwrap_or_else(|p| p.into_inner()).push(client);
                 } else {
+                    let frozen = frozen.clone();
+                    let upstream_port = upstream.load(Ordering::SeqCst);
                     thread::spawn(move || {
-                        let _ = relay(client, upstream_port);
+                        let _ = relay(client, upstream_port, frozen);
                     });
                 }
             }
@@ -104,16 +128,33 @@ fn accept_loop(
     }
 }
 
-fn relay(client: TcpStream, upstream_port: u16) -> io::Result<()> {
+fn relay(client: TcpStream, upstream_port: u16, frozen: Arc<AtomicBool>) -> io::Result<()> {
     let server = TcpStream::connect(("127.0.0.1", upstream_port))?;
     let (mut c_read, mut s_write) = (client.try_clone()?, server.try_clone()?);
+    let up_frozen = frozen.clone();
     let up = thread::spawn(move || {
-        let _ = io::copy(&mut c_read, &mut s_write);
+        let _ = pump(&mut c_read, &mut s_write, &up_frozen);
         let _ = s_write.shutdown(Shutdown::Write);
     });
     let (mut s_read, mut c_write) = (server, client);
-    let _ = io::copy(&mut s_read, &mut c_write);
+    let _ = pump(&mut s_read, &mut c_write, &frozen);
     let _ = c_write.shutdown(Shutdown::Write);
     let _ = up.join();
     Ok(())
+}
+
+/// Copies until end of stream, holding each chunk while the relay is frozen.
+fn pump(from: &mut TcpStream, to: &mut TcpStream, frozen: &AtomicBool) -> io::Result<()> {
+    use std::io::{Read, Write};
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        while frozen.load(Ordering::SeqCst) {
+            thread::sleep(Duration::from_millis(10));
+        }
+        to.write_all(&buf[..n])?;
+    }
 }

@@ -153,6 +153,15 @@ impl AgentEnv {
     }
 
     pub fn start_with_url(&mut self, url: &str, args: &[&str]) -> Result<()> {
+        let child = self.spawn_agent(url, "cache", args)?;
+        self.agent = Some(child);
+        Ok(())
+    }
+
+    /// Starts one more `gitops-agent` (another replica, with its own cache directory `cache`
+    /// under the scratch directory) and hands the process to the caller; its log joins
+    /// [`AgentEnv::logs`].
+    pub fn spawn_agent(&mut self, url: &str, cache: &str, args: &[&str]) -> Result<Child> {
         let binary = tests::binaries::workspace_binary("agent", "gitops-agent")?;
         self.starts += 1;
         let log = self
@@ -166,26 +175,40 @@ impl AgentEnv {
         } else {
             Some("--interval=3s")
         };
-        let child = Command::new(binary)
+        Command::new(binary)
             .arg(format!("--repo={url}"))
             .arg(format!("--namespace={}", self.ns.name()))
             .arg(format!("--kubeconfig={}", self.kubeconfig.display()))
             .arg(format!(
                 "--cache-dir={}",
-                self.scratch.path().join("cache").display()
+                self.scratch.path().join(cache).display()
             ))
             .arg("--listen=127.0.0.1:0")
             .args(interval)
             .args(args)
             .env("RUST_LOG", "info,kube=warn,agent=debug")
             .env_remove("KUBECONFIG")
+            .env_remove("POD_NAME")
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
-            .context("starting gitops-agent")?;
-        self.agent = Some(child);
-        Ok(())
+            .context("starting gitops-agent")
+    }
+
+    /// The agent's Git cache directory (`--cache-dir`), kept across restarts like the pod's volume.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.scratch.path().join("cache")
+    }
+
+    /// The log of the latest start.
+    pub fn last_log(&self) -> String {
+        std::fs::read_to_string(
+            self.scratch
+                .path()
+                .join(format!("agent-{}.log", self.starts)),
+        )
+        .unwrap_or_default()
     }
 
     /// SIGKILL: no graceful shutdown, as when a node dies.
