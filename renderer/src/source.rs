@@ -45,10 +45,9 @@ pub trait Source: Send + Sync {
 /// A directory on disk. Symlinks are followed only while they stay under the root.
 pub struct FsSource {
     root: PathBuf,
-    /// Each path's resolution, made once: one render asks for a file's size, kind, bytes
-    /// and canonical name, and resolving walks every component with a system call each
-    /// (a quarter of a 1000-app render's CPU time went to those walks). A tree is read once
-    /// per `FsSource`, so a resolution cannot go stale while it is used.
+    /// Each directory's resolution, made once: canonicalising every path on every query
+    /// walked each component with a system call (a quarter of a 1000-app render's CPU time).
+    /// A tree is read once per `FsSource`, so a resolution cannot go stale while it is used.
     resolved: Mutex<HashMap<String, Result<PathBuf, SourceError>>>,
 }
 
@@ -64,12 +63,13 @@ impl FsSource {
         &self.root
     }
 
-    fn resolve(&self, path: &str) -> Result<PathBuf, SourceError> {
+    /// A directory's resolution, made once per `FsSource`: every file under it starts here.
+    fn resolve_dir(&self, path: &str) -> Result<PathBuf, SourceError> {
         let cached = self.lock().get(path).cloned();
         if let Some(found) = cached {
             return found;
         }
-        let found = self.resolve_uncached(path);
+        let found = self.resolve(path);
         self.lock().insert(path.to_string(), found.clone());
         found
     }
@@ -80,7 +80,7 @@ impl FsSource {
 
     /// The parent's resolution (cached) and one `lstat` of the last component; only a
     /// symlink is canonicalised, and wherever it leads must stay under the root.
-    fn resolve_uncached(&self, path: &str) -> Result<PathBuf, SourceError> {
+    fn resolve(&self, path: &str) -> Result<PathBuf, SourceError> {
         if path.is_empty() {
             return Ok(self.root.clone());
         }
@@ -88,7 +88,7 @@ impl FsSource {
         let not_found = || SourceError::NotFound {
             path: path.to_string(),
         };
-        let parent = self.resolve(parent).map_err(|e| match e {
+        let parent = self.resolve_dir(parent).map_err(|e| match e {
             SourceError::NotFound { .. } => not_found(),
             other => other,
         })?;
