@@ -867,21 +867,39 @@ impl Agent {
         }
         let mut migrated = 0;
         for (_, step) in steps {
-            let results: Vec<_> = futures::stream::iter(step.into_iter().map(
+            let mut results = futures::stream::iter(step.into_iter().map(
                 |(d, body, take_over, legacy)| async move {
-                    let applied = self.write(d, &body, take_over).await;
-                    (d, legacy, applied)
+                    // The answer (a whole object, managedFields included) is judged here and
+                    // dropped: collecting a step's answers first was the agent's peak heap
+                    // (about 4 MB at 1000 objects).
+                    let judged = match self.write(d, &body, take_over).await {
+                        Ok(applied) => {
+                            let rv = applied["metadata"]["resourceVersion"].as_str();
+                            let rv = rv.map(str::to_owned);
+                            Ok((rv, self.health.assess(&applied).await))
+                        }
+                        Err(e) => Err(e),
+                    };
+                    (d, legacy, judged)
                 },
             ))
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
-            for (d, legacy, applied) in results {
-                let applied = applied?;
-                if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
-                    inner.own_versions.insert(d.key.clone(), rv.to_string());
+            .buffer_unordered(CONCURRENCY);
+            // After a failure the writes already sent still finish; only their bookkeeping
+            // stops, as the step ends with that error.
+            let mut failed = None;
+            while let Some((d, legacy, judged)) = results.next().await {
+                let (resource_version, entry) = match judged {
+                    _ if failed.is_some() => continue,
+                    Ok(judged) => judged,
+                    Err(e) => {
+                        failed = Some(e);
+                        continue;
+                    }
+                };
+                if let Some(rv) = resource_version {
+                    inner.own_versions.insert(d.key.clone(), rv);
                 }
-                health.insert(d.key.clone(), self.health.assess(&applied).await);
+                health.insert(d.key.clone(), entry);
                 let member = d.key.to_string();
                 inner.content_changed.remove(&d.key);
                 match legacy {
@@ -893,6 +911,9 @@ impl Agent {
                     None => inner.status.members.record(&member, commit),
                 }
                 tracing::info!(object = %d.key, revision = %commit, "applied");
+            }
+            if let Some(e) = failed {
+                return Err(e.into());
             }
         }
         // Objects confirmed unchanged that the parent has no record of (a first sync adopting
