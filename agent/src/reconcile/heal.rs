@@ -123,7 +123,9 @@ impl Agent {
                     changed |= inner.out_of_sync.insert(d.key.clone(), why).is_none();
                 }
                 Prepared::Held(entry) => {
-                    if keys.is_some() {
+                    // A light resync records a hold it is the first to see, as a repair does.
+                    let new_hold = !inner.break_glass.get(&d.key).is_some_and(|e| e.active);
+                    if keys.is_some() || new_hold {
                         inner.drift_history.push_new(
                             d,
                             Vec::new(),

@@ -591,6 +591,12 @@ impl Agent {
         let mut writes = Vec::new();
         let mut rejected = Vec::new();
         let mut held = BTreeMap::new();
+        let held_before: BTreeSet<ObjectKey> = inner
+            .break_glass
+            .iter()
+            .filter(|(_, e)| e.active)
+            .map(|(k, _)| k.clone())
+            .collect();
         let mut expired = Vec::new();
         let mut health = if light {
             inner.health.clone()
@@ -625,6 +631,16 @@ impl Agent {
             match j.prepared {
                 Err(e) => rejected.push(e.to_string()),
                 Ok(Prepared::Held(entry)) => {
+                    // Whichever notices the hold first, this resync or a watch-driven repair,
+                    // records it (repeats are folded).
+                    if !held_before.contains(&d.key) {
+                        inner.drift_history.push_new(
+                            d,
+                            Vec::new(),
+                            None,
+                            DriftAction::HeldByBreakGlass,
+                        );
+                    }
                     held.insert(d.key.clone(), entry);
                 }
                 Ok(Prepared::NotAdopted(_)) => unreachable!("set aside above"),

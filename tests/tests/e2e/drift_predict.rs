@@ -384,8 +384,22 @@ async fn drift_ignore_rules_hold_with_a_running_agent() -> Result<()> {
             }}})),
         )
         .await?;
-    // Several resyncs at 1 s.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Resyncs and the watch record both; a loaded machine takes longer than a few seconds, so
+    // poll the history (sleeping between polls, as this runtime also serves the agent's Git).
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let history = plugin(&env, &["history", "--drift", "-o", "json"])?.json()?;
+        let has = |action: &str, kind: &str| {
+            history["events"].as_array().is_some_and(|events| {
+                events.iter().any(|e| {
+                    e["action"] == action && e["kind"] == kind && e["name"] == "catalog-api"
+                })
+            })
+        };
+        if has("ignored", "Deployment") && has("heldByBreakGlass", "Service") {
+            break;
+        }
+    }
     let live = live_deployment(&env).await?;
     assert_eq!(
         live["spec"]["replicas"], 8,
