@@ -15,7 +15,7 @@ use crate::ExitStatus;
 use crate::cluster::KubeArgs;
 use crate::cluster::live::{Kinds, members, object_key};
 use crate::cluster::session::{Session, block_on};
-use crate::cluster::tracked::{read_parent, set_id};
+use crate::cluster::tracked::{Parent, read_parent, set_id};
 use crate::commands::break_glass::confirm;
 use crate::install::live::{agent_objects, delete};
 use crate::install::stop::stop_agent;
@@ -95,19 +95,7 @@ async fn uninstall(
         _ => 2,
     });
     let parent = read_parent(&session.client, &ns).await?;
-    let managed: Vec<Value> = match &parent {
-        Some(parent) => {
-            members(
-                &session.client,
-                &ns,
-                &kinds,
-                &parent.group_kinds,
-                &set_id(&ns),
-            )
-            .await?
-        }
-        None => Vec::new(),
-    };
+    let managed = managed_objects(&session.client, &ns, &kinds, parent.as_ref()).await?;
     if agent.is_empty() && parent.is_none() {
         printer.warn(&format!("no gitops-agent is installed in namespace {ns}"));
         return Ok(ExitStatus::Failure);
@@ -157,19 +145,8 @@ async fn uninstall(
     if delete_managed {
         // Listed again now that nothing recreates them; each delete is conditional on the UID
         // listed, so an object someone else made since is left alone.
-        let managed = match read_parent(&session.client, &ns).await? {
-            Some(parent) => {
-                members(
-                    &session.client,
-                    &ns,
-                    &kinds,
-                    &parent.group_kinds,
-                    &set_id(&ns),
-                )
-                .await?
-            }
-            None => Vec::new(),
-        };
+        let parent = read_parent(&session.client, &ns).await?;
+        let managed = managed_objects(&session.client, &ns, &kinds, parent.as_ref()).await?;
         for object in &managed {
             report(
                 printer,
@@ -204,6 +181,19 @@ async fn uninstall(
 }
 
 /// The ApplySet parent as it is now (with its UID, for a conditional delete).
+/// The ApplySet's members as the parent lists their kinds (none without a parent).
+async fn managed_objects(
+    client: &kube::Client,
+    ns: &str,
+    kinds: &Kinds,
+    parent: Option<&Parent>,
+) -> anyhow::Result<Vec<Value>> {
+    match parent {
+        Some(parent) => members(client, ns, kinds, &parent.group_kinds, &set_id(ns)).await,
+        None => Ok(Vec::new()),
+    }
+}
+
 async fn live_parent(client: &kube::Client, ns: &str) -> anyhow::Result<Option<Value>> {
     let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> =
         kube::Api::namespaced(client.clone(), ns);
