@@ -547,6 +547,29 @@ pub async fn service_account_kubeconfig(ns: &str, sa_name: &str) -> Result<PathB
     service_account_kubeconfig_for(&plane.kubeconfig, &plane.scratch, ns, sa_name).await
 }
 
+/// A token for ServiceAccount `sa_name` from the TokenRequest API, valid for one hour (what the
+/// kubelet mounts for a pod).
+pub async fn service_account_token(
+    accounts: &Api<ServiceAccount>,
+    ns: &str,
+    sa_name: &str,
+) -> Result<String> {
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec {
+            expiration_seconds: Some(3600),
+            ..TokenRequestSpec::default()
+        }),
+        ..TokenRequest::default()
+    };
+    accounts
+        .create_token_request(sa_name, &PostParams::default(), &request)
+        .await
+        .with_context(|| format!("requesting a token for ServiceAccount {ns}/{sa_name}"))?
+        .status
+        .and_then(|status| status.token)
+        .ok_or_else(|| anyhow!("TokenRequest for {ns}/{sa_name} returned no token"))
+}
+
 /// [`service_account_kubeconfig`] for any control plane, by its admin kubeconfig; the file is
 /// written into `out_dir`.
 pub async fn service_account_kubeconfig_for(
@@ -571,20 +594,7 @@ pub async fn service_account_kubeconfig_for(
             return Err(e).with_context(|| format!("creating ServiceAccount {ns}/{sa_name}"));
         }
     }
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        }),
-        ..TokenRequest::default()
-    };
-    let token = accounts
-        .create_token_request(sa_name, &PostParams::default(), &request)
-        .await
-        .with_context(|| format!("requesting a token for ServiceAccount {ns}/{sa_name}"))?
-        .status
-        .and_then(|status| status.token)
-        .ok_or_else(|| anyhow!("TokenRequest for {ns}/{sa_name} returned no token"))?;
+    let token = service_account_token(&accounts, ns, sa_name).await?;
 
     let mut config = Kubeconfig::read_from(admin_kubeconfig)
         .with_context(|| format!("reading {}", admin_kubeconfig.display()))?;

@@ -8,12 +8,11 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
-use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use kube::Api;
-use kube::api::{DeleteParams, PostParams};
+use kube::api::DeleteParams;
 use kube::config::Kubeconfig;
-use tests::cluster::{ADMIN_CONTEXT, kubeconfig_path, workspace_root};
+use tests::cluster::{ADMIN_CONTEXT, kubeconfig_path, service_account_token, workspace_root};
 use tests::git::GitDaemon;
 
 use crate::agent_harness::{AGENT_SA, AgentEnv};
@@ -116,19 +115,7 @@ async fn agent_image_syncs_and_heals_with_in_cluster_config() -> Result<()> {
     let secrets = tempfile::Builder::new().prefix("gitops-sa-").tempdir()?;
     let admin = env.admin().await?;
     let accounts: Api<ServiceAccount> = Api::namespaced(admin.clone(), env.ns.name());
-    let request = TokenRequest {
-        spec: Some(TokenRequestSpec {
-            expiration_seconds: Some(3600),
-            ..TokenRequestSpec::default()
-        }),
-        ..TokenRequest::default()
-    };
-    let token = accounts
-        .create_token_request(AGENT_SA, &PostParams::default(), &request)
-        .await?
-        .status
-        .and_then(|s| s.token)
-        .context("no token")?;
+    let token = service_account_token(&accounts, env.ns.name(), AGENT_SA).await?;
     let kubeconfig = Kubeconfig::read_from(kubeconfig_path()?)?;
     let cluster_name = kubeconfig
         .contexts
