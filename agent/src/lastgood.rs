@@ -16,13 +16,27 @@ pub struct Identity {
     pub repo: String,
     pub path: String,
     pub namespace: String,
+    /// A fingerprint of everything else the render depends on (the agent's build and its render
+    /// flags): a render taken up from the file stands for rendering the same commit again.
+    #[serde(default)]
+    pub render: String,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Stored {
     identity: Identity,
     revision: String,
+    /// The render digest of the objects (absent in files of older agents).
+    #[serde(default)]
+    digest: Option<String>,
     objects: Vec<StoredObject>,
+}
+
+/// A render taken up from the cache directory.
+pub struct Loaded {
+    pub revision: String,
+    pub digest: Option<String>,
+    pub applies: Vec<Desired>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -42,6 +56,7 @@ pub fn save(
     cache_dir: &Path,
     identity: &Identity,
     revision: &str,
+    digest: &str,
     applies: &[Desired],
 ) -> std::io::Result<()> {
     let objects = applies
@@ -54,6 +69,7 @@ pub fn save(
     let stored = Stored {
         identity: identity.clone(),
         revision: revision.to_string(),
+        digest: Some(digest.to_string()),
         objects,
     };
     std::fs::create_dir_all(cache_dir)?;
@@ -68,7 +84,7 @@ pub fn save(
 
 /// The stored render, if there is one for this identity. Any unreadable file is reported and
 /// ignored: the next good sync replaces it.
-pub fn load(cache_dir: &Path, identity: &Identity) -> Option<(String, Vec<Desired>)> {
+pub fn load(cache_dir: &Path, identity: &Identity) -> Option<Loaded> {
     let path = path(cache_dir);
     let text = match std::fs::read(&path) {
         Ok(t) => t,
@@ -86,7 +102,7 @@ pub fn load(cache_dir: &Path, identity: &Identity) -> Option<(String, Vec<Desire
         }
     };
     if stored.identity != *identity {
-        tracing::info!(path = %path.display(), "the cached render is for another repository, path or namespace; ignored");
+        tracing::info!(path = %path.display(), "the cached render is for another repository, path, namespace, agent build or render flags; ignored");
         return None;
     }
     let mut applies = Vec::with_capacity(stored.objects.len());
@@ -94,7 +110,11 @@ pub fn load(cache_dir: &Path, identity: &Identity) -> Option<(String, Vec<Desire
         let body = serde_json::from_str(&o.object).ok()?;
         applies.push(Desired::from_object(body, o.origin).ok()?);
     }
-    Some((stored.revision, applies))
+    Some(Loaded {
+        revision: stored.revision,
+        digest: stored.digest,
+        applies,
+    })
 }
 
 #[cfg(test)]
@@ -107,6 +127,7 @@ mod tests {
             repo: "git://127.0.0.1/r".into(),
             path: "overlays/prod".into(),
             namespace: ns.into(),
+            render: "build-1".into(),
         }
     }
 
@@ -123,13 +144,21 @@ mod tests {
             dir.path(),
             &identity("shop"),
             "abc123",
+            "digest-1",
             std::slice::from_ref(&d),
         )
         .unwrap();
-        let (rev, back) = load(dir.path(), &identity("shop")).unwrap();
-        assert_eq!(rev, "abc123");
-        assert_eq!(back, vec![d]);
+        let back = load(dir.path(), &identity("shop")).unwrap();
+        assert_eq!(back.revision, "abc123");
+        assert_eq!(back.digest.as_deref(), Some("digest-1"));
+        assert_eq!(back.applies, vec![d]);
         assert!(load(dir.path(), &identity("other")).is_none());
+        // Another build or other render flags: the file no longer stands for a render.
+        let rebuilt = Identity {
+            render: "build-2".into(),
+            ..identity("shop")
+        };
+        assert!(load(dir.path(), &rebuilt).is_none());
         std::fs::write(path(dir.path()), b"{not json").unwrap();
         assert!(load(dir.path(), &identity("shop")).is_none());
     }

@@ -13,6 +13,7 @@ pub mod health;
 pub mod http;
 pub mod lastgood;
 pub mod leader;
+pub mod memory;
 pub mod metrics;
 pub mod reconcile;
 pub mod render;
@@ -39,6 +40,10 @@ pub enum Error {
     #[error("kubernetes client: {0}")]
     Client(String),
 }
+
+/// After a restart from the cached render, how long the first sync has to begin its own check of
+/// every object before self-heal checks them from the cache (Git down or slow).
+const RESUME_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The Lease used with `--leader-elect`.
 pub const LEASE_NAME: &str = "gitops-agent";
@@ -157,15 +162,25 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         if !resumed {
             resumed = true;
             // Guard the namespace from the cached render before Git answers (or if it never
-            // does): watches start now and every object is checked once.
+            // does): watches start now, and every object is checked once, unless the first
+            // sync gets to check them all first (it held the lock behind a second full pass,
+            // doubling a restart's sync at 1000 objects).
             if agent.resume_from_cache().await.is_some() {
                 watchers.ensure(&agent).await;
-                let _ = heal_tx.send(reconcile::HealRequest::All);
+                let agent = agent.clone();
+                let heal_tx = heal_tx.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(RESUME_GRACE).await;
+                    if !agent.has_swept() {
+                        let _ = heal_tx.send(reconcile::HealRequest::All);
+                    }
+                });
             }
         }
         let started = std::time::Instant::now();
         readiness.start_attempt();
         let outcome = agent.sync().await;
+        memory::release_free_heap();
         let result = match &outcome {
             Ok(()) => renderer::protocol::SyncResult::Synced,
             Err(e) => e.result(),

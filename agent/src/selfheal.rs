@@ -201,5 +201,6 @@ pub async fn heal_loop(
         if let Err(e) = agent.heal(target).await {
             tracing::warn!(error = %e, "self-heal failed; the next sync retries");
         }
+        crate::memory::release_free_heap();
     }
 }

@@ -593,6 +593,15 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok(ticks / 100.0)
 }
 
+/// CPU seconds the shared control plane process (kube-apiserver and etcd) has used so far.
+fn control_plane_cpu() -> Result<f64> {
+    let dir = kubeconfig_path()?
+        .parent()
+        .context("kubeconfig has no directory")?;
+    let pid = std::fs::read_to_string(dir.join("pid"))?;
+    cpu_seconds(pid.trim().parse()?)
+}
+
 /// The allocator, measured: the agent as shipped (glibc's malloc with one arena) against glibc
 /// with its default arenas and the same agent built with mimalloc (defaults, then tuned), each syncing the same repository into a namespace of its
 /// own and resyncing every 2 s, one after the other.
@@ -677,10 +686,16 @@ async fn run() -> Result<()> {
     let (ns, kubeconfig) = agent_namespace(&admin, "bench-agent").await?;
 
     // Phase 1: a busy agent (resync every 2 s) for sync time, memory and no-op writes.
+    let plane_cpu_before = control_plane_cpu()?;
+    let sync_requests_before = apiserver_requests(false)?;
     let agent = AgentProcess::start(ns.name(), &repo, &kubeconfig, scratch.path(), "2s")?;
     let start = Instant::now();
     let synced = wait_synced(&admin, ns.name(), &commit, &agent, Duration::from_secs(600)).await?;
     let sync_time = start.elapsed();
+    // Both share the machine's cores: whose CPU the sync spends says where to look.
+    let sync_cpu_agent = cpu_seconds(agent.child.id())?;
+    let sync_cpu_plane = control_plane_cpu()? - plane_cpu_before;
+    let sync_requests = diff_counts(&sync_requests_before, &apiserver_requests(false)?);
     if synced.applied as usize != *APPS * 4 {
         bail!(
             "expected {} objects applied, status says {}",
@@ -793,6 +808,10 @@ async fn run() -> Result<()> {
         "  initial sync (start -> Synced):       {:>8.2} s  (first reconcile {first_reconcile:.2} s by the agent's histogram)",
         sync_time.as_secs_f64()
     );
+    println!(
+        "    CPU during it: agent {sync_cpu_agent:.2} s, control plane (API server + etcd) {sync_cpu_plane:.2} s"
+    );
+    println!("    requests during it (all clients): {sync_requests:?}");
     println!(
         "  restart sync (no changes, 2nd agent): {:>8.2} s",
         restart_sync.as_secs_f64()

@@ -36,7 +36,9 @@ pub struct LiveHealth {
     namespace: String,
     /// The ConfigMap holding [`RULES_KEY`]; a missing one means no rules.
     configmap: String,
-    rules: Mutex<Option<(Instant, Arc<HealthRules>)>>,
+    /// Async so that one caller reads the ConfigMap while the others wait for its answer: a
+    /// sync assesses sixteen objects at once, and each used to read it when the rules expired.
+    rules: tokio::sync::Mutex<Option<(Instant, Arc<HealthRules>)>>,
     /// The last rules error logged, so a bad ConfigMap is reported once, not every 5 s.
     last_error: Mutex<Option<String>>,
     has_status: Mutex<HashMap<(String, String), bool>>,
@@ -48,7 +50,7 @@ impl LiveHealth {
             client,
             namespace: namespace.to_string(),
             configmap: configmap.to_string(),
-            rules: Mutex::new(None),
+            rules: tokio::sync::Mutex::new(None),
             last_error: Mutex::new(None),
             has_status: Mutex::new(HashMap::new()),
         }
@@ -73,8 +75,8 @@ impl LiveHealth {
     }
 
     async fn rules(&self) -> Arc<HealthRules> {
-        let cached = self.lock_rules().clone();
-        if let Some((at, rules)) = &cached
+        let mut slot = self.rules.lock().await;
+        if let Some((at, rules)) = &*slot
             && at.elapsed() < RULES_TTL
         {
             return rules.clone();
@@ -108,15 +110,11 @@ impl LiveHealth {
                     tracing::warn!(error = %e, "health rules not loaded; keeping the previous ones");
                     *last = Some(e);
                 }
-                cached.map(|(_, r)| r).unwrap_or_default()
+                slot.as_ref().map(|(_, r)| r.clone()).unwrap_or_default()
             }
         };
-        *self.lock_rules() = Some((Instant::now(), rules.clone()));
+        *slot = Some((Instant::now(), rules.clone()));
         rules
-    }
-
-    fn lock_rules(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<HealthRules>)>> {
-        self.rules.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Whether the object's kind has a `status` subresource (discovery, cached per kind).
@@ -156,7 +154,7 @@ impl LiveHealth {
             .and_then(|v| v.rsplit_once('/'))
             .map_or("", |(g, _)| g);
         let kind = obj["kind"].as_str().unwrap_or_default();
-        if !POD_OWNERS.contains(&(group, kind)) {
+        if !POD_OWNERS.contains(&(group, kind)) || !controller_has_seen(obj) {
             return None;
         }
         let selector = pods::selector(obj)?;
@@ -175,5 +173,44 @@ impl LiveHealth {
             .filter_map(|p| serde_json::to_value(p).ok())
             .collect();
         pods::pod_problems_message(&pods)
+    }
+}
+
+/// Whether the workload's controller has acted on its current spec. Until it has (an object
+/// just created or changed by the sync), no pod can explain anything, and listing pods for each
+/// of a thousand fresh workloads was a quarter of a first sync's requests.
+fn controller_has_seen(obj: &Value) -> bool {
+    let status = &obj["status"];
+    if status.as_object().is_none_or(|s| s.is_empty()) {
+        return false;
+    }
+    match (
+        status["observedGeneration"].as_i64(),
+        obj["metadata"]["generation"].as_i64(),
+    ) {
+        (Some(observed), Some(generation)) => observed >= generation,
+        _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::controller_has_seen;
+
+    #[test]
+    fn pods_are_looked_at_only_once_the_controller_saw_the_spec() {
+        let fresh = json!({"metadata": {"generation": 1}});
+        assert!(!controller_has_seen(&fresh));
+        let empty = json!({"metadata": {"generation": 1}, "status": {}});
+        assert!(!controller_has_seen(&empty));
+        let behind = json!({"metadata": {"generation": 3}, "status": {"observedGeneration": 2}});
+        assert!(!controller_has_seen(&behind));
+        let seen = json!({"metadata": {"generation": 3}, "status": {"observedGeneration": 3}});
+        assert!(controller_has_seen(&seen));
+        // A Job has no observedGeneration: any status means its controller acted.
+        let job = json!({"metadata": {"generation": 1}, "status": {"active": 1}});
+        assert!(controller_has_seen(&job));
     }
 }

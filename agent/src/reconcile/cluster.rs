@@ -269,12 +269,14 @@ impl Cluster {
     /// Server-side apply as `gitops-agent`, forcing ownership: Git wins over other managers.
     pub async fn apply(&self, d: &Desired, body: &Value, dry_run: bool) -> Result<Value, ApiError> {
         let api = self.api(&d.api_version, &d.key.group_kind.kind).await?;
-        let mut params = PatchParams::apply(AGENT_FIELD_MANAGER)
-            .force()
-            .validation_strict();
-        if dry_run {
-            params = params.dry_run();
-        }
+        let params = PatchParams::apply(AGENT_FIELD_MANAGER).force();
+        // Only the dry-run validates strictly: every write follows a dry-run of the same body,
+        // and the strict check decodes the body a second time on the API server.
+        let params = if dry_run {
+            params.validation_strict().dry_run()
+        } else {
+            params.validation_ignore()
+        };
         let what = match &d.origin {
             Some(o) => format!("{} ({o})", d.key),
             None => d.key.to_string(),

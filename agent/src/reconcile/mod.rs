@@ -210,6 +210,9 @@ pub struct Agent {
     rendered: Mutex<Option<RenderCache>>,
     /// Set while a fetch runs on a blocking thread, which outlives a timed-out wait for it.
     fetching: Arc<AtomicBool>,
+    /// Set once a sync has begun dry-running every object: after a restart from the cached
+    /// render, self-heal's own check of every object is then redundant.
+    swept: AtomicBool,
     backoff: std::sync::Mutex<Retry>,
     pub health: crate::health::LiveHealth,
 }
@@ -306,6 +309,7 @@ impl Agent {
             watch_client: clients.watches,
             rendered: Mutex::new(None),
             fetching: Arc::default(),
+            swept: AtomicBool::new(false),
             backoff: Default::default(),
             health,
         })
@@ -323,7 +327,26 @@ impl Agent {
             repo: git::redact_url(&self.config.repo),
             path: self.config.source_path(),
             namespace: self.namespace.clone(),
+            render: self.render_fingerprint(),
         }
+    }
+
+    /// What else decides the render of a commit: this build of the agent (its size and time)
+    /// and the flags the render reads. Equal fingerprints make a cached render as good as a
+    /// new one.
+    fn render_fingerprint(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        if let Ok(m) = std::env::current_exe().and_then(std::fs::metadata) {
+            m.len().hash(&mut h);
+            m.modified().ok().hash(&mut h);
+        }
+        let c = &self.config;
+        format!("{:?}|{}|{}", c.refuse, c.manage_own_objects, c.allow_empty).hash(&mut h);
+        if let Some(key_file) = &c.sops_age_key_file {
+            std::fs::read(key_file).ok().hash(&mut h);
+        }
+        format!("{:016x}", h.finish())
     }
 
     /// Takes up the last good render a previous run left in the cache directory, so self-heal
@@ -331,21 +354,35 @@ impl Agent {
     pub async fn resume_from_cache(&self) -> Option<String> {
         let dir = self.config.cache_dir.clone();
         let identity = self.cache_identity();
-        let (revision, applies) =
-            tokio::task::spawn_blocking(move || lastgood::load(&dir, &identity))
-                .await
-                .ok()??;
+        let lastgood::Loaded {
+            revision,
+            digest,
+            applies,
+        } = tokio::task::spawn_blocking(move || lastgood::load(&dir, &identity))
+            .await
+            .ok()??;
         let mut inner = self.inner.lock().await;
         if inner.last_good.is_some() {
             return None;
         }
         tracing::info!(revision = %revision, objects = applies.len(), "resuming self-heal from the last good render in the cache");
+        let applies: Arc<[Desired]> = applies.into();
+        // The same commit is not rendered again: a second copy of every object beside this one
+        // was the restarted agent's peak memory.
+        if let Some(digest) = digest {
+            *self.rendered.lock().await = Some((revision.clone(), applies.clone(), digest));
+        }
         inner.last_good = Some(LastGood {
             revision: revision.clone(),
-            applies: applies.into(),
+            applies,
         });
         inner.status.resume(&revision);
         Some(revision)
+    }
+
+    /// Whether a sync has begun a full sweep (every object dry-run) since the agent started.
+    pub fn has_swept(&self) -> bool {
+        self.swept.load(Ordering::Acquire)
     }
 
     /// How long to wait before the next attempt, as the last [`Agent::sync`] decided: the
@@ -577,6 +614,7 @@ impl Agent {
                 group_kinds: inner.status.group_kinds.clone(),
             }
         } else {
+            self.swept.store(true, Ordering::Release);
             let (plan, inventory) = self
                 .judge_everything(inner, &applies, &desired_kinds, &rules, now, &mut judged)
                 .await?;
@@ -729,7 +767,7 @@ impl Agent {
         self.foreign_pass(inner, &foreign_candidates, &rules).await;
 
         if !same_good {
-            self.save_last_good(&commit, &applies).await;
+            self.save_last_good(&commit, &digest, &applies).await;
         }
         inner.last_good = Some(LastGood {
             revision: commit.clone(),
@@ -944,14 +982,16 @@ impl Agent {
     }
 
     /// Keeps the render on disk for a restart without Git; failing to is logged, not fatal.
-    async fn save_last_good(&self, commit: &str, applies: &Arc<[Desired]>) {
+    async fn save_last_good(&self, commit: &str, digest: &str, applies: &Arc<[Desired]>) {
         let dir = self.config.cache_dir.clone();
         let identity = self.cache_identity();
         let commit = commit.to_string();
+        let digest = digest.to_string();
         let applies = applies.clone();
-        let saved =
-            tokio::task::spawn_blocking(move || lastgood::save(&dir, &identity, &commit, &applies))
-                .await;
+        let saved = tokio::task::spawn_blocking(move || {
+            lastgood::save(&dir, &identity, &commit, &digest, &applies)
+        })
+        .await;
         if let Ok(Err(e)) | Err(e) = saved.map_err(std::io::Error::other) {
             tracing::warn!(error = %e, "could not keep the last good render in the cache directory");
         }
