@@ -176,8 +176,8 @@ async fn watch(
             // A member deleted or changed while no watch was following the kind (before its
             // first list, which starts after the sync that confirmed the members, or while it
             // was down, e.g. the API server restarting) is in no event, only missing or at
-            // another version in this list. Only those are checked: a check of every member
-            // (a GET and a dry-run each) held the repair for seconds per hundred members.
+            // another version in this list. Only those are checked: checking every member
+            // costs a GET and a dry-run each.
             Ok(Event::InitDone) => {
                 seen.listed(&gk);
                 Some(HealRequest::Listed(gk.clone()))

@@ -220,8 +220,8 @@ impl Agent {
     }
 
     /// Members of `gk` in the last good revision whose version, as the kind's watch listed it,
-    /// is not the one the agent last confirmed: deleted or changed between the sync that
-    /// confirmed them and the watch's first list, where no watch event reports them.
+    /// is not the one the agent last confirmed: deleted or changed while no watch followed the
+    /// kind (before its first list, or while it was down), so no watch event reports them.
     pub async fn unconfirmed(&self, gk: &GroupKind) -> Vec<ObjectKey> {
         let inner = self.inner.lock().await;
         let Some(last_good) = &inner.last_good else {
