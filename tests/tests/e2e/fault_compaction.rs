@@ -26,9 +26,9 @@ use tests::git::Repo;
 use crate::agent_harness::{AGENT_SA, admin_apply, load_yaml};
 
 const OBJECTS: usize = 500;
-/// Between compactions: shorter than judging one page of 50 dry-runs (about 0.4 s in a debug
-/// build), so most continued pages find their token compacted away, longer than listing a few
-/// pages already seen, so a restarted listing gets further.
+/// Between compactions: shorter than judging one page of 50 dry-runs in a debug build, so
+/// continued pages find their token compacted away (4 and 8 listings restarted in two runs),
+/// longer than listing a few pages already seen, so a restarted listing gets further.
 const COMPACT_EVERY: Duration = Duration::from_millis(300);
 
 struct Agent(std::process::Child);
