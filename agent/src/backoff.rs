@@ -39,12 +39,12 @@ impl Backoff {
 }
 
 /// `base` shortened by up to [`JITTER`], by `r` in [0, 1).
-fn jittered(base: Duration, r: f64) -> Duration {
+pub(crate) fn jittered(base: Duration, r: f64) -> Duration {
     base.mul_f64(1.0 - JITTER * r.clamp(0.0, 1.0))
 }
 
 /// Not cryptographic: it only spreads retries apart.
-fn unit_random() -> f64 {
+pub(crate) fn unit_random() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(

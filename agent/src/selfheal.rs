@@ -1,8 +1,9 @@
 //! Watches the managed kinds and turns changes made by others into prompt heals.
 //!
 //! Watch events are debounced (a `kubectl apply` touching several objects heals once), the
-//! agent's own writes are recognised by resourceVersion and ignored, and a restarted watch or an
-//! expiring break-glass triggers a check of everything.
+//! agent's own writes are recognised by resourceVersion and ignored, a watch's (re)list checks
+//! the members it did not list as the agent left them, and an expiring break-glass triggers a
+//! check of everything.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -12,7 +13,6 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use kube::api::{Api, DynamicObject};
 use kube::core::PartialObjectMeta;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
 use renderer::protocol::GroupKind;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
@@ -94,6 +94,49 @@ type Meta = PartialObjectMeta<DynamicObject>;
 /// Objects per page of the watch's initial list (it is read only for its resourceVersion).
 const WATCH_PAGE: u32 = 100;
 
+/// A watch's first retry after an error, doubling up to [`WATCH_RETRY_MAX`].
+const WATCH_RETRY_FIRST: Duration = Duration::from_millis(250);
+/// kube's default backoff (800 ms doubling to 30 s) grew to 5.6 s while the API server
+/// restarted, then waited 11 s more after the "too old resource version" (410) the restarted
+/// server answers the resumed watch with, before listing again: a member deleted as the server
+/// came back was repaired 16 s later. One request per kind every 2 s while the server is away
+/// costs it nothing worth saving.
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(2);
+
+/// Jittered, so the watches of many agents do not come back in step; reset by the watch's
+/// next event. Applied in [`watch`] rather than by kube's `StreamBackoff`, which waits after
+/// every error alike.
+struct WatchBackoff {
+    next: Duration,
+}
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self {
+            next: WATCH_RETRY_FIRST,
+        }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let base = self.next;
+        self.next = (base * 2).min(WATCH_RETRY_MAX);
+        Some(crate::backoff::jittered(
+            base,
+            crate::backoff::unit_random(),
+        ))
+    }
+}
+
+impl WatchBackoff {
+    fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
 async fn watch(
     api: Api<Meta>,
     gk: GroupKind,
@@ -101,14 +144,17 @@ async fn watch(
     seen: Arc<SeenVersions>,
 ) {
     let config = watcher::Config::default().page_size(WATCH_PAGE);
-    let mut stream = watcher::watcher(api, config).default_backoff().boxed();
-    let mut initialised = false;
+    let mut stream = watcher::watcher(api, config).boxed();
+    let mut backoff = WatchBackoff::default();
     let record = |obj: &Meta| {
         if let (Some(k), Some(rv)) = (key_of(&gk, obj), &obj.metadata.resource_version) {
             seen.record(k, rv.clone());
         }
     };
     while let Some(event) = stream.next().await {
+        if event.is_ok() {
+            backoff.reset();
+        }
         let request = match event {
             Ok(Event::Apply(obj)) => {
                 record(&obj);
@@ -127,18 +173,22 @@ async fn watch(
                 record(&obj);
                 None
             }
-            // A re-list may have missed deletions while the watch was down.
-            Ok(Event::InitDone) if initialised => {
-                seen.listed(&gk);
-                Some(HealRequest::All)
-            }
+            // A member deleted or changed while no watch was following the kind (before its
+            // first list, which starts after the sync that confirmed the members, or while it
+            // was down, e.g. the API server restarting) is in no event, only missing or at
+            // another version in this list. Only those are checked: checking every member
+            // costs a GET and a dry-run each.
             Ok(Event::InitDone) => {
                 seen.listed(&gk);
-                initialised = true;
-                None
+                Some(HealRequest::Listed(gk.clone()))
             }
             Err(e) => {
                 tracing::warn!(error = %e, kind = %gk, "watch error (retrying)");
+                // The server answered, but no longer has the history to resume from (410: a
+                // restarted API server, or compacted etcd): the watcher lists again at once.
+                if !matches!(&e, watcher::Error::WatchError(s) if s.code == 410) {
+                    tokio::time::sleep(backoff.next().unwrap_or(WATCH_RETRY_MAX)).await;
+                }
                 None
             }
         };
@@ -191,6 +241,7 @@ pub async fn heal_loop(
                 HealRequest::Object(key, _) => {
                     keys.insert(key);
                 }
+                HealRequest::Listed(gk) => keys.extend(agent.unconfirmed(&gk).await),
             }
         }
         // A standby replica never writes; the leader heals what it sees.
@@ -202,5 +253,22 @@ pub async fn heal_loop(
             tracing::warn!(error = %e, "self-heal failed; the next sync retries");
         }
         crate::memory::release_free_heap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_retries_within_two_seconds_however_long_the_server_is_away() {
+        let mut b = WatchBackoff::default();
+        let delays: Vec<Duration> = b.by_ref().take(20).collect();
+        assert!(delays[0] <= WATCH_RETRY_FIRST, "{delays:?}");
+        assert!(delays.iter().all(|d| *d <= WATCH_RETRY_MAX), "{delays:?}");
+        // Jitter shortens by at most a fifth.
+        assert!(delays[19] >= WATCH_RETRY_MAX.mul_f64(0.8), "{delays:?}");
+        b.reset();
+        assert!(b.next().unwrap() <= WATCH_RETRY_FIRST);
     }
 }

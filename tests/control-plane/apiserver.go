@@ -13,7 +13,7 @@ import (
 
 func runAPIServer(dir string, creds *credentials, etcdURL string, port int) error {
 	cmd := app.NewAPIServerCommand()
-	cmd.SetArgs([]string{
+	args := []string{
 		"--etcd-servers=" + etcdURL,
 		"--bind-address=127.0.0.1",
 		"--advertise-address=127.0.0.1",
@@ -32,7 +32,9 @@ func runAPIServer(dir string, creds *credentials, etcdURL string, port int) erro
 		"--endpoint-reconciler-type=none",
 		"--profiling=false",
 		"--v=0",
-	})
+	}
+	// cobra's flag parsing lets a later repetition override an earlier one.
+	cmd.SetArgs(append(args, extraAPIServerArgs...))
 	// Execute returns nil after a graceful shutdown on SIGTERM/SIGINT.
 	if err := cmd.Execute(); err != nil {
 		return fmt.Errorf("kube-apiserver: %w", err)

@@ -1,8 +1,9 @@
 // Command control-plane runs a real Kubernetes control plane for tests: embedded etcd plus
 // the upstream kube-apiserver, in one process, with all state under one directory.
 //
-// It writes <dir>/kubeconfig (contexts "admin", current, and "dev") only after /readyz
-// answers, so callers wait for that file to appear. The namespace controller always runs.
+// It writes <dir>/etcd-url (etcd's client URL) once etcd is up, and <dir>/kubeconfig
+// (contexts "admin", current, and "dev") only after /readyz answers, so callers wait for
+// that file to appear. The namespace controller always runs.
 // With --kwok it also runs the workload controllers of kube-controller-manager and
 // kube-scheduler (in this process, see workloads.go) and KWOK (a child process) as simulated
 // nodes, and writes the kubeconfig only once those nodes are Ready; pods then really get
@@ -25,6 +26,10 @@ func main() {
 	exitWithParent := flag.Bool("exit-with-parent", false, "exit when the parent process dies, so test runs never leak servers")
 	ephemeral := flag.Bool("ephemeral", false, "remove --dir on exit (etcd preallocates 64 MiB WAL files per run)")
 	flag.StringVar(&kwokBinary, "kwok", "", "run workloads: kube-controller-manager's workload controllers, kube-scheduler, and this KWOK binary as nodes and kubelets")
+	flag.Func("apiserver-arg", "one more kube-apiserver flag, e.g. --watch-cache=false (repeatable; later ones win)", func(arg string) error {
+		extraAPIServerArgs = append(extraAPIServerArgs, arg)
+		return nil
+	})
 	flag.Parse()
 	// Our stdout/stderr are usually pipes to the test process. Once it exits, the next log
 	// line would kill us with SIGPIPE before the --ephemeral cleanup runs (leaking ~120 MiB
@@ -50,8 +55,9 @@ func main() {
 
 // kwokBinary is --kwok; stopWorkloads ends KWOK on every exit path, os.Exit included.
 var (
-	kwokBinary    string
-	stopWorkloads = func() {}
+	kwokBinary         string
+	extraAPIServerArgs []string
+	stopWorkloads      = func() {}
 )
 
 func run(dir string, exitWithParent bool, cleanup func()) error {
@@ -83,6 +89,10 @@ func run(dir string, exitWithParent bool, cleanup func()) error {
 		return err
 	}
 	defer etcdServer.Close()
+	// Fault tests talk to etcd directly (its gRPC gateway: read the revision, compact).
+	if err := os.WriteFile(filepath.Join(dir, "etcd-url"), []byte(etcdURL+"\n"), 0o600); err != nil {
+		return fmt.Errorf("writing etcd-url in %s: %w", dir, err)
+	}
 
 	// kube-apiserver installs its own handler too; ours bounds how long its drain may take.
 	signals := make(chan os.Signal, 1)

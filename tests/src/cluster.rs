@@ -145,7 +145,7 @@ fn start_or_reuse() -> Result<ControlPlane> {
 /// Starts the control plane binary with its state in `dir`, with workloads if given KWOK;
 /// returns once its kubeconfig is written (after `/readyz` is ok and the nodes are Ready).
 fn spawn(binary: &Path, dir: &Path, kwok: Option<&Path>) -> Result<(Child, PathBuf)> {
-    spawn_with(binary, dir, kwok, true)
+    spawn_with(binary, dir, kwok, true, &[])
 }
 
 fn spawn_with(
@@ -153,11 +153,15 @@ fn spawn_with(
     dir: &Path,
     kwok: Option<&Path>,
     ephemeral: bool,
+    apiserver_args: &[&str],
 ) -> Result<(Child, PathBuf)> {
     let started = Instant::now();
     let mut command = Command::new(binary);
     if let Some(kwok) = kwok {
         command.arg("--kwok").arg(kwok);
+    }
+    for arg in apiserver_args {
+        command.arg(format!("--apiserver-arg={arg}"));
     }
     if ephemeral {
         command.arg("--ephemeral");
@@ -208,27 +212,40 @@ pub struct ExtraControlPlane {
     child: Child,
     kubeconfig: PathBuf,
     // Removed by the control plane itself (`--ephemeral`) when it stops.
-    _dir: PathBuf,
+    dir: PathBuf,
 }
 
 impl ExtraControlPlane {
     pub fn start() -> Result<Self> {
+        Self::start_with(&[])
+    }
+
+    /// One whose kube-apiserver gets these flags too, e.g. `--watch-cache=false`.
+    pub fn start_with(apiserver_args: &[&str]) -> Result<Self> {
         let binary = control_plane_binary()?;
         let dir = tempfile::Builder::new()
             .prefix(SCRATCH_PREFIX)
             .tempdir()
             .context("creating a directory for an extra control plane")?
             .keep();
-        let (child, kubeconfig) = spawn(&binary, &dir, None)?;
+        let (child, kubeconfig) = spawn_with(&binary, &dir, None, true, apiserver_args)?;
         Ok(Self {
             child,
             kubeconfig,
-            _dir: dir,
+            dir,
         })
     }
 
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
+    }
+
+    /// Its etcd, for tests that advance or compact its revisions.
+    pub fn etcd(&self) -> Result<crate::etcd::Etcd> {
+        let path = self.dir.join("etcd-url");
+        let url = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        crate::etcd::Etcd::new(url.trim())
     }
 
     /// A client for one of its contexts ([`ADMIN_CONTEXT`] or [`DEV_CONTEXT`]).
@@ -275,7 +292,7 @@ impl RestartableControlPlane {
             .tempdir()
             .context("creating a directory for a restartable control plane")?
             .keep();
-        let (child, kubeconfig) = spawn_with(&binary, &dir, None, false)?;
+        let (child, kubeconfig) = spawn_with(&binary, &dir, None, false, &[])?;
         let port = server_port(&kubeconfig)?;
         let relay = crate::git::StallingRelay::start(port)?;
         let relayed = dir.with_extension("kubeconfig");
@@ -318,7 +335,7 @@ impl RestartableControlPlane {
     pub fn start_again(&mut self) -> Result<()> {
         // The old one's kubeconfig names the old port: gone before the wait for the new one.
         let _ = std::fs::remove_file(self.dir.join("kubeconfig"));
-        let (child, kubeconfig) = spawn_with(&self.binary, &self.dir, None, false)?;
+        let (child, kubeconfig) = spawn_with(&self.binary, &self.dir, None, false, &[])?;
         self.child = Some(child);
         self.relay.retarget(server_port(&kubeconfig)?);
         Ok(())

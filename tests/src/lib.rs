@@ -9,6 +9,7 @@
 
 pub mod binaries;
 pub mod cluster;
+pub mod etcd;
 pub mod git;
 mod net;
 pub mod promtool;

@@ -1,7 +1,7 @@
 //! The agent's view of the API server: discovery, listing, dry-run, apply and delete, all
 //! confined to the one namespace it manages.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -203,22 +203,35 @@ impl Cluster {
         selector: Option<&str>,
     ) -> Result<Vec<Value>, ApiError> {
         let mut out = Vec::new();
-        let mut token = None;
-        loop {
-            let (page, next) = self
-                .list_page(api_version, kind, selector, token.as_deref())
-                .await?;
+        let mut pages = self.pages(api_version, kind, selector);
+        while let Some(page) = pages.next().await? {
             out.extend(page);
-            match next {
-                Some(t) => token = Some(t),
-                None => return Ok(out),
-            }
+        }
+        Ok(out)
+    }
+
+    /// A listing of a kind page by page that survives its continue token expiring (see
+    /// [`Pages`]).
+    pub fn pages<'c>(
+        &'c self,
+        api_version: &'c str,
+        kind: &'c str,
+        selector: Option<&'c str>,
+    ) -> Pages<'c> {
+        Pages {
+            cluster: self,
+            api_version,
+            kind,
+            selector,
+            token: None,
+            done: false,
+            progress: ListProgress::default(),
         }
     }
 
     /// One page of a listing, and the token for the next one (`None` after the last).
     /// Paging keeps only [`LIST_PAGE`] full objects in memory at a time.
-    pub async fn list_page(
+    async fn list_page(
         &self,
         api_version: &str,
         kind: &str,
@@ -351,6 +364,107 @@ impl Cluster {
     }
 }
 
+/// How many times in a row a listing may start over without getting further before the sync
+/// fails: each restart that yields an object not seen before starts the count again, so a
+/// slow sync of a big kind always finishes, and only a listing that expires faster than its
+/// pages can be fetched gives up.
+const LIST_RESTARTS: u32 = 3;
+
+/// One kind's listing, a page at a time. The caller judges each page (dry-runs, a second or
+/// more) before asking for the next, so the continue token ages; once etcd is compacted past
+/// its revision the API server answers 410 Gone ("The provided continue parameter is too
+/// old..."). The listing then starts over without a token, and objects already returned are
+/// skipped, so each object is returned once and only one page is held at a time.
+pub struct Pages<'c> {
+    cluster: &'c Cluster,
+    api_version: &'c str,
+    kind: &'c str,
+    selector: Option<&'c str>,
+    token: Option<String>,
+    done: bool,
+    progress: ListProgress,
+}
+
+impl Pages<'_> {
+    /// The next page (possibly empty after a restart), or `None` once the listing is complete.
+    pub async fn next(&mut self) -> Result<Option<Vec<Value>>, ApiError> {
+        if self.done {
+            return Ok(None);
+        }
+        loop {
+            match self
+                .cluster
+                .list_page(
+                    self.api_version,
+                    self.kind,
+                    self.selector,
+                    self.token.as_deref(),
+                )
+                .await
+            {
+                Ok((page, next)) => {
+                    self.done = next.is_none();
+                    self.token = next;
+                    return Ok(Some(self.progress.unseen(page)));
+                }
+                // Only a continued page can expire; a first page answering 410 is an error.
+                Err(e) if e.code == Some(410) && self.token.is_some() => {
+                    let Some(restarts) = self.progress.restart() else {
+                        return Err(ApiError {
+                            message: format!(
+                                "the list kept expiring: its continue token was too old \
+                                 (410 Gone, etcd compacted) {} times in a row without \
+                                 getting further ({})",
+                                LIST_RESTARTS + 1,
+                                e.message
+                            ),
+                            ..e
+                        });
+                    };
+                    tracing::info!(
+                        kind = self.kind,
+                        restarts,
+                        seen = self.progress.seen.len(),
+                        "continue token expired (410 Gone); listing the kind again from the start"
+                    );
+                    self.token = None;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// What a listing has returned so far, by name (the listing is of one kind in one namespace),
+/// and how many restarts in a row found nothing new.
+#[derive(Default)]
+struct ListProgress {
+    seen: HashSet<String>,
+    stalled: u32,
+}
+
+impl ListProgress {
+    /// The objects of `page` not returned before.
+    fn unseen(&mut self, page: Vec<Value>) -> Vec<Value> {
+        let before = self.seen.len();
+        let page: Vec<Value> = page
+            .into_iter()
+            .filter(|o| self.seen.insert(name_of(o).to_string()))
+            .collect();
+        if self.seen.len() > before {
+            self.stalled = 0;
+        }
+        page
+    }
+
+    /// Counts a restart; `None` once [`LIST_RESTARTS`] in a row found nothing new, otherwise
+    /// the count so far.
+    fn restart(&mut self) -> Option<u32> {
+        self.stalled += 1;
+        (self.stalled <= LIST_RESTARTS).then_some(self.stalled)
+    }
+}
+
 /// Attempts of a request the API server answered 429, 503 or 504 (overloaded, starting or
 /// stopping), 100 ms apart doubling to 2 s: about 6 s in all. kube's own retry is off
 /// ([`crate::kube_clients`]): its 15 attempts up to 1000 s apart held a sync, and with it the
@@ -429,4 +543,55 @@ pub fn live_member(obj: &Value) -> Option<LiveMember> {
 /// Name of a listed object.
 pub fn name_of(obj: &Value) -> &str {
     obj["metadata"]["name"].as_str().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn page(names: &[&str]) -> Vec<Value> {
+        names
+            .iter()
+            .map(|n| json!({"metadata": {"name": n}}))
+            .collect()
+    }
+
+    fn names(page: &[Value]) -> Vec<&str> {
+        page.iter().map(name_of).collect()
+    }
+
+    #[test]
+    fn a_restarted_listing_returns_only_objects_not_returned_before() {
+        let mut progress = ListProgress::default();
+        assert_eq!(names(&progress.unseen(page(&["a", "b"]))), ["a", "b"]);
+        assert_eq!(progress.restart(), Some(1));
+        // From the start again: "a" and "b" were judged already, "a2" was created meanwhile.
+        assert_eq!(names(&progress.unseen(page(&["a", "a2", "b"]))), ["a2"]);
+        assert_eq!(names(&progress.unseen(page(&["c"]))), ["c"]);
+    }
+
+    #[test]
+    fn restarts_are_bounded_only_while_they_get_no_further() {
+        let mut progress = ListProgress::default();
+        progress.unseen(page(&["a", "b"]));
+        for n in 1..=LIST_RESTARTS {
+            assert_eq!(progress.restart(), Some(n));
+            assert!(progress.unseen(page(&["a", "b"])).is_empty());
+        }
+        assert_eq!(
+            progress.restart(),
+            None,
+            "a listing that never gets further"
+        );
+
+        let mut progress = ListProgress::default();
+        for i in 0..3 * LIST_RESTARTS {
+            assert!(
+                progress.restart().is_some(),
+                "restart {i} made progress before it"
+            );
+            assert_eq!(progress.unseen(page(&[&format!("o{i}")])).len(), 1);
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use futures::StreamExt;
 use jiff::Timestamp;
 use kube::runtime::events::EventType;
-use renderer::protocol::{SyncResult, event_reason};
+use renderer::protocol::{GroupKind, SyncResult, event_reason};
 
 use super::object::Prepared;
 use super::plan::{Desired, ObjectKey};
@@ -18,8 +18,12 @@ use crate::drift_history::DriftAction;
 pub enum HealRequest {
     /// A watch saw this object change (at this resourceVersion) or disappear (`None`).
     Object(ObjectKey, Option<String>),
-    /// Check every object (a watch restarted, or a break-glass expired).
+    /// Check every object (the agent resumed from its cached render, or a break-glass
+    /// expired).
     All,
+    /// A watch finished listing this kind: check the members it did not list at the version
+    /// the agent last confirmed.
+    Listed(GroupKind),
 }
 
 impl Agent {
@@ -213,6 +217,23 @@ impl Agent {
             tracing::warn!(error = %e, "drift history not written");
         }
         Ok(())
+    }
+
+    /// Members of `gk` in the last good revision whose version, as the kind's watch listed it,
+    /// is not the one the agent last confirmed: deleted or changed while no watch followed the
+    /// kind (before its first list, or while it was down), so no watch event reports them.
+    pub async fn unconfirmed(&self, gk: &GroupKind) -> Vec<ObjectKey> {
+        let inner = self.inner.lock().await;
+        let Some(last_good) = &inner.last_good else {
+            return Vec::new();
+        };
+        last_good
+            .applies
+            .iter()
+            .filter(|d| d.key.group_kind == *gk)
+            .filter(|d| self.seen.version(&d.key).as_ref() != inner.own_versions.get(&d.key))
+            .map(|d| d.key.clone())
+            .collect()
     }
 
     /// Whether a watch event is just the echo of the agent's own write.

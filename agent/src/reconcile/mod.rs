@@ -830,12 +830,11 @@ impl Agent {
         let index: HashMap<&ObjectKey, &Desired> = applies.iter().map(|d| (&d.key, d)).collect();
         let mut members = Vec::new();
         for (gk, api_version) in desired_kinds {
-            let mut token = None;
-            loop {
-                let (page, next) = self
-                    .cluster
-                    .list_page(api_version, &gk.kind, None, token.as_deref())
-                    .await?;
+            // A page is judged before the next is asked for; a listing whose token expires
+            // meanwhile starts over and returns only objects not seen yet, so nothing is
+            // judged or counted as a member twice.
+            let mut pages = self.cluster.pages(api_version, &gk.kind, None);
+            while let Some(page) = pages.next().await? {
                 let mut work = Vec::new();
                 for obj in &page {
                     let Some(m) = cluster::live_member(obj) else {
@@ -847,10 +846,6 @@ impl Agent {
                     members.push(m);
                 }
                 judged.extend(self.judge(work, rules, now).await);
-                match next {
-                    Some(t) => token = Some(t),
-                    None => break,
-                }
             }
         }
         let absent = applies
@@ -874,17 +869,9 @@ impl Agent {
                 continue;
             };
             let selector = self.set.selector();
-            let mut token = None;
-            loop {
-                let (page, next) = self
-                    .cluster
-                    .list_page(&api_version, &gk.kind, Some(&selector), token.as_deref())
-                    .await?;
+            let mut pages = self.cluster.pages(&api_version, &gk.kind, Some(&selector));
+            while let Some(page) = pages.next().await? {
                 members.extend(page.iter().filter_map(cluster::live_member));
-                match next {
-                    Some(t) => token = Some(t),
-                    None => break,
-                }
             }
         }
         let inventory = prune_guard::inventory(&members, &self.set.id);

@@ -36,6 +36,7 @@ mod drift_predict;
 mod drift_property;
 mod fault_apiserver;
 mod fault_cache;
+mod fault_compaction;
 mod fault_discovery;
 mod fault_kill;
 mod fault_leader;
