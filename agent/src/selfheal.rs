@@ -241,6 +241,10 @@ pub async fn heal_loop(
                 HealRequest::Object(key, _) => {
                     keys.insert(key);
                 }
+                // Before any sync has swept, nothing is confirmed: a watch listing the cached
+                // render's kinds after a restart would have every member checked, a second full
+                // pass beside the first sync's (or, if that sync cannot start, the resume's).
+                HealRequest::Listed(_) if !agent.has_swept() => {}
                 HealRequest::Listed(gk) => keys.extend(agent.unconfirmed(&gk).await),
             }
         }
