@@ -208,7 +208,7 @@ fn format(rendered: &Rendered, args: &RenderArgs) -> String {
                 if i > 0 {
                     out.push_str("---\n");
                 }
-                out.push_str(&origin_comments(&object.provenance));
+                out.push_str(&origin_comments(object.provenance()));
                 out.push_str(&renderer::yaml::to_yaml(value));
             }
             out
