@@ -76,6 +76,10 @@ impl FsSource {
             return Ok(found);
         }
         let real = self.resolved(path)?;
+        // Resolving a path that is no symlink already recorded what its `lstat` said.
+        if let Some(&found) = self.entries().get(path) {
+            return Ok(found);
+        }
         let meta = std::fs::metadata(&real).map_err(|_| SourceError::NotFound {
             path: path.to_string(),
         })?;
@@ -126,6 +130,12 @@ impl FsSource {
         let candidate = parent.join(name);
         let meta = std::fs::symlink_metadata(&candidate).map_err(|_| not_found())?;
         if !meta.file_type().is_symlink() {
+            let kind = if meta.is_dir() {
+                EntryKind::Dir
+            } else {
+                EntryKind::File
+            };
+            self.entries().insert(path.to_string(), (kind, meta.len()));
             return Ok(candidate);
         }
         let real = candidate.canonicalize().map_err(|_| not_found())?;
