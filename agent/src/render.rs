@@ -76,7 +76,7 @@ pub fn render(
         .map(|o| {
             // Where the object's name was written is where the object was declared.
             let origin = o
-                .provenance
+                .provenance()
                 .get("metadata.name")
                 .map(|f| format!("{}:{}", f.origin.file, f.origin.line));
             Desired::from_object(o.value, origin).map_err(RenderFailure::Render)

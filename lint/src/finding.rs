@@ -95,7 +95,7 @@ pub fn describe(obj: &Value) -> String {
 /// Where the field at provenance path `path` was written: the field itself, else the first
 /// line of anything under it, else its nearest ancestor that has an origin.
 pub fn locate<'a>(object: &'a RenderedObject, path: &str) -> Option<&'a FieldOrigin> {
-    let prov = &object.provenance;
+    let prov = object.provenance();
     if path.is_empty() {
         return ["metadata.name", "kind"]
             .iter()

@@ -259,7 +259,7 @@ pub fn check_copies(
     let mut rendered: BTreeSet<String> = BTreeSet::new();
     for r in renders {
         for o in &r.objects {
-            if let Some(kind) = o.provenance.get("kind")
+            if let Some(kind) = o.provenance().get("kind")
                 && kind.origin.set_by == SetBy::Resource
             {
                 rendered.insert(kind.origin.file.to_string());

@@ -984,7 +984,7 @@ fn run(input: &Input) -> Result<(), String> {
         if let Ok(r) = renderer::render(&src, &input.target, &opts) {
             let _ = r.to_yaml();
             for o in &r.objects {
-                let _ = o.provenance.len();
+                let _ = o.provenance().len();
             }
         }
     }))

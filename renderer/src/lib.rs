@@ -12,6 +12,8 @@ pub mod kustomize;
 pub mod limits;
 /// Name-reference updates.
 pub mod nameref;
+/// Parallel steps whose results keep the sequential order.
+mod par;
 /// Strategic-merge and JSON6902 patches.
 pub mod patch;
 /// The plugin/agent protocol: labels, annotations and status keys (ApplySet, break-glass).

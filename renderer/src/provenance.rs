@@ -88,7 +88,13 @@ pub fn list_merge_key(list: &[Value]) -> Option<&'static str> {
 
 /// The segment that addresses `list[index]`.
 pub fn element_segment(list: &[Value], index: usize) -> Segment {
-    match list_merge_key(list) {
+    element_segment_by(list, list_merge_key(list), index)
+}
+
+/// [`element_segment`] with the list's merge key already found: walkers visiting every
+/// element find it once per list, not once per element.
+pub fn element_segment_by(list: &[Value], key: Option<&'static str>, index: usize) -> Segment {
+    match key {
         Some(key) => {
             // `index` may be out of bounds (a replacement path's `ports.7`): callers then
             // find no element, and the segment is never used.
@@ -206,9 +212,10 @@ fn walk(value: &Value, path: &mut String, root: bool, f: &mut dyn FnMut(&str, &V
             }
         }
         Value::Array(a) if !a.is_empty() => {
+            let key = list_merge_key(a);
             for i in 0..a.len() {
                 let len = path.len();
-                push_segment(path, &element_segment(a, i));
+                push_element(path, a, key, i);
                 walk(&a[i], path, false, f);
                 path.truncate(len);
             }
@@ -227,6 +234,29 @@ pub fn push_key(path: &mut String, key: &str, root: bool) {
             path.push('.');
         }
         path.push_str(key);
+    }
+}
+
+/// Appends the segment addressing `list[index]` (see [`element_segment_by`]) without
+/// building a [`Segment`].
+pub fn push_element(path: &mut String, list: &[Value], key: Option<&'static str>, index: usize) {
+    use fmt::Write;
+    match key {
+        Some(key) => {
+            let v = list
+                .get(index)
+                .and_then(|e| e.get(key))
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            path.push('[');
+            path.push_str(key);
+            path.push('=');
+            path.push_str(v);
+            path.push(']');
+        }
+        None => {
+            let _ = write!(path, "[{index}]");
+        }
     }
 }
 

@@ -89,10 +89,10 @@ fn find<'a>(objs: &'a [RenderedObject], kind: &str) -> &'a RenderedObject {
 
 /// (file, line, col, chain) of a field.
 fn at(o: &RenderedObject, field: &str) -> (String, u32, u32, Vec<String>) {
-    let f = o.provenance.get(field).unwrap_or_else(|| {
+    let f = o.provenance().get(field).unwrap_or_else(|| {
         panic!(
             "no provenance for {field}; have {:?}",
-            o.provenance.keys().collect::<Vec<_>>()
+            o.provenance().keys().collect::<Vec<_>>()
         )
     });
     (
@@ -119,7 +119,7 @@ fn base_fields_point_at_the_base_file() {
             BOTH.map(String::from).to_vec()
         )
     );
-    assert_eq!(d.provenance[port].origin.set_by, SetBy::Resource);
+    assert_eq!(d.provenance()[port].origin.set_by, SetBy::Resource);
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn name_prefix_points_at_the_overlay_line() {
         )
     );
     assert_eq!(
-        d.provenance["metadata.name"].origin.set_by,
+        d.provenance()["metadata.name"].origin.set_by,
         SetBy::Transformer("namePrefix")
     );
 }
@@ -186,7 +186,7 @@ fn strategic_merge_patch_points_at_the_patch_file() {
             vec!["overlay/kustomization.yaml".into()]
         )
     );
-    assert_eq!(d.provenance["spec.replicas"].origin.set_by, SetBy::Patch);
+    assert_eq!(d.provenance()["spec.replicas"].origin.set_by, SetBy::Patch);
 }
 
 #[test]
@@ -216,7 +216,7 @@ fn generated_data_points_at_the_literal() {
             BOTH.map(String::from).to_vec()
         )
     );
-    assert_eq!(cm.provenance["data.MODE"].origin.set_by, SetBy::Generator);
+    assert_eq!(cm.provenance()["data.MODE"].origin.set_by, SetBy::Generator);
 }
 
 #[test]
@@ -224,7 +224,7 @@ fn every_leaf_has_provenance() {
     for o in render() {
         let mut missing = Vec::new();
         renderer::provenance::for_each_leaf(&o.value, &mut |p, _| {
-            if !o.provenance.contains_key(p) {
+            if !o.provenance().contains_key(p) {
                 missing.push(p.to_string());
             }
         });

@@ -153,10 +153,10 @@ fn find<'a>(objs: &'a [RenderedObject], kind: &str) -> &'a RenderedObject {
 
 /// (file, line, col, what set it) of a field.
 fn at(o: &RenderedObject, field: &str) -> (String, u32, u32, SetBy) {
-    let f = o.provenance.get(field).unwrap_or_else(|| {
+    let f = o.provenance().get(field).unwrap_or_else(|| {
         panic!(
             "no provenance for {field}; have {:?}",
-            o.provenance.keys().collect::<Vec<_>>()
+            o.provenance().keys().collect::<Vec<_>>()
         )
     });
     (
@@ -226,7 +226,7 @@ fn a_component_patch_merged_by_a_custom_schema_points_into_the_component() {
     // Untouched base fields keep their own file.
     assert_eq!(at(w, "spec.items[name=a].size").0, "app/res.yaml");
     // Components transform in place: the chain is that of the including kustomization.
-    let chain: Vec<String> = w.provenance["spec.items[name=b].size"]
+    let chain: Vec<String> = w.provenance()["spec.items[name=b].size"]
         .chain
         .iter()
         .map(|c| c.to_string())

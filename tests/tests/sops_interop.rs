@@ -413,7 +413,7 @@ fn encrypted_tree_renders_like_kustomize_of_the_decrypted_tree() {
         .find(|o| o.value["kind"] == "Secret" && o.value["metadata"]["name"] == "prod-db")
         .unwrap();
     let origin = obj
-        .provenance
+        .provenance()
         .get("stringData.password")
         .expect("provenance of the value");
     assert_eq!(&*origin.origin.file, "secret.yaml");

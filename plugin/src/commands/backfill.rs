@@ -394,7 +394,7 @@ fn plan_edits(
     into: Into,
 ) -> anyhow::Result<Vec<FileEdit>> {
     let mut by_pointer: BTreeMap<String, &FieldOrigin> = BTreeMap::new();
-    for (text, origin) in &object.provenance {
+    for (text, origin) in object.provenance() {
         if let Ok(path) = text.parse::<FieldPath>()
             && let Some(p) = desired::pointer_of(&path, &object.value)
             && let Some(lp) = desired::live_pointer(&object.value, live, &p)

@@ -332,7 +332,7 @@ async fn explain(
         .as_deref()
         .map(|f| string_data_alias(&object.value, normalise(f)));
     let selected: Vec<(&String, &FieldOrigin)> = object
-        .provenance
+        .provenance()
         .iter()
         .filter(|(p, _)| wanted.as_deref().is_none_or(|f| path_covers(f, p)))
         .collect();

@@ -1,6 +1,7 @@
 //! `kubectl gitops render DIR [--revision REV]`: what `kubectl kustomize DIR` prints, from
 //! the working tree or from a commit.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -191,10 +192,21 @@ fn display_path(root: &Path, file: &str) -> String {
 /// The text to print. Without Secrets and origins this is exactly `Rendered::to_yaml`, so
 /// the output stays byte-identical to `kubectl kustomize`.
 fn format(rendered: &Rendered, args: &RenderArgs) -> String {
-    let mut values: Vec<Value> = rendered.objects.iter().map(|o| o.value.clone()).collect();
-    if !args.show_secrets {
-        values.iter_mut().for_each(redact);
-    }
+    // Only Secrets (and Lists, which may hold some) are redacted, on a copy; the rest are
+    // printed as rendered.
+    let values: Vec<Cow<'_, Value>> = rendered
+        .objects
+        .iter()
+        .map(|o| {
+            let kind = o.value.get("kind").and_then(Value::as_str).unwrap_or("");
+            if args.show_secrets || !(kind == "Secret" || kind.ends_with("List")) {
+                return Cow::Borrowed(&o.value);
+            }
+            let mut value = o.value.clone();
+            redact(&mut value);
+            Cow::Owned(value)
+        })
+        .collect();
     match args.output {
         OutputFormat::Json => {
             let list = json!({"apiVersion": "v1", "kind": "List", "items": values});
@@ -208,12 +220,12 @@ fn format(rendered: &Rendered, args: &RenderArgs) -> String {
                 if i > 0 {
                     out.push_str("---\n");
                 }
-                out.push_str(&origin_comments(&object.provenance));
-                out.push_str(&renderer::yaml::to_yaml(value));
+                out.push_str(&origin_comments(object.provenance()));
+                out.push_str(&renderer::yaml::to_yaml(value.as_ref()));
             }
             out
         }
-        OutputFormat::Yaml => renderer::yaml::to_yaml_stream(values.iter()),
+        OutputFormat::Yaml => renderer::yaml::to_yaml_stream(values.iter().map(AsRef::as_ref)),
     }
 }
 

@@ -96,12 +96,12 @@ pub fn parse_rules(text: &str, from: &str, path: &str) -> anyhow::Result<Option<
 /// The SOPS file the Secret's values come from: where its `data`/`stringData` were written.
 fn source_file(object: &RenderedObject) -> Option<String> {
     object
-        .provenance
+        .provenance()
         .iter()
         .find(|(path, _)| path.starts_with("data.") || path.starts_with("stringData."))
         .or_else(|| {
             object
-                .provenance
+                .provenance()
                 .iter()
                 .find(|(p, _)| p.as_str() == "metadata.name")
         })

@@ -9,7 +9,7 @@ use super::error::{ErrorKind, RenderError};
 use super::kfile::{KFile, is_within, read_text, resolve};
 use super::resource::{ResId, ResMap, marks_from_positions};
 use super::select::Selector;
-use crate::patch::{PatchOptions, apply_json6902, apply_strategic_merge};
+use crate::patch::{PatchOptions, apply_json6902, apply_strategic_merge_owned};
 use crate::provenance::SetBy;
 use crate::provenance::{element_segment, push_key, push_segment};
 use crate::schema::Schema;
@@ -139,15 +139,18 @@ fn apply_smp(
         if options.allow_name_change || options.allow_kind_change {
             r.store_previous_id();
         }
-        let out = apply_strategic_merge(&r.value, &patch_value, schema, target.is_some(), options)
-            .map_err(|e| {
-                RenderError::new(
-                    ErrorKind::Invalid,
-                    &pt.file,
-                    doc.start.line + pt.line_offset,
-                    e.to_string(),
-                )
-            })?;
+        // A failed patch fails the render, so the object can be moved into the merge.
+        let value = std::mem::take(&mut r.value);
+        let out =
+            apply_strategic_merge_owned(value, &patch_value, schema, target.is_some(), options)
+                .map_err(|e| {
+                    RenderError::new(
+                        ErrorKind::Invalid,
+                        &pt.file,
+                        doc.start.line + pt.line_offset,
+                        e.to_string(),
+                    )
+                })?;
         match out {
             None => deleted.push(i),
             Some(v) => {

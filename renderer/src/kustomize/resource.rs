@@ -5,7 +5,9 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::error::{ErrorKind, RenderError};
-use crate::provenance::{Origin, SetBy, element_segment, push_key, push_segment};
+use std::fmt::Write as _;
+
+use crate::provenance::{Origin, SetBy, list_merge_key, push_element, push_key};
 use crate::yaml::{Positions, escape_pointer};
 
 /// An origin and how many kustomizations the object had passed when it was set, so the
@@ -221,11 +223,11 @@ fn walk(
             }
         }
         Value::Array(a) if !a.is_empty() => {
+            let key = list_merge_key(a);
             for i in 0..a.len() {
                 let (pl, fl) = (ptr.len(), path.len());
-                ptr.push('/');
-                ptr.push_str(&i.to_string());
-                push_segment(path, &element_segment(a, i));
+                let _ = write!(ptr, "/{i}");
+                push_element(path, a, key, i);
                 walk(&a[i], positions, ptr, path, file, set_by, out);
                 ptr.truncate(pl);
                 path.truncate(fl);

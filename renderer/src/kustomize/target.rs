@@ -345,14 +345,14 @@ impl<'a> Builder<'a> {
         })?;
         let file: Arc<str> = Arc::from(path);
         let mut out = Vec::new();
-        for d in docs {
+        for mut d in docs {
             if let Some((p, key)) = d.non_string_keys.first() {
                 return Err(self.err(
                     RenderError::new(ErrorKind::Yaml, path, p.line, non_string_key(key))
                         .at(p.line, p.col),
                 ));
             }
-            match &d.value {
+            match &mut d.value {
                 Value::Null => continue,
                 Value::Object(m) if m.is_empty() => continue,
                 Value::Object(m) => {
@@ -362,10 +362,10 @@ impl<'a> Builder<'a> {
                         .is_some_and(|k| k.ends_with("List"))
                         && m.get("items").is_some_and(Value::is_array);
                     if is_list {
-                        if let Some(Value::Array(items)) = m.get("items") {
-                            for (i, it) in items.iter().enumerate() {
+                        if let Some(Value::Array(items)) = m.get_mut("items") {
+                            for (i, it) in items.iter_mut().enumerate() {
                                 out.push(self.new_resource(
-                                    it,
+                                    std::mem::take(it),
                                     &d.positions,
                                     &d.raw_scalars,
                                     &format!("/items/{i}"),
@@ -376,7 +376,7 @@ impl<'a> Builder<'a> {
                         }
                     } else {
                         out.push(self.new_resource(
-                            &d.value,
+                            std::mem::take(&mut d.value),
                             &d.positions,
                             &d.raw_scalars,
                             "",
@@ -398,15 +398,17 @@ impl<'a> Builder<'a> {
         Ok(out)
     }
 
+    /// A resource from a parsed document's value (moved out of it: the document is dropped).
     fn new_resource(
         &self,
-        v: &Value,
+        mut value: Value,
         positions: &crate::yaml::Positions,
         raw: &crate::yaml::FxHashMap<String, String>,
         pointer: &str,
         file: &Arc<str>,
         start: Pos,
     ) -> Result<Resource, RenderError> {
+        let v = &value;
         if !v.is_object()
             || v.get("kind")
                 .and_then(Value::as_str)
@@ -430,11 +432,12 @@ impl<'a> Builder<'a> {
                 "missing metadata.name in resource",
             )));
         }
-        let mut value = v.clone();
+        // Marks are of the fields as written, before annotations are turned into text.
+        let marks = marks_from_positions(&value, positions, pointer, file, SetBy::Resource);
         stringify_annotations(&mut value, raw, pointer);
         Ok(Resource {
             value,
-            marks: marks_from_positions(v, positions, pointer, file, SetBy::Resource),
+            marks,
             chain: vec![],
             file: file.clone(),
             previous_ids: vec![],

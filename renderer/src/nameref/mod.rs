@@ -204,59 +204,86 @@ pub fn fix_name_references(
         .iter()
         .flat_map(|b| b.referrers.iter().map(move |s| (&b.gvk, s)))
         .collect();
-    let mut by_kind: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut changes = Vec::new();
-    for (i, referrer) in infos.iter().enumerate() {
-        let mut object: Option<Value> = None;
-        let applicable = by_kind.entry(referrer.org_kind).or_insert_with(|| {
-            (0..pairs.len())
-                .filter(|&p| {
-                    pairs[p]
-                        .1
-                        .kind
-                        .as_deref()
-                        .is_none_or(|k| k == referrer.org_kind)
-                })
-                .collect()
-        });
-        for &p in applicable.iter() {
-            let (target, spec) = pairs[p];
-            if !referrer.spec_applies(spec) {
-                continue;
-            }
-            {
-                let current = object.as_ref().unwrap_or(referrer.res.object);
-                let ctx = Ctx {
-                    referrer,
-                    current,
-                    spec,
-                    target,
-                    index: &index,
-                };
-                let found = walk::collect(current, &spec.path, &mut |node, pointer, out| {
-                    ctx.set(node, pointer, out)
-                })
-                .map_err(|message| NameRefError::Field {
-                    path: spec.path.clone(),
-                    referrer: referrer.id_string(),
-                    message,
-                })?;
-                if found.is_empty() {
-                    continue;
-                }
-                let obj = object.get_or_insert_with(|| referrer.res.object.clone());
-                for (pointer, value) in found {
-                    set_pointer(obj, &pointer, &value);
-                    changes.push(NameRefChange {
-                        resource: i,
-                        pointer,
-                        value,
-                    });
-                }
-            }
+    let paths: Vec<Vec<String>> = pairs
+        .iter()
+        .map(|(_, s)| walk::split_path(&s.path))
+        .collect();
+    let referrers: Vec<usize> = (0..infos.len()).collect();
+    // Each referrer's changes depend only on the (unchanged) candidates: referrers are
+    // handled on all cores, and the changes and the first error come out in order.
+    let per_chunk = crate::par::map_chunks(&referrers, 64, |chunk| {
+        let mut by_kind: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut changes = Vec::new();
+        for &i in chunk {
+            referrer_changes(i, &index, &pairs, &paths, &mut by_kind, &mut changes)?;
         }
+        Ok(changes)
+    });
+    let mut changes = Vec::new();
+    for c in per_chunk {
+        changes.extend(c?);
     }
     Ok(changes)
+}
+
+/// The changes to referrer `i`, appended to `changes`.
+fn referrer_changes<'a>(
+    i: usize,
+    index: &Index<'_, 'a>,
+    pairs: &[(&Gvk, &FieldSpec)],
+    paths: &[Vec<String>],
+    by_kind: &mut HashMap<&'a str, Vec<usize>>,
+    changes: &mut Vec<NameRefChange>,
+) -> Result<(), NameRefError> {
+    let referrer = &index.infos[i];
+    let mut object: Option<Value> = None;
+    let applicable = by_kind.entry(referrer.org_kind).or_insert_with(|| {
+        (0..pairs.len())
+            .filter(|&p| {
+                pairs[p]
+                    .1
+                    .kind
+                    .as_deref()
+                    .is_none_or(|k| k == referrer.org_kind)
+            })
+            .collect()
+    });
+    for &p in applicable.iter() {
+        let (target, spec) = pairs[p];
+        if !referrer.spec_applies(spec) {
+            continue;
+        }
+        let current = object.as_ref().unwrap_or(referrer.res.object);
+        let ctx = Ctx {
+            referrer,
+            current,
+            spec,
+            target,
+            index,
+        };
+        let found = walk::collect(current, &paths[p], &mut |node, pointer, out| {
+            ctx.set(node, pointer, out)
+        })
+        .map_err(|message| NameRefError::Field {
+            path: spec.path.clone(),
+            referrer: referrer.id_string(),
+            message,
+        })?;
+        if found.is_empty() {
+            continue;
+        }
+        // Later field specs see the referrer as updated by earlier ones.
+        let obj = object.get_or_insert_with(|| referrer.res.object.clone());
+        for (pointer, value) in found {
+            set_pointer(obj, &pointer, &value);
+            changes.push(NameRefChange {
+                resource: i,
+                pointer,
+                value,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Applies changes from [`fix_name_references`] to the objects they were computed for.

@@ -7,32 +7,36 @@ type Found = Vec<(String, String)>;
 
 /// Calls `set` on every node the `/`-separated `path` reaches (with its JSON pointer) and
 /// returns what `set` collected.
+/// `path` is split by [`split_path`].
 pub(super) fn collect(
     root: &Value,
-    path: &str,
+    path: &[String],
     set: &mut dyn FnMut(&Value, &str, &mut Found) -> Result<(), String>,
 ) -> Result<Found, String> {
-    let segments = split_path(path);
     let mut out = Vec::new();
-    visit(root, &segments, String::new(), set, &mut out)?;
+    visit(root, path, &mut String::new(), set, &mut out)?;
     Ok(out)
 }
 
 fn visit(
     node: &Value,
     path: &[String],
-    pointer: String,
+    pointer: &mut String,
     set: &mut dyn FnMut(&Value, &str, &mut Found) -> Result<(), String>,
     out: &mut Found,
 ) -> Result<(), String> {
+    use std::fmt::Write as _;
     let Some((first, rest)) = path.split_first() else {
-        return set(node, &pointer, out);
+        return set(node, pointer, out);
     };
+    let len = pointer.len();
     match node {
         Value::Null => Ok(()),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                visit(item, path, format!("{pointer}/{i}"), set, out)?;
+                let _ = write!(pointer, "/{i}");
+                visit(item, path, pointer, set, out)?;
+                pointer.truncate(len);
             }
             Ok(())
         }
@@ -43,19 +47,21 @@ fn visit(
             }
             match m.get(field) {
                 None => Ok(()),
-                Some(v) => visit(v, rest, format!("{pointer}/{}", escape(field)), set, out),
+                Some(v) => {
+                    pointer.push('/');
+                    pointer.push_str(&crate::yaml::escape_pointer(field));
+                    visit(v, rest, pointer, set, out)?;
+                    pointer.truncate(len);
+                    Ok(())
+                }
             }
         }
         _ => Err("expected sequence or mapping node".into()),
     }
 }
 
-fn escape(key: &str) -> String {
-    key.replace('~', "~0").replace('/', "~1")
-}
-
 /// kustomize `PathSplitter`: `/`-separated, `\/` is a literal slash.
-fn split_path(path: &str) -> Vec<String> {
+pub(super) fn split_path(path: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for part in path.split('/') {
         match out.last_mut() {
@@ -84,10 +90,11 @@ mod tests {
             seen.push((p.to_string(), v.clone()));
             Ok(())
         };
-        collect(&doc, "spec/volumes/configMap/name", &mut rec).unwrap();
-        collect(&doc, "metadata/annotations/x.io\\/secret", &mut rec).unwrap();
-        collect(&doc, "spec/missing/name", &mut rec).unwrap();
-        assert!(collect(&json!({"spec": "x"}), "spec/a", &mut rec).is_err());
+        let path = |p: &str| split_path(p);
+        collect(&doc, &path("spec/volumes/configMap/name"), &mut rec).unwrap();
+        collect(&doc, &path("metadata/annotations/x.io\\/secret"), &mut rec).unwrap();
+        collect(&doc, &path("spec/missing/name"), &mut rec).unwrap();
+        assert!(collect(&json!({"spec": "x"}), &path("spec/a"), &mut rec).is_err());
         assert_eq!(
             seen,
             vec![

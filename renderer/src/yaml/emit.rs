@@ -43,8 +43,15 @@ const BEST_INDENT: usize = 2;
 
 /// One document as `kubectl kustomize` prints it (ends with a newline, no `---`).
 pub fn to_yaml(value: &Value) -> String {
+    let mut out = String::with_capacity(1024);
+    write_yaml(&mut out, value);
+    out
+}
+
+/// [`to_yaml`], appended to `out`.
+fn write_yaml(out: &mut String, value: &Value) {
     let mut e = Emitter {
-        out: String::with_capacity(1024),
+        out: std::mem::take(out),
         column: 0,
     };
     match value {
@@ -55,17 +62,29 @@ pub fn to_yaml(value: &Value) -> String {
             e.newline();
         }
     }
-    e.out
+    *out = e.out;
 }
 
 /// A stream of documents separated by `---`, as `kubectl kustomize` prints a build.
 pub fn to_yaml_stream<'a>(values: impl IntoIterator<Item = &'a Value>) -> String {
-    let mut out = String::new();
-    for (i, v) in values.into_iter().enumerate() {
+    let values: Vec<&Value> = values.into_iter().collect();
+    // Objects print independently: chunks print on all cores and are joined in order.
+    let parts = crate::par::map_chunks(&values, 64, |chunk| {
+        let mut out = String::new();
+        for (i, v) in chunk.iter().enumerate() {
+            if i > 0 {
+                out.push_str("---\n");
+            }
+            write_yaml(&mut out, v);
+        }
+        out
+    });
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len() + 4).sum());
+    for (i, p) in parts.iter().enumerate() {
         if i > 0 {
             out.push_str("---\n");
         }
-        out.push_str(&to_yaml(v));
+        out.push_str(p);
     }
     out
 }
@@ -73,9 +92,11 @@ pub fn to_yaml_stream<'a>(values: impl IntoIterator<Item = &'a Value>) -> String
 /// The first string in `value` (key or value) that kubectl cannot print: Go's JSON encoder
 /// leaves C1 controls and U+FFFE/U+FFFF raw, and go-yaml's reader then rejects them.
 pub fn unprintable(value: &Value) -> Option<&str> {
+    // Every such character is encoded with bytes >= 0x7f: ASCII text is skipped quickly.
     let bad = |s: &str| {
-        s.chars()
-            .any(|c| matches!(c as u32, 0x7f..=0x84 | 0x86..=0x9f | 0xfffe | 0xffff))
+        s.bytes().any(|b| b >= 0x7f)
+            && s.chars()
+                .any(|c| matches!(c as u32, 0x7f..=0x84 | 0x86..=0x9f | 0xfffe | 0xffff))
     };
     match value {
         Value::String(s) if bad(s) => Some(s),

@@ -21,27 +21,81 @@ pub struct Pos {
 
 /// Positions of the nodes of one document, keyed by JSON pointer (RFC 6901; `""` is the
 /// document root). For a mapping entry the position is that of its value node.
-#[derive(Debug, Clone, Default)]
+///
+/// Every node has one, so the pointers are kept end to end in one string instead of one
+/// allocation each (the node-by-node allocations were a large share of parsing time).
+#[derive(Clone, Default)]
 pub struct Positions {
-    map: super::FxHashMap<String, Pos>,
+    /// The pointers recorded, end to end (a pointer replaced or renamed stays, unused).
+    text: String,
+    /// (start, end) of a pointer in `text`, and its position; found by the pointer's hash.
+    table: hashbrown::HashTable<(usize, usize, Pos)>,
+}
+
+fn pointer_hash(p: &str) -> u64 {
+    use std::hash::BuildHasher;
+    super::FxBuild::default().hash_one(p)
+}
+
+impl std::fmt::Debug for Positions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
 }
 
 impl Positions {
     pub fn get(&self, pointer: &str) -> Option<Pos> {
-        self.map.get(pointer).copied()
+        let text = &self.text;
+        self.table
+            .find(pointer_hash(pointer), |&(a, b, _)| &text[a..b] == pointer)
+            .map(|e| e.2)
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, Pos)> {
-        self.map.iter().map(|(k, v)| (k.as_str(), *v))
+        self.table.iter().map(|&(a, b, p)| (&self.text[a..b], p))
     }
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.table.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.table.is_empty()
+    }
+    /// Records (or replaces) the position at `pointer`.
+    pub fn insert(&mut self, pointer: &str, pos: Pos) {
+        let hash = pointer_hash(pointer);
+        let text = &self.text;
+        if let Some(e) = self
+            .table
+            .find_mut(hash, |&(a, b, _)| &text[a..b] == pointer)
+        {
+            e.2 = pos;
+            return;
+        }
+        let start = self.text.len();
+        self.text.push_str(pointer);
+        let end = self.text.len();
+        let text = &self.text;
+        self.table
+            .insert_unique(hash, (start, end, pos), |&(a, b, _)| {
+                pointer_hash(&text[a..b])
+            });
+    }
+    /// Keeps the positions whose pointer satisfies `keep`.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        let text = &self.text;
+        self.table.retain(|&mut (a, b, _)| keep(&text[a..b]));
     }
     /// Moves the positions at `from` and below to `to` (a key renamed after parsing).
     pub fn rename(&mut self, from: &str, to: &str) {
-        rename_pointers(&mut self.map, from, to);
+        let below = |p: &str| p == from || p.strip_prefix(from).is_some_and(|r| r.starts_with('/'));
+        let moved: Vec<(String, Pos)> = self
+            .iter()
+            .filter(|(p, _)| below(p))
+            .map(|(p, pos)| (format!("{to}{}", &p[from.len()..]), pos))
+            .collect();
+        self.retain(|p| !below(p));
+        for (p, pos) in moved {
+            self.insert(&p, pos);
+        }
     }
 }
 
@@ -155,9 +209,7 @@ pub fn parse_documents_with(
                 }
                 docs.push(Document {
                     value,
-                    positions: Positions {
-                        map: std::mem::take(&mut b.positions),
-                    },
+                    positions: std::mem::take(&mut b.positions),
                     start: pos(&span),
                     non_string_keys: std::mem::take(&mut b.odd_keys),
                     raw_scalars: std::mem::take(&mut b.raw),
@@ -259,7 +311,7 @@ struct Builder<'a> {
     parser: Parser<'a, saphyr_parser::StrInput<'a>>,
     /// Anchored values with the number of nodes each expands to.
     anchors: HashMap<usize, (Value, usize)>,
-    positions: super::FxHashMap<String, Pos>,
+    positions: Positions,
     odd_keys: Vec<(Pos, String)>,
     raw: super::FxHashMap<String, String>,
     depth: usize,
@@ -352,7 +404,7 @@ impl<'a> Builder<'a> {
 
     fn node(&mut self, ev: Event<'a>, span: Span, ptr: &mut String) -> Result<Value, YamlError> {
         self.record(ptr, &span)?;
-        self.positions.insert(ptr.clone(), pos(&span));
+        self.positions.insert(ptr, pos(&span));
         let first = self.decoded;
         if !matches!(ev, Event::Alias(_)) {
             self.decoded += 1;
@@ -454,7 +506,7 @@ impl<'a> Builder<'a> {
             if !is_merge && map.contains_key(&key) && self.duplicates == Duplicates::LastWins {
                 // The earlier value is replaced: so are the positions of its nodes.
                 let below = format!("{ptr}/");
-                self.positions.retain(|p, _| !p.starts_with(&below));
+                self.positions.retain(|p| !p.starts_with(&below));
                 self.raw.retain(|p, _| p != ptr && !p.starts_with(&below));
             }
             let value = self.node(vev, vspan, ptr)?;

@@ -43,7 +43,7 @@ pub(super) fn amend_live_step(
         }) else {
             continue;
         };
-        for (path, origin) in object.provenance.iter() {
+        for (path, origin) in object.provenance().iter() {
             if !path.ends_with(".image") {
                 continue;
             }
