@@ -91,6 +91,14 @@ pub fn element_segment(list: &[Value], index: usize) -> Segment {
     element_segment_by(list, list_merge_key(list), index)
 }
 
+/// The merge key's value in `list[index]`, empty when there is none.
+fn merge_key_value<'a>(list: &'a [Value], key: &str, index: usize) -> &'a str {
+    list.get(index)
+        .and_then(|e| e.get(key))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
 /// [`element_segment`] with the list's merge key already found: walkers visiting every
 /// element find it once per list, not once per element.
 pub fn element_segment_by(list: &[Value], key: Option<&'static str>, index: usize) -> Segment {
@@ -98,11 +106,7 @@ pub fn element_segment_by(list: &[Value], key: Option<&'static str>, index: usiz
         Some(key) => {
             // `index` may be out of bounds (a replacement path's `ports.7`): callers then
             // find no element, and the segment is never used.
-            let v = list
-                .get(index)
-                .and_then(|e| e.get(key))
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let v = merge_key_value(list, key, index);
             Segment::Match(key.to_string(), v.to_string())
         }
         None => Segment::Index(index),
@@ -243,11 +247,7 @@ pub fn push_element(path: &mut String, list: &[Value], key: Option<&'static str>
     use fmt::Write;
     match key {
         Some(key) => {
-            let v = list
-                .get(index)
-                .and_then(|e| e.get(key))
-                .and_then(Value::as_str)
-                .unwrap_or_default();
+            let v = merge_key_value(list, key, index);
             path.push('[');
             path.push_str(key);
             path.push('=');

@@ -30,7 +30,7 @@ use tests::cluster::{
 };
 use tests::git::Repo;
 
-use agent_harness::{AGENT_SA, admin_apply, dynamic_api, load_yaml};
+use agent_harness::{AGENT_SA, apply_agent_rbac, dynamic_api};
 
 /// 250 apps × (Deployment, Service, ConfigMap, ServiceAccount); `GITOPS_BENCH_APPS=N` runs
 /// fewer on a loaded machine (the figures then say how many objects they are for).
@@ -570,15 +570,7 @@ fn verdict(ok: bool) -> &'static str {
 /// A fresh namespace with the agent's RBAC, and a kubeconfig for the agent's ServiceAccount.
 async fn agent_namespace(admin: &Client, prefix: &str) -> Result<(TestNamespace, PathBuf)> {
     let ns = TestNamespace::create(prefix).await?;
-    let mut rbac = Vec::new();
-    for file in [
-        "manifests/base/serviceaccount.yaml",
-        "manifests/base/role.yaml",
-        "manifests/base/rolebinding.yaml",
-    ] {
-        rbac.extend(load_yaml(file)?);
-    }
-    admin_apply(admin, ns.name(), &rbac).await?;
+    apply_agent_rbac(admin, ns.name()).await?;
     let kubeconfig = service_account_kubeconfig(ns.name(), AGENT_SA).await?;
     Ok((ns, kubeconfig))
 }

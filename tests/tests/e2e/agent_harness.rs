@@ -93,21 +93,26 @@ pub fn dynamic_api(client: &Client, ns: &str, api_version: &str, kind: &str) -> 
     )
 }
 
+/// The agent's ServiceAccount, Role and RoleBinding from `manifests/base`, applied in `ns`.
+pub async fn apply_agent_rbac(admin: &Client, ns: &str) -> Result<()> {
+    let mut rbac = Vec::new();
+    for file in [
+        "manifests/base/serviceaccount.yaml",
+        "manifests/base/role.yaml",
+        "manifests/base/rolebinding.yaml",
+    ] {
+        rbac.extend(load_yaml(file)?);
+    }
+    admin_apply(admin, ns, &rbac).await
+}
+
 impl AgentEnv {
     /// A namespace with the ServiceAccount, Role and RoleBinding of `manifests/base`, and an
     /// empty repository.
     pub async fn new(prefix: &str) -> Result<Self> {
         let ns = TestNamespace::create(prefix).await?;
         let admin = admin_client().await?;
-        let mut rbac = Vec::new();
-        for file in [
-            "manifests/base/serviceaccount.yaml",
-            "manifests/base/role.yaml",
-            "manifests/base/rolebinding.yaml",
-        ] {
-            rbac.extend(load_yaml(file)?);
-        }
-        admin_apply(&admin, ns.name(), &rbac).await?;
+        apply_agent_rbac(&admin, ns.name()).await?;
         let kubeconfig = service_account_kubeconfig(ns.name(), AGENT_SA).await?;
         let scratch = tempfile::Builder::new()
             .prefix("gitops-agent-e2e-")

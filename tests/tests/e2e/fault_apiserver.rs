@@ -19,7 +19,7 @@ use renderer::protocol::{
 use tests::cluster::{ADMIN_CONTEXT, RestartableControlPlane, service_account_kubeconfig_for};
 use tests::git::Repo;
 
-use crate::agent_harness::{AGENT_SA, admin_apply, load_yaml};
+use crate::agent_harness::{AGENT_SA, apply_agent_rbac};
 
 const OBJECTS: usize = 500;
 /// Far above the repair measured after the fix (about 1 s: the watch retries within 2 s, see
@@ -88,15 +88,7 @@ async fn the_agent_survives_api_server_restarts_mid_sync_and_mid_watch() -> Resu
     Api::<Namespace>::all(admin.clone())
         .create(&PostParams::default(), &namespace)
         .await?;
-    let mut rbac = Vec::new();
-    for file in [
-        "manifests/base/serviceaccount.yaml",
-        "manifests/base/role.yaml",
-        "manifests/base/rolebinding.yaml",
-    ] {
-        rbac.extend(load_yaml(file)?);
-    }
-    admin_apply(&admin, ns, &rbac).await?;
+    apply_agent_rbac(&admin, ns).await?;
     let scratch = tempfile::tempdir()?;
     let kubeconfig =
         service_account_kubeconfig_for(plane.kubeconfig(), scratch.path(), ns, AGENT_SA).await?;

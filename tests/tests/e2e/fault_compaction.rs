@@ -23,7 +23,7 @@ use renderer::protocol::{
 use tests::cluster::{ADMIN_CONTEXT, ExtraControlPlane, service_account_kubeconfig_for};
 use tests::git::Repo;
 
-use crate::agent_harness::{AGENT_SA, admin_apply, load_yaml};
+use crate::agent_harness::{AGENT_SA, apply_agent_rbac};
 
 const OBJECTS: usize = 500;
 /// Between compactions: shorter than judging one page of 50 dry-runs in a debug build, so
@@ -64,15 +64,7 @@ async fn fault_a_list_whose_continue_token_expires_mid_sync_is_listed_again() ->
     Api::<Namespace>::all(admin.clone())
         .create(&PostParams::default(), &namespace)
         .await?;
-    let mut rbac = Vec::new();
-    for file in [
-        "manifests/base/serviceaccount.yaml",
-        "manifests/base/role.yaml",
-        "manifests/base/rolebinding.yaml",
-    ] {
-        rbac.extend(load_yaml(file)?);
-    }
-    admin_apply(&admin, ns, &rbac).await?;
+    apply_agent_rbac(&admin, ns).await?;
     let scratch = tempfile::tempdir()?;
     let kubeconfig =
         service_account_kubeconfig_for(plane.kubeconfig(), scratch.path(), ns, AGENT_SA).await?;
