@@ -5,6 +5,12 @@ use plugin::ExitStatus;
 use plugin::cli::Cli;
 use plugin::output::printer::Printer;
 
+// jemalloc renders 1000 apps in about a sixth less time and 3 MiB less peak memory than glibc's
+// malloc (`cargo bench -p renderer`, README "Performance").
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let printer = Printer::from_args(&cli.output);

@@ -15,7 +15,13 @@ mod tools;
 
 use tools::KUBECTL;
 
-const RUNS: usize = 3;
+/// The plugin's allocator (plugin/src/main.rs): what `kubectl gitops render` runs with; the
+/// agent keeps glibc's (measured in its own benchmark).
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+const RUNS: usize = 5;
 
 struct Sample {
     wall: Duration,

@@ -250,31 +250,39 @@ impl<'a> Builder<'a> {
         let chunk = entries.len().div_ceil(threads);
         let known = self.schemas.len();
         let this = &*self;
+        let build = |c: &[(String, Pos)]| -> ChunkResult {
+            let mut b = Builder {
+                source: this.source,
+                stack: this.stack.clone(),
+                chain: this.chain.clone(),
+                schemas: this.schemas.clone(),
+                builds: this.builds.clone(),
+            };
+            let out: Vec<_> = c.iter().map(|(e, p)| b.resource_entry(k, e, *p)).collect();
+            (out, b.schemas.split_off(known))
+        };
+        let build = &build;
         let parts: Vec<ChunkResult> = std::thread::scope(|s| {
             let handles: Vec<_> = entries
                 .chunks(chunk)
+                .skip(1)
                 .map(|c| {
                     let budget = limits::NodeBudget::current();
                     s.spawn(move || {
                         let _budget = budget.as_ref().map(limits::NodeBudget::enter);
-                        let mut b = Builder {
-                            source: this.source,
-                            stack: this.stack.clone(),
-                            chain: this.chain.clone(),
-                            schemas: this.schemas.clone(),
-                            builds: this.builds.clone(),
-                        };
-                        let out: Vec<_> =
-                            c.iter().map(|(e, p)| b.resource_entry(k, e, *p)).collect();
-                        (out, b.schemas.split_off(known))
+                        build(c)
                     })
                 })
                 .collect();
-            handles
-                .into_iter()
+            // The calling thread builds the first chunk instead of waiting idle (one thread
+            // and one malloc arena fewer).
+            let first =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(&entries[..chunk])));
+            std::iter::once(first)
+                .chain(handles.into_iter().map(|h| h.join()))
                 .zip(entries.chunks(chunk))
-                .map(|(h, c)| {
-                    h.join().unwrap_or_else(|_| {
+                .map(|(part, c)| {
+                    part.unwrap_or_else(|_| {
                         let e = RenderError::new(
                             ErrorKind::Invalid,
                             &k.path,
