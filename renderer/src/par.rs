@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 /// Cores available to this process (the count is read once: it costs system calls).
-fn cores() -> usize {
+pub(crate) fn cores() -> usize {
     static CORES: OnceLock<usize> = OnceLock::new();
     *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

@@ -238,61 +238,38 @@ impl<'a> Builder<'a> {
         k: &KFile,
         entries: &[(String, Pos)],
     ) -> Vec<Result<ResMap, RenderError>> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(entries.len());
-        if threads <= 1 {
+        if crate::par::cores().min(entries.len()) <= 1 {
             return entries
                 .iter()
                 .map(|(e, p)| self.resource_entry(k, e, *p))
                 .collect();
         }
-        let chunk = entries.len().div_ceil(threads);
         let known = self.schemas.len();
         let this = &*self;
-        let build = |c: &[(String, Pos)]| -> ChunkResult {
-            let mut b = Builder {
-                source: this.source,
-                stack: this.stack.clone(),
-                chain: this.chain.clone(),
-                schemas: this.schemas.clone(),
-                builds: this.builds.clone(),
+        let budget = limits::NodeBudget::current();
+        let parts: Vec<ChunkResult> = crate::par::map_chunks(entries, 1, |c| {
+            let _budget = budget.as_ref().map(limits::NodeBudget::enter);
+            let build = || {
+                let mut b = Builder {
+                    source: this.source,
+                    stack: this.stack.clone(),
+                    chain: this.chain.clone(),
+                    schemas: this.schemas.clone(),
+                    builds: this.builds.clone(),
+                };
+                let out: Vec<_> = c.iter().map(|(e, p)| b.resource_entry(k, e, *p)).collect();
+                (out, b.schemas.split_off(known))
             };
-            let out: Vec<_> = c.iter().map(|(e, p)| b.resource_entry(k, e, *p)).collect();
-            (out, b.schemas.split_off(known))
-        };
-        let build = &build;
-        let parts: Vec<ChunkResult> = std::thread::scope(|s| {
-            let handles: Vec<_> = entries
-                .chunks(chunk)
-                .skip(1)
-                .map(|c| {
-                    let budget = limits::NodeBudget::current();
-                    s.spawn(move || {
-                        let _budget = budget.as_ref().map(limits::NodeBudget::enter);
-                        build(c)
-                    })
-                })
-                .collect();
-            // The calling thread builds the first chunk instead of waiting idle (one thread
-            // and one malloc arena fewer).
-            let first =
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build(&entries[..chunk])));
-            std::iter::once(first)
-                .chain(handles.into_iter().map(|h| h.join()))
-                .zip(entries.chunks(chunk))
-                .map(|(part, c)| {
-                    part.unwrap_or_else(|_| {
-                        let e = RenderError::new(
-                            ErrorKind::Invalid,
-                            &k.path,
-                            0,
-                            "internal error while building",
-                        );
-                        (c.iter().map(|_| Err(e.clone())).collect(), vec![])
-                    })
-                })
-                .collect()
+            // A bug in one chunk fails its entries, not the process.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(build)).unwrap_or_else(|_| {
+                let e = RenderError::new(
+                    ErrorKind::Invalid,
+                    &k.path,
+                    0,
+                    "internal error while building",
+                );
+                (c.iter().map(|_| Err(e.clone())).collect(), vec![])
+            })
         });
         let mut results = Vec::with_capacity(entries.len());
         for (out, schemas) in parts {
