@@ -5,6 +5,7 @@
 
 pub mod applyset;
 pub mod backoff;
+pub mod client;
 pub mod config;
 pub mod drift_history;
 pub mod fence;
@@ -25,9 +26,9 @@ pub mod verify;
 use std::future::Future;
 use std::sync::Arc;
 
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use tokio::sync::watch;
 
+pub use client::{Clients, kube_clients};
 pub use config::Config;
 pub use reconcile::Agent;
 
@@ -48,43 +49,6 @@ const RESUME_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 /// The Lease used with `--leader-elect`.
 pub const LEASE_NAME: &str = "gitops-agent";
 
-/// Clients from `--kubeconfig`/KUBECONFIG, else the in-cluster service account: one for
-/// requests, each with the `--api-timeout` deadline, and one for watches, which the server ends
-/// itself (kube's watcher has its own idle timeout).
-pub async fn kube_clients(config: &Config) -> Result<Clients, Error> {
-    let err = |e: &dyn std::fmt::Display| Error::Client(e.to_string());
-    let kube_config = match &config.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path)
-                .map_err(|e| err(&format!("{}: {e}", path.display())))?;
-            kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-                .await
-                .map_err(|e| err(&e))?
-        }
-        None => kube::Config::incluster().map_err(|e| err(&e))?,
-    };
-    let mut requests = kube_config.clone();
-    requests.connect_timeout = Some(config.api_timeout);
-    requests.read_timeout = Some(config.api_timeout);
-    requests.write_timeout = Some(config.api_timeout);
-    requests.reset_reader_on_write = true;
-    // Bounded retries of 429/503/504 happen in `reconcile::cluster::retrying`; kube's own
-    // (15 attempts up to 1000 s apart) stalled syncs for minutes after an API server restart.
-    requests.default_retry = false;
-    let mut watches = kube_config;
-    watches.connect_timeout = Some(config.api_timeout);
-    watches.default_retry = false;
-    Ok(Clients {
-        requests: kube::Client::try_from(requests).map_err(|e| err(&e))?,
-        watches: kube::Client::try_from(watches).map_err(|e| err(&e))?,
-    })
-}
-
-pub struct Clients {
-    pub requests: kube::Client,
-    pub watches: kube::Client,
-}
-
 /// Runs the agent until `shutdown` resolves. Bad repository content never ends it: failures are
 /// written to status and retried; only configuration errors return.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
@@ -97,7 +61,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         .await
         .map_err(|e| Error::Config(format!("--listen {}: {e}", config.listen)))?;
     let clients = kube_clients(&config).await?;
-    let client = clients.requests.clone();
+    let client = clients.election.clone();
     let leader_elect = config.leader_elect;
     let lease_duration = config.lease_duration;
     let unready_after = config.unready_after();

@@ -234,12 +234,7 @@ impl Agent {
             &namespace,
             &config.health_rules_configmap,
         );
-        let fence = if config.leader_elect {
-            crate::fence::Fence::elected()
-        } else {
-            crate::fence::Fence::open()
-        };
-        let cluster = Cluster::new(clients.requests, &namespace, fence);
+        let cluster = Cluster::new(clients.requests, &namespace, clients.fence);
         let set = ApplySet::new(&namespace);
         let flags: Vec<String> = config
             .ignore_fields

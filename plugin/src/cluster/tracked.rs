@@ -2,8 +2,12 @@
 //! Whether the local clone has it is [`crate::git::local_repo`]'s question.
 
 use anyhow::Context;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use renderer::protocol::{
     APPLYSET_GROUP_KINDS_ANNOTATION, DRIFT_HISTORY_DATA_KEY, DriftHistory, GroupKind,
     MEMBERS_DATA_KEY, MemberRevisions, PARENT_NAME, STATUS_DATA_KEY, SyncStatus, applyset_id,
@@ -48,6 +52,22 @@ pub async fn read_parent(client: &kube::Client, namespace: &str) -> anyhow::Resu
         return Ok(None);
     };
     Ok(Some(parent_from_configmap(&cm)))
+}
+
+/// A tick each time the parent changes (created, written, deleted), for `status --watch`.
+/// Watch errors are retried with back-off and not reported: the caller polls as well.
+pub fn parent_changes(client: &kube::Client, namespace: &str) -> BoxStream<'static, ()> {
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+    let config = watcher::Config::default().fields(&format!("metadata.name={PARENT_NAME}"));
+    watcher::watcher(api, config)
+        .default_backoff()
+        .filter_map(|event| async move {
+            match event {
+                Ok(Event::Apply(_) | Event::Delete(_) | Event::InitDone) => Some(()),
+                _ => None,
+            }
+        })
+        .boxed()
 }
 
 pub fn parent_from_configmap(cm: &ConfigMap) -> Parent {

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::Args;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use jiff::Timestamp;
 use renderer::protocol::{
     BreakGlass, DriftEvent, ForeignEntry, HealthEntry, SyncResult, SyncStatus,
@@ -160,9 +162,15 @@ pub fn run(args: &StatusArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Res
                 .verbose("not inside a clone of the tracked repository: local HEAD not compared");
         }
         let kinds = Kinds::discover(&session.client).await?;
+        // Every status the agent publishes is printed, however short-lived (a rollout faster
+        // than the poll interval still shows Progressing); the poll stays for the clock.
+        let changes = args
+            .watch
+            .then(|| tracked::parent_changes(&session.client, &session.namespace));
         watch(
             args,
             printer,
+            changes,
             || collect(&session, &kinds, local.as_ref()),
             |report, printer| print(report, args.output, printer),
             exit_status,
@@ -178,6 +186,7 @@ fn run_fleet(args: &StatusArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::R
         watch(
             args,
             printer,
+            None,
             || fleet_list::collect(&targets, Timestamp::now()),
             |report, printer| {
                 let text = match serialize(&report.entries, args.output) {
@@ -203,10 +212,12 @@ fn run_fleet(args: &StatusArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::R
     })?
 }
 
-/// Prints the report once, or with `--watch` again whenever it changes until Ctrl-C.
+/// Prints the report once, or with `--watch` again whenever it changes until Ctrl-C: read
+/// again every [`STATUS_WATCH_INTERVAL`] and whenever `changes` yields.
 async fn watch<R, Fut>(
     args: &StatusArgs,
     printer: &Printer,
+    mut changes: Option<BoxStream<'static, ()>>,
     mut collect: impl FnMut() -> Fut,
     print: impl Fn(&R, &Printer) -> anyhow::Result<()>,
     exit_status: impl Fn(&R) -> ExitStatus,
@@ -229,8 +240,19 @@ where
             return Ok(status);
         }
         last = Some(report);
+        let changed = async {
+            match changes.as_mut() {
+                Some(stream) => match stream.next().await {
+                    Some(()) => {}
+                    // Ended: polling alone from here.
+                    None => std::future::pending().await,
+                },
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = tokio::time::sleep(STATUS_WATCH_INTERVAL) => {}
+            _ = changed => {}
             _ = tokio::signal::ctrl_c() => return Ok(status),
         }
     }

@@ -11,11 +11,14 @@ use std::process::{Child, Command};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::ResourceExt;
-use kube::api::{Api, ListParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use renderer::protocol::SyncResult;
 
 use crate::agent_harness::AgentEnv;
@@ -201,6 +204,79 @@ async fn a_leader_frozen_mid_prune_writes_nothing_after_the_new_leader_leads() -
         log.contains("not the leader"),
         "the old leader never said it was fenced:\n{log}"
     );
+    // Writes the in-agent checks let through and the body check stopped (agent/src/client.rs).
+    eprintln!(
+        "stopped on the wire: {}",
+        log.matches("stopped on its way out").count()
+    );
     drop((a, b));
+    Ok(())
+}
+
+/// The fence on the wire (`agent/src/client.rs`): a write that got past every check in the
+/// agent but leaves once the lease ran out reaches the API server as headers without a body,
+/// and the server acts on nothing. The agent's own requests client, against the real server.
+#[tokio::test]
+async fn a_write_leaving_after_the_lease_ran_out_changes_nothing() -> Result<()> {
+    let env = AgentEnv::new("fault-fence-wire").await?;
+    let ns = env.ns.name();
+    let admin: Api<ConfigMap> = Api::namespaced(env.admin().await?, ns);
+    let victim: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "victim"}, "data": {"k": "v"}
+    }))?;
+    admin.create(&PostParams::default(), &victim).await?;
+    let before = admin.get("victim").await?;
+
+    let config = agent::Config::try_parse_from([
+        "gitops-agent",
+        "--repo=file:///unused",
+        &format!("--namespace={ns}"),
+        &format!("--kubeconfig={}", env.kubeconfig().display()),
+        "--leader-elect",
+    ])?;
+    let clients = agent::kube_clients(&config).await?;
+    let agent_cms: Api<ConfigMap> = Api::namespaced(clients.requests.clone(), ns);
+    // Never renewed: this replica does not lead. Reads and dry runs still go out.
+    agent_cms.get("victim").await?;
+    let patch = Patch::Merge(serde_json::json!({"data": {"k": "changed"}}));
+    agent_cms
+        .patch("victim", &PatchParams::default().dry_run(), &patch)
+        .await
+        .context("a dry run is not a write")?;
+    let delete = agent_cms.delete("victim", &DeleteParams::default()).await;
+    let patched = agent_cms
+        .patch("victim", &PatchParams::default(), &patch)
+        .await;
+    for (what, outcome) in [
+        ("delete", delete.map(|_| ())),
+        ("patch", patched.map(|_| ())),
+    ] {
+        let e = format!(
+            "{:?}",
+            outcome
+                .err()
+                .with_context(|| format!("the {what} went out"))?
+        );
+        assert!(e.contains("another replica holds the lease"), "{what}: {e}");
+    }
+    let after = admin.get("victim").await?;
+    assert_eq!(
+        (after.uid(), after.resource_version()),
+        (before.uid(), before.resource_version())
+    );
+
+    // Renewed: the same client writes (the check above is not a client that never writes).
+    clients.fence.renewed(
+        std::time::Instant::now(),
+        Duration::from_secs(LEASE_SECONDS),
+    );
+    agent_cms
+        .patch("victim", &PatchParams::default(), &patch)
+        .await?;
+    let after = admin.get("victim").await?;
+    assert_eq!(
+        after.data.and_then(|d| d.get("k").cloned()).as_deref(),
+        Some("changed")
+    );
     Ok(())
 }
