@@ -127,7 +127,7 @@ fn is_write<B>(req: &Request<B>) -> bool {
 
 /// A request body that asks the fence before yielding its bytes (every body kube sends for a
 /// write is one frame, so the first poll is the one that matters).
-pub struct FencedBody {
+struct FencedBody {
     inner: kube::client::Body,
     /// `None` for reads and dry runs, and once asked.
     fence: Option<Fence>,

@@ -164,9 +164,11 @@ pub fn run(args: &StatusArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::Res
         let kinds = Kinds::discover(&session.client).await?;
         // Every status the agent publishes is printed, however short-lived (a rollout faster
         // than the poll interval still shows Progressing); the poll stays for the clock.
-        let changes = args
-            .watch
-            .then(|| tracked::parent_changes(&session.client, &session.namespace));
+        let changes = if args.watch {
+            tracked::parent_changes(&session.client, &session.namespace)
+        } else {
+            futures::stream::pending().boxed()
+        };
         watch(
             args,
             printer,
@@ -186,7 +188,7 @@ fn run_fleet(args: &StatusArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::R
         watch(
             args,
             printer,
-            None,
+            futures::stream::pending().boxed(),
             || fleet_list::collect(&targets, Timestamp::now()),
             |report, printer| {
                 let text = match serialize(&report.entries, args.output) {
@@ -217,7 +219,7 @@ fn run_fleet(args: &StatusArgs, kube: &KubeArgs, printer: &Printer) -> anyhow::R
 async fn watch<R, Fut>(
     args: &StatusArgs,
     printer: &Printer,
-    mut changes: Option<BoxStream<'static, ()>>,
+    mut changes: BoxStream<'static, ()>,
     mut collect: impl FnMut() -> Fut,
     print: impl Fn(&R, &Printer) -> anyhow::Result<()>,
     exit_status: impl Fn(&R) -> ExitStatus,
@@ -240,19 +242,9 @@ where
             return Ok(status);
         }
         last = Some(report);
-        let changed = async {
-            match changes.as_mut() {
-                Some(stream) => match stream.next().await {
-                    Some(()) => {}
-                    // Ended: polling alone from here.
-                    None => std::future::pending().await,
-                },
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
             _ = tokio::time::sleep(STATUS_WATCH_INTERVAL) => {}
-            _ = changed => {}
+            Some(()) = changes.next() => {}
             _ = tokio::signal::ctrl_c() => return Ok(status),
         }
     }
