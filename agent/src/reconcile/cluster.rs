@@ -71,6 +71,11 @@ impl ApiError {
     pub fn is_not_found(&self) -> bool {
         self.code == Some(404)
     }
+
+    /// A precondition failed: the object is no longer at the resourceVersion the request named.
+    pub fn is_conflict(&self) -> bool {
+        self.code == Some(409)
+    }
 }
 
 /// Makes RBAC denials and admission rejections read as what they are.
@@ -304,13 +309,14 @@ impl Cluster {
             .map_err(|e| ApiError::new(what, &e))
     }
 
-    /// Replaces the object's managedFields, if it is still at `resource_version`.
+    /// Replaces the object's managedFields, if it is still at `resource_version`. Returns the
+    /// object's new resourceVersion.
     pub async fn set_managed_fields(
         &self,
         d: &Desired,
         resource_version: &str,
         managed_fields: Vec<Value>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<Option<String>, ApiError> {
         let api = self.api(&d.api_version, &d.key.group_kind.kind).await?;
         let patch = serde_json::json!({"metadata": {
             "resourceVersion": resource_version,
@@ -323,7 +329,7 @@ impl Cluster {
         self.check_fence(&format!("take over break-glass fields of {}", d.key))?;
         api.patch(&d.key.name, &params, &Patch::Merge(&patch))
             .await
-            .map(|_| ())
+            .map(|o| o.metadata.resource_version)
             .map_err(|e| ApiError::new(format!("take over break-glass fields of {}", d.key), &e))
     }
 

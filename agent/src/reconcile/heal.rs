@@ -152,7 +152,10 @@ impl Agent {
                         changed |= inner.out_of_sync.insert(d.key.clone(), why).is_none();
                         continue;
                     }
-                    let applied = self.write(d, &body, take_over).await?;
+                    // Held since it was judged: the watch reports the hold.
+                    let Some(applied) = self.write(d, &body, rv, take_over).await? else {
+                        continue;
+                    };
                     if let Some(rv) = applied["metadata"]["resourceVersion"].as_str() {
                         inner.own_versions.insert(d.key.clone(), rv.to_string());
                     }

@@ -164,14 +164,17 @@ struct Judged {
     foreign: bool,
 }
 
-/// One write a sync decided: the object, the body to apply, break-glass fields to take over, and
-/// the commit of an old per-object annotation that is all the write removes.
-type Write<'a> = (
-    &'a Desired,
-    Box<str>,
-    Option<object::TakeOver>,
-    Option<String>,
-);
+/// One write a sync decided.
+struct Write<'a> {
+    d: &'a Desired,
+    body: Box<str>,
+    /// The resourceVersion the object was judged at (none when it did not exist).
+    judged_at: Option<String>,
+    /// Break-glass fields to take over.
+    take_over: Option<object::TakeOver>,
+    /// The commit of an old per-object annotation that is all the write removes.
+    legacy: Option<String>,
+}
 
 /// The last rendered commit, its validated applies and their render digest.
 type RenderCache = (String, Arc<[Desired]>, String);
@@ -708,7 +711,13 @@ impl Agent {
                     // The periodic resync puts Git back even with --no-self-heal, which only
                     // stops the watch-driven repair between resyncs.
                     expired.extend(bg.map(|bg| (d.clone(), bg)));
-                    writes.push((d, body, take_over, legacy_revision));
+                    writes.push(Write {
+                        d,
+                        body,
+                        judged_at: j.resource_version,
+                        take_over,
+                        legacy: legacy_revision,
+                    });
                 }
             }
         }
@@ -897,28 +906,27 @@ impl Agent {
         let mut steps: BTreeMap<usize, Vec<_>> = BTreeMap::new();
         for w in writes {
             steps
-                .entry(plan::apply_rank(&w.0.key.group_kind))
+                .entry(plan::apply_rank(&w.d.key.group_kind))
                 .or_default()
                 .push(w);
         }
         let mut migrated = 0;
         for (_, step) in steps {
-            let mut results = futures::stream::iter(step.into_iter().map(
-                |(d, body, take_over, legacy)| async move {
-                    // The answer (a whole object, managedFields included) is judged here and
-                    // dropped: collecting a step's answers first was the agent's peak heap
-                    // (about 4 MB at 1000 objects).
-                    let judged = match self.write(d, &body, take_over).await {
-                        Ok(applied) => {
-                            let rv = applied["metadata"]["resourceVersion"].as_str();
-                            let rv = rv.map(str::to_owned);
-                            Ok((rv, self.health.assess(&applied).await))
-                        }
-                        Err(e) => Err(e),
-                    };
-                    (d, legacy, judged)
-                },
-            ))
+            let mut results = futures::stream::iter(step.into_iter().map(|w| async move {
+                // The answer (a whole object, managedFields included) is judged here and
+                // dropped: collecting a step's answers first was the agent's peak heap
+                // (about 4 MB at 1000 objects).
+                let judged = match self.write(w.d, &w.body, w.judged_at, w.take_over).await {
+                    Ok(Some(applied)) => {
+                        let rv = applied["metadata"]["resourceVersion"].as_str();
+                        let rv = rv.map(str::to_owned);
+                        Ok(Some((rv, self.health.assess(&applied).await)))
+                    }
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(e),
+                };
+                (w.d, w.legacy, judged)
+            }))
             .buffer_unordered(CONCURRENCY);
             // After a failure the writes already sent still finish; only their bookkeeping
             // stops, as the step ends with that error.
@@ -926,7 +934,12 @@ impl Agent {
             while let Some((d, legacy, judged)) = results.next().await {
                 let (resource_version, entry) = match judged {
                     _ if failed.is_some() => continue,
-                    Ok(judged) => judged,
+                    Ok(Some(judged)) => judged,
+                    // Held since it was judged: recorded when next confirmed or written.
+                    Ok(None) => {
+                        inner.content_changed.insert(d.key.clone());
+                        continue;
+                    }
                     Err(e) => {
                         failed = Some(e);
                         continue;

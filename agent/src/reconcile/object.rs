@@ -18,6 +18,9 @@ use super::policy::{
 use super::{Agent, Inner};
 use crate::drift_history::DriftSeen;
 
+/// How many times one write is tried on a fresh read of an object others keep writing.
+const WRITE_ATTEMPTS: u32 = 5;
+
 /// `expired`: a break-glass that is over (or was not honoured), to be finished once the object
 /// is back to Git.
 pub enum Prepared {
@@ -87,9 +90,7 @@ impl Agent {
         if let Some(why) = renderer::protocol::adoption(live, &self.set.id).refusal() {
             return Ok(Prepared::NotAdopted(why));
         }
-        let max =
-            SignedDuration::try_from(self.config.break_glass_max).unwrap_or(SignedDuration::MAX);
-        let expired = match break_glass_state(live, now, max) {
+        let expired = match break_glass_state(live, now, self.break_glass_max()) {
             BreakGlassState::Active(h) => {
                 return Ok(Prepared::Held(BreakGlassEntry {
                     kind: d.key.group_kind.kind.clone(),
@@ -136,20 +137,90 @@ impl Agent {
         })
     }
 
-    /// The apply itself (after taking over break-glass fields, when there are some).
+    /// The apply itself (after taking over break-glass fields, when there are some), made only
+    /// on the version of the object it was judged on (`judged_at`): a forced apply must never
+    /// land on a break-glass that began after the judgement. When someone else wrote the object
+    /// in between, it is read again and written on that version, unless it is now held or no
+    /// longer ours to write; `None` then says it was left alone.
     pub(super) async fn write(
         &self,
         d: &Desired,
         body: &str,
+        judged_at: Option<String>,
+        take_over: Option<TakeOver>,
+    ) -> Result<Option<Value>, ApiError> {
+        let mut body: Value =
+            serde_json::from_str(body).expect("serialised from a Value by prepare");
+        let mut at = judged_at;
+        let mut take_over = take_over;
+        let mut attempt = 1;
+        loop {
+            let written = self
+                .write_at(d, &mut body, at.clone(), take_over.take())
+                .await;
+            let gone = at.is_some() && written.as_ref().is_err_and(ApiError::is_not_found);
+            match written {
+                Err(e) if (e.is_conflict() || gone) && attempt < WRITE_ATTEMPTS => {
+                    attempt += 1;
+                    let live = self.cluster.get(d).await?;
+                    if let Some(why) = self.left_alone(live.as_ref()) {
+                        tracing::info!(object = %d.key, "not written: {why}");
+                        return Ok(None);
+                    }
+                    at = live
+                        .as_ref()
+                        .and_then(|l| l["metadata"]["resourceVersion"].as_str())
+                        .map(str::to_string);
+                    take_over = live.as_ref().and_then(|live| {
+                        Some(TakeOver {
+                            managed_fields: take_over_break_glass_fields(live)?,
+                            resource_version: at.clone()?,
+                        })
+                    });
+                }
+                other => return other.map(Some),
+            }
+        }
+    }
+
+    async fn write_at(
+        &self,
+        d: &Desired,
+        body: &mut Value,
+        mut at: Option<String>,
         take_over: Option<TakeOver>,
     ) -> Result<Value, ApiError> {
-        let body: Value = serde_json::from_str(body).expect("serialised from a Value by prepare");
         if let Some(t) = take_over {
-            self.cluster
+            at = self
+                .cluster
                 .set_managed_fields(d, &t.resource_version, t.managed_fields)
                 .await?;
         }
-        self.cluster.apply(d, &body, false).await
+        // resourceVersion in an apply body is a precondition, and no field anyone owns.
+        match (at, body["metadata"].as_object_mut()) {
+            (Some(rv), Some(meta)) => meta.insert("resourceVersion".into(), rv.into()),
+            (None, Some(meta)) => meta.remove("resourceVersion"),
+            (_, None) => None,
+        };
+        self.cluster.apply(d, body, false).await
+    }
+
+    fn break_glass_max(&self) -> SignedDuration {
+        SignedDuration::try_from(self.config.break_glass_max).unwrap_or(SignedDuration::MAX)
+    }
+
+    /// Why an object re-read before a write must not be written after all.
+    fn left_alone(&self, live: Option<&Value>) -> Option<String> {
+        if let Some(why) = renderer::protocol::adoption(live, &self.set.id).refusal() {
+            return Some(why);
+        }
+        match break_glass_state(live, Timestamp::now(), self.break_glass_max()) {
+            BreakGlassState::Active(h) => Some(format!(
+                "a break-glass by {} ({}) began while it was being reconciled",
+                h.break_glass.by, h.break_glass.reason
+            )),
+            _ => None,
+        }
     }
 
     /// After an expired or rejected break-glass object was reconciled back: record it, say so,
