@@ -22,9 +22,9 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p agent --bin gitops-agent \
-      --config 'profile.release.strip="symbols"' \
- && install -D -m 0755 target/release/gitops-agent /out/gitops-agent
+    cargo build --profile agent-release --locked -p agent --bin gitops-agent \
+      --config 'profile.agent-release.strip="symbols"' \
+ && install -D -m 0755 target/agent-release/gitops-agent /out/gitops-agent
 # What FROM scratch lacks: a user for 65532 (libgit2/libssh2 look the user up), and the
 # directories the agent writes, owned by it, for runs without the Deployment's emptyDirs.
 RUN mkdir -p /out/etc/ssl/certs /out/tmp /out/var/cache/gitops-agent \

@@ -594,22 +594,24 @@ fn control_plane_cpu() -> Result<f64> {
     cpu_seconds(pid.trim().parse()?)
 }
 
-/// The allocator, measured: the agent as shipped (glibc's malloc with one arena) against glibc
-/// with its default arenas and the same agent built with mimalloc (defaults, then tuned), each syncing the same repository into a namespace of its
-/// own and resyncing every 2 s, one after the other.
-async fn compare_allocators(
+/// The build and the allocator, measured: the agent as shipped (built for size, glibc's malloc
+/// with one arena) against the same code built for speed (the release profile), glibc with its
+/// default arenas, and the agent built with mimalloc (defaults, then tuned), each syncing the
+/// same repository into a namespace of its own and resyncing every 2 s, one after the other.
+async fn compare_builds(
     admin: &Client,
     repo: &Repo,
     commit: &str,
     scratch: &Path,
-    mimalloc: &Path,
+    (for_speed, mimalloc): (&Path, &Path),
 ) -> Result<()> {
     const RESYNCS: f64 = 3.0;
     let shipped = tests::binaries::workspace_binary("agent", "gitops-agent")?;
     /// What runs, which binary, and the environment it runs with.
     type Peer<'a> = (&'a str, &'a Path, &'a [(&'a str, &'a str)]);
-    let peers: [Peer; 4] = [
+    let peers: [Peer; 5] = [
         ("glibc, one arena (shipped)", &shipped, ONE_ARENA),
+        ("opt-level 3 (release)", for_speed, ONE_ARENA),
         ("glibc, default arenas", &shipped, &[]),
         ("mimalloc", mimalloc, &[]),
         ("mimalloc, tuned", mimalloc, MIMALLOC_TUNED),
@@ -630,7 +632,7 @@ async fn compare_allocators(
     }
     println!();
     println!(
-        "allocator at {} objects (initial sync, then {RESYNCS:.0} resyncs; same run, same repository):",
+        "build and allocator at {} objects (initial sync, then {RESYNCS:.0} resyncs; same run, same repository):",
         *APPS * 4
     );
     for (name, sync, memory, cpu) in &rows {
@@ -642,7 +644,7 @@ async fn compare_allocators(
     let glibc = &rows[0];
     for (name, sync, memory, cpu) in &rows[1..] {
         println!(
-            "  {name} / glibc one arena: peak RSS x{:.2}, sync time x{:.2}, CPU x{:.2}",
+            "  {name} / shipped: peak RSS x{:.2}, sync time x{:.2}, CPU x{:.2}",
             memory.hwm_mib() / glibc.2.hwm_mib(),
             sync.as_secs_f64() / glibc.1.as_secs_f64(),
             cpu / glibc.3.max(0.01)
@@ -658,18 +660,26 @@ async fn run() -> Result<()> {
         .tempdir()?;
     let repo = Repo::new()?;
     let commit = write_repo(&repo)?;
-    // GITOPS_BENCH_SKIP_ALLOCATORS: only the phases below (the allocator comparison builds a
-    // second agent and syncs twice more).
+    // GITOPS_BENCH_SKIP_ALLOCATORS: only the phases below (the build and allocator comparison
+    // builds two more agents and syncs five times more).
     if std::env::var_os("GITOPS_BENCH_SKIP_ALLOCATORS").is_none() {
-        // Built before the clock starts, the peer first: both builds land on the same path.
+        // Built before the clock starts, the peers first: the mimalloc build lands on the
+        // shipped one's path.
         let mimalloc = tests::binaries::workspace_binary_variant(
             "agent",
             "gitops-agent",
             &["--features", "mimalloc"],
             &scratch.path().join("gitops-agent-mimalloc"),
         )?;
+        let for_speed = tests::binaries::workspace_binary_variant(
+            "agent",
+            "gitops-agent",
+            &["--profile", "release"],
+            &scratch.path().join("gitops-agent-release"),
+        )?;
         tests::binaries::workspace_binary("agent", "gitops-agent")?;
-        compare_allocators(&admin, &repo, &commit, scratch.path(), &mimalloc).await?;
+        let variants = (for_speed.as_path(), mimalloc.as_path());
+        compare_builds(&admin, &repo, &commit, scratch.path(), variants).await?;
     }
     tests::binaries::workspace_binary("agent", "gitops-agent")?;
     if std::env::var_os("GITOPS_BENCH_ALLOCATORS_ONLY").is_some() {

@@ -51,8 +51,25 @@ pub fn workspace_binary_variant(
     Ok(copy_to.to_path_buf())
 }
 
+/// The cargo profile the agent ships with (`Cargo.toml`): a release build made for size.
+pub const AGENT_PROFILE: &str = "agent-release";
+
 fn build(package: &str, bin: &str, cargo_args: &[&str]) -> Result<PathBuf> {
-    let (target_dir, profile_dir) = target_dirs()?;
+    let (target_dir, mut profile_dir) = target_dirs()?;
+    let release = profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release");
+    // A variant may name its profile; otherwise benchmarks measure the agent as it ships.
+    let named = cargo_args
+        .iter()
+        .position(|a| *a == "--profile")
+        .and_then(|i| cargo_args.get(i + 1));
+    let shipped_agent = named.is_none() && release && package == "agent";
+    if let Some(profile) = named {
+        profile_dir = target_dir.join(profile);
+    } else if shipped_agent {
+        profile_dir = target_dir.join(AGENT_PROFILE);
+    }
     let path = profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
     if std::env::var_os("GITOPS_TEST_PREBUILT").is_none() {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -62,10 +79,9 @@ fn build(package: &str, bin: &str, cargo_args: &[&str]) -> Result<PathBuf> {
             .env("CARGO_TARGET_DIR", &target_dir)
             .current_dir(workspace_root());
         without_test_cargo_env(&mut cmd);
-        if profile_dir
-            .file_name()
-            .is_some_and(|name| name == "release")
-        {
+        if shipped_agent {
+            cmd.args(["--profile", AGENT_PROFILE]);
+        } else if release && named.is_none() {
             cmd.arg("--release");
         }
         let status = cmd
