@@ -155,12 +155,12 @@ impl Agent {
         let mut take_over = take_over;
         let mut attempt = 1;
         loop {
+            // An object deleted since is created again: the precondition guards updates only.
             let written = self
                 .write_at(d, &mut body, at.clone(), take_over.take())
                 .await;
-            let gone = at.is_some() && written.as_ref().is_err_and(ApiError::is_not_found);
             match written {
-                Err(e) if (e.is_conflict() || gone) && attempt < WRITE_ATTEMPTS => {
+                Err(e) if e.is_conflict() && attempt < WRITE_ATTEMPTS => {
                     attempt += 1;
                     let live = self.cluster.get(d).await?;
                     if let Some(why) = self.left_alone(live.as_ref()) {

@@ -108,3 +108,78 @@ async fn test_namespace_is_deleted_on_drop() -> Result<()> {
     }
     panic!("namespace {name} still exists 20s after TestNamespace was dropped");
 }
+
+/// What the agent's writes rely on (`agent/src/reconcile/object.rs`): a resourceVersion in a
+/// forced server-side apply is a precondition. A stale one is refused with 409 and changes
+/// nothing; the current one goes through; one of an object deleted since creates it again.
+#[tokio::test]
+async fn forced_apply_with_a_resource_version_is_conditional() -> Result<()> {
+    let ns = TestNamespace::create("ssa-rv").await?;
+    let api: Api<ConfigMap> = Api::namespaced(admin_client().await?, ns.name());
+    let params = PatchParams::apply("gitops-test").force();
+    let manifest = |value: &str, rv: Option<&str>| {
+        let mut m = json!({
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": { "name": "settings" },
+            "data": { "value": value },
+        });
+        if let Some(rv) = rv {
+            m["metadata"]["resourceVersion"] = rv.into();
+        }
+        m
+    };
+    let first = api
+        .patch("settings", &params, &Patch::Apply(manifest("1", None)))
+        .await?;
+    let judged = first.metadata.resource_version.clone().unwrap();
+    let other = PatchParams {
+        field_manager: Some("someone-else".into()),
+        ..Default::default()
+    };
+    let changed = api
+        .patch(
+            "settings",
+            &other,
+            &Patch::Merge(json!({"metadata": {"annotations": {"held": "yes"}}})),
+        )
+        .await?;
+
+    let stale = api
+        .patch(
+            "settings",
+            &params,
+            &Patch::Apply(manifest("2", Some(&judged))),
+        )
+        .await;
+    assert!(
+        matches!(&stale, Err(kube::Error::Api(s)) if s.code == 409),
+        "{stale:?}"
+    );
+    let live = api.get("settings").await?;
+    assert_eq!(
+        live.metadata.resource_version,
+        changed.metadata.resource_version
+    );
+    assert_eq!(live.data.unwrap_or_default()["value"], "1");
+
+    // On the version just read it goes through, and the version is no field anyone owns.
+    let current = live.metadata.resource_version.as_deref();
+    let applied = api
+        .patch("settings", &params, &Patch::Apply(manifest("2", current)))
+        .await?;
+    assert_eq!(applied.data.unwrap_or_default()["value"], "2");
+    let owned = serde_json::to_string(&applied.metadata.managed_fields)?;
+    assert!(!owned.contains("resourceVersion"), "{owned}");
+
+    let rv = applied.metadata.resource_version.clone().unwrap();
+    api.delete("settings", &Default::default()).await?;
+    // An object deleted since is created again (a precondition guards an update, and a
+    // deleted object holds no break-glass): Git wins as without it.
+    let again = api
+        .patch("settings", &params, &Patch::Apply(manifest("3", Some(&rv))))
+        .await?;
+    assert_eq!(again.data.unwrap_or_default()["value"], "3");
+    assert_ne!(again.metadata.uid, applied.metadata.uid);
+    Ok(())
+}
