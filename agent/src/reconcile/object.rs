@@ -78,6 +78,16 @@ pub struct TakeOver {
     managed_fields: Vec<Value>,
 }
 
+impl TakeOver {
+    /// The break-glass fields of `live` to take over, if it has any.
+    fn of(live: &Value) -> Option<Self> {
+        Some(Self {
+            managed_fields: take_over_break_glass_fields(live)?,
+            resource_version: live["metadata"]["resourceVersion"].as_str()?.to_string(),
+        })
+    }
+}
+
 impl Agent {
     /// Decides what one object needs, with a server-side dry-run as the judge of "changed".
     pub(super) async fn prepare(
@@ -108,12 +118,7 @@ impl Agent {
         let git = body.clone();
         let masked = mask_ignored(rules, &mut body, live);
         let dry_run = self.cluster.apply(d, &body, true).await?;
-        let take_over = live.and_then(|live| {
-            Some(TakeOver {
-                managed_fields: take_over_break_glass_fields(live)?,
-                resource_version: live["metadata"]["resourceVersion"].as_str()?.to_string(),
-            })
-        });
+        let take_over = live.and_then(TakeOver::of);
         Ok(if take_over.is_some() || would_change(live, &dry_run) {
             let legacy_revision = match live {
                 Some(live) if take_over.is_none() => legacy_revision_only(live, &dry_run),
@@ -146,18 +151,16 @@ impl Agent {
         &self,
         d: &Desired,
         body: &str,
-        judged_at: Option<String>,
-        take_over: Option<TakeOver>,
+        mut judged_at: Option<String>,
+        mut take_over: Option<TakeOver>,
     ) -> Result<Option<Value>, ApiError> {
         let mut body: Value =
             serde_json::from_str(body).expect("serialised from a Value by prepare");
-        let mut at = judged_at;
-        let mut take_over = take_over;
         let mut attempt = 1;
         loop {
             // An object deleted since is created again: the precondition guards updates only.
             let written = self
-                .write_at(d, &mut body, at.clone(), take_over.take())
+                .write_at(d, &mut body, judged_at.take(), take_over.take())
                 .await;
             match written {
                 Err(e) if e.is_conflict() && attempt < WRITE_ATTEMPTS => {
@@ -167,16 +170,11 @@ impl Agent {
                         tracing::info!(object = %d.key, "not written: {why}");
                         return Ok(None);
                     }
-                    at = live
+                    judged_at = live
                         .as_ref()
                         .and_then(|l| l["metadata"]["resourceVersion"].as_str())
                         .map(str::to_string);
-                    take_over = live.as_ref().and_then(|live| {
-                        Some(TakeOver {
-                            managed_fields: take_over_break_glass_fields(live)?,
-                            resource_version: at.clone()?,
-                        })
-                    });
+                    take_over = live.as_ref().and_then(TakeOver::of);
                 }
                 other => return other.map(Some),
             }
@@ -197,11 +195,12 @@ impl Agent {
                 .await?;
         }
         // resourceVersion in an apply body is a precondition, and no field anyone owns.
-        match (at, body["metadata"].as_object_mut()) {
-            (Some(rv), Some(meta)) => meta.insert("resourceVersion".into(), rv.into()),
-            (None, Some(meta)) => meta.remove("resourceVersion"),
-            (_, None) => None,
-        };
+        if let Some(meta) = body["metadata"].as_object_mut() {
+            match at {
+                Some(rv) => meta.insert("resourceVersion".into(), rv.into()),
+                None => meta.remove("resourceVersion"),
+            };
+        }
         self.cluster.apply(d, body, false).await
     }
 
