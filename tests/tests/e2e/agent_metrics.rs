@@ -60,6 +60,13 @@ async fn agent_metrics_follow_what_the_agent_does() -> Result<()> {
     env.wait_synced(&first).await?;
     let addr = env.listen_addr().await?;
 
+    // The status is written inside the reconcile, its metrics once it returns.
+    env.eventually(
+        "the first reconcile counted",
+        Duration::from_secs(10),
+        || async { Ok((value(&scrape(addr)?, SYNCED)? >= 1.0).then_some(())) },
+    )
+    .await?;
     let m = scrape(addr)?;
     let synced = value(&m, SYNCED)?;
     assert!(synced >= 1.0, "{m}");
@@ -120,6 +127,12 @@ async fn agent_metrics_follow_what_the_agent_does() -> Result<()> {
         .repo
         .commit_files(&[("app/a.yaml", &configmap("a", "three"))], "fixed")?;
     env.wait_synced(&fixed).await?;
+    env.eventually(
+        "the fixed reconcile counted",
+        Duration::from_secs(10),
+        || async { Ok((value(&scrape(addr)?, LAST_SUCCESS)? > failing_since).then_some(())) },
+    )
+    .await?;
     let m = scrape(addr)?;
     assert!(value(&m, LAST_SUCCESS)? > failing_since, "{m}");
     assert_eq!(value(&m, APPLIED)?, 4.0, "{m}");
